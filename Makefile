@@ -1,0 +1,122 @@
+# Gatehouse build. A plain Makefile: one file, the tree is globbed so a new
+# source file needs no edit here, and every target a developer uses is listed
+# below. See README.md "For developers".
+#
+#   make            release build            -> build/release/gatehouse
+#   make debug      ASan+UBSan debug build   -> build/debug/gatehouse
+#   make run        install deps, build, run on the built-in default config
+#   make test       install deps, build, run unit + integration tests
+#   make fuzz       build and run every libFuzzer target for FUZZ_SECONDS
+#   make bench      benchmarks against the peers (not part of test or CI)
+
+CC       ?= cc
+PKGS     := yaml-0.1
+BUILD    ?= release
+O        := build/$(BUILD)
+
+WARN     := -Wall -Wextra -Wshadow -Wundef -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Werror
+BASEFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -pthread $(WARN) \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -pthread -lm
+
+ifeq ($(BUILD),debug)
+  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+         -fno-sanitize-recover=undefined -DGH_DEBUG=1
+  LDOPT := -fsanitize=address,undefined
+else
+  OPT := -O2 -g
+  LDOPT :=
+endif
+CFLAGS   += $(BASEFLAGS) $(OPT)
+LDFLAGS  += $(LDOPT)
+
+SRCS     := $(shell find src -name '*.c' | sort)
+LIBSRCS  := $(filter-out src/main.c,$(SRCS))
+OBJS     := $(SRCS:%.c=$(O)/%.o)
+LIBOBJS  := $(LIBSRCS:%.c=$(O)/%.o)
+UNITSRCS := $(shell find tests/unit -name '*_test.c' 2>/dev/null | sort)
+UNITBINS := $(UNITSRCS:%.c=$(O)/%)
+
+.PHONY: all debug release run test unit integration fuzz fuzz-build bench \
+        deps clean check-src format
+
+all: $(O)/gatehouse
+
+debug:
+	$(MAKE) BUILD=debug all
+release:
+	$(MAKE) BUILD=release all
+
+$(O)/gatehouse: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(O)/libgatehouse.a: $(LIBOBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(O)/tests/unit/%: tests/unit/%.c $(O)/libgatehouse.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(O)/libgatehouse.a \
+	    $(LIBS) -lcmocka
+
+unit-build: $(UNITBINS)
+
+-include $(OBJS:.o=.d)
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	$(MAKE) BUILD=release all
+	build/release/gatehouse
+
+# The test suite: debug (ASan+UBSan) binary for everything, plus the release
+# binary for the memory-ceiling test (ASan's shadow memory would swamp RSS).
+test: deps
+	$(MAKE) BUILD=debug all unit-build
+	$(MAKE) BUILD=release all
+	scripts/test.sh
+
+unit:
+	$(MAKE) BUILD=debug all unit-build
+	scripts/test.sh unit
+
+integration:
+	$(MAKE) BUILD=debug all
+	$(MAKE) BUILD=release all
+	scripts/test.sh integration
+
+# ---- fuzzing (clang + libFuzzer) ----
+FUZZ_SECONDS ?= 60
+FUZZSRCS := $(wildcard fuzz/fuzz_*.c)
+FZ       := build/fuzz
+FZFLAGS  := $(BASEFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -DGH_DEBUG=1
+FZLIBOBJS := $(LIBSRCS:%.c=$(FZ)/%.o)
+
+$(FZ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FZFLAGS) -MMD -MP -c -o $@ $<
+
+$(FZ)/fuzz_%: fuzz/fuzz_%.c $(FZLIBOBJS)
+	clang $(BASEFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+fuzz-build: $(FUZZSRCS:fuzz/%.c=$(FZ)/%)
+
+fuzz: deps fuzz-build
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+-include $(FZLIBOBJS:.o=.d)
+
+bench: deps
+	$(MAKE) BUILD=release all
+	bench/run.sh
+
+check-src:
+	@scripts/checksrc.sh
+
+clean:
+	rm -rf build
