@@ -1,0 +1,322 @@
+#!/usr/bin/python3
+"""Helpers for bench/run.sh (stdlib only).
+
+    benchlib.py ports N              N distinct free TCP ports on 127.0.0.1
+    benchlib.py wrk FILE             parse wrk --latency output into one TSV line:
+                                     requests seconds rps p50_us p99_us non2xx sockerr
+    benchlib.py report SCENARIO RAW.tsv OUT.md CMD [--gatehouse BIN] [--note TEXT]...
+                                     print the table and write the results file
+
+The raw files are TSV with a header line, written by run.sh; `report` turns
+them into medians and ratios. Every figure is computed here, in one place, so
+the README can point at it.
+"""
+import datetime
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PEER_ORDER = ["gatehouse", "nginx", "haproxy"]
+
+
+# ---------------------------------------------------------------- ports
+def free_ports(n):
+    """Bind n sockets to port 0 at once (so the ports are distinct), then
+    release them. A small race remains until the peer binds; run.sh checks
+    that each peer came up."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---------------------------------------------------------------- wrk
+_UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
+
+
+def _dur_us(text):
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        raise ValueError("bad duration %r" % text)
+    return float(m.group(1)) * _UNIT_US[m.group(2)]
+
+
+def parse_wrk(text):
+    out = {"non2xx": 0, "sockerr": 0}
+    m = re.search(r"^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m)", text, re.M)
+    if not m:
+        raise ValueError("no 'N requests in T' line in wrk output")
+    out["requests"] = int(m.group(1))
+    out["seconds"] = _dur_us(m.group(2) + m.group(3)) / 1e6
+    m = re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.M)
+    out["rps"] = float(m.group(1)) if m else out["requests"] / out["seconds"]
+    for pct in ("50", "99"):
+        m = re.search(r"^\s+%s(?:\.0+)?%%\s+([0-9.]+(?:us|ms|s|m))\s*$" % pct,
+                      text, re.M)
+        if not m:
+            raise ValueError("no %s%% latency in wrk output (run with --latency)"
+                             % pct)
+        out["p" + pct] = _dur_us(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if m:
+        out["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                  r"timeout (\d+)", text)
+    if m:
+        out["sockerr"] = sum(int(x) for x in m.groups())
+    return out
+
+
+# ---------------------------------------------------------------- machine
+def _cmd_first_line(argv):
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "n/a"
+    text = (p.stdout + p.stderr).strip()
+    return text.splitlines()[0].strip() if text else "n/a"
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "n/a"
+
+
+def _gatehouse_version(binpath):
+    if not binpath or not os.access(binpath, os.X_OK):
+        return "not built"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(binpath))))
+    v = _cmd_first_line([binpath, "--version"])
+    commit = _cmd_first_line(["git", "-C", root, "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--",
+                            "src"], capture_output=True, text=True).stdout
+    mtime = datetime.datetime.fromtimestamp(os.path.getmtime(binpath))
+    s = "%s (tree %s%s, binary built %s)" % (
+        v if v != "n/a" and "usage" not in v.lower() else "gatehouse",
+        commit, "+uncommitted src changes" if dirty.strip() else "",
+        mtime.strftime("%Y-%m-%d %H:%M"))
+    return s
+
+
+def machine(gh_bin):
+    return [
+        ("CPUs (nproc)", str(os.cpu_count())),
+        ("CPU model", _cpu_model()),
+        ("kernel", platform.release()),
+        ("nginx", _cmd_first_line(["/usr/sbin/nginx", "-v"])),
+        ("haproxy", _cmd_first_line(["/usr/sbin/haproxy", "-v"])),
+        ("wrk", _cmd_first_line(["/usr/bin/wrk", "--version"])),
+        ("gatehouse", _gatehouse_version(gh_bin)),
+    ]
+
+
+# ---------------------------------------------------------------- report
+def read_tsv(path):
+    with open(path) as f:
+        lines = [l.rstrip("\n") for l in f if l.strip()]
+    if not lines:
+        return []
+    head = lines[0].split("\t")
+    return [dict(zip(head, l.split("\t"))) for l in lines[1:]]
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt(x, nd=1):
+    if x is None or x != x:
+        return "n/a"
+    return "{:,.{}f}".format(x, nd)
+
+
+def ratio(a, b):
+    if a is None or b is None or a != a or b != b or b == 0:
+        return "n/a"
+    return "%.2f" % (a / b)
+
+
+def md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def text_table(head, rows):
+    w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda r: "  ".join(str(c).ljust(w[0]) if i == 0 else str(c).rjust(w[i])
+                               for i, c in enumerate(r))
+    return "\n".join([line(head), line(["-" * x for x in w])] + [line(r) for r in rows])
+
+
+def peers_in(rows):
+    seen = [r["peer"] for r in rows]
+    return [p for p in PEER_ORDER if p in seen] + \
+        sorted(set(seen) - set(PEER_ORDER))
+
+
+def report_reverse(rows):
+    """Returns (summary table head, rows, ratio lines, raw head, raw rows)."""
+    per = {}
+    raw = []
+    for r in rows:
+        req = int(r["requests"])
+        ok = r.get("status", "ok") == "ok" and req > 0
+        cpu_s = int(r["cpu_ticks"]) / CLK_TCK
+        core_s = int(r["core_busy_ticks"]) / CLK_TCK
+        d = {
+            "rps": float(r["rps"]),
+            "p50": float(r["p50_us"]) / 1e3,
+            "p99": float(r["p99_us"]) / 1e3,
+            "us_req": cpu_s / req * 1e6 if req else float("nan"),
+            "core_us_req": core_s / req * 1e6 if req else float("nan"),
+        }
+        raw.append([r["round"], r["peer"], "{:,}".format(req),
+                    fmt(d["rps"], 0), fmt(d["p50"], 3), fmt(d["p99"], 3),
+                    "%d" % int(r["cpu_ticks"]), fmt(d["us_req"], 2),
+                    "%d" % int(r["core_busy_ticks"]),
+                    "%d" % int(r["core_steal_ticks"]),
+                    fmt(d["core_us_req"], 2),
+                    r["non2xx"], r["sockerr"], r["loadavg"], r.get("status", "ok")])
+        if ok:
+            per.setdefault(r["peer"], []).append(d)
+    med = {p: {k: median([d[k] for d in ds]) for k in ds[0]}
+           for p, ds in per.items()}
+    head = ["peer", "rounds", "req/s", "p50 ms", "p99 ms", "µs/req (process)",
+            "µs/req (core 0)"]
+    srows = []
+    for p in peers_in(rows):
+        m = med.get(p)
+        if not m:
+            srows.append([p, "0", "failed", "", "", "", ""])
+            continue
+        srows.append([p, str(len(per[p])), fmt(m["rps"], 0), fmt(m["p50"], 3),
+                      fmt(m["p99"], 3), fmt(m["us_req"], 2),
+                      fmt(m["core_us_req"], 2)])
+    ratios = []
+    gh = med.get("gatehouse")
+    for peer in ("nginx", "haproxy"):
+        o = med.get(peer)
+        if gh and o:
+            ratios.append(["gatehouse/" + peer, ratio(gh["us_req"], o["us_req"]),
+                           ratio(gh["core_us_req"], o["core_us_req"]),
+                           ratio(gh["rps"], o["rps"]), ratio(gh["p99"], o["p99"])])
+    rhead = ["round", "peer", "requests", "req/s", "p50 ms", "p99 ms",
+             "cpu ticks", "µs/req", "core0 busy ticks", "core0 steal ticks",
+             "core0 µs/req", "non-2xx", "socket errors", "loadavg (1m)", "status"]
+    return head, srows, ratios, rhead, raw
+
+
+def report_idle(rows):
+    head = ["peer", "connections idle", "RSS before KiB", "RSS after KiB",
+            "ΔRSS KiB", "bytes/conn", "setup s", "status"]
+    out = []
+    per = {}
+    for r in rows:
+        n = int(r["alive"])
+        b, a = int(r["rss_before_kb"]), int(r["rss_after_kb"])
+        bpc = (a - b) * 1024 / n if n else float("nan")
+        if r["status"] == "ok":
+            per.setdefault(r["peer"], []).append(bpc)
+        out.append([r["peer"], "{:,}/{:,}".format(n, int(r["wanted"])),
+                    "{:,}".format(b), "{:,}".format(a), "{:,}".format(a - b),
+                    fmt(bpc, 0), r["elapsed_s"], r["status"]])
+    ratios = []
+    gh = per.get("gatehouse")
+    for peer in ("nginx", "haproxy"):
+        o = per.get(peer)
+        if gh and o:
+            ratios.append(["gatehouse/" + peer, "", "", "",
+                           ratio(median(gh), median(o))])
+    return head, out, ratios
+
+
+def cmd_report(argv):
+    scen, raw_path, out_path, command = argv[:4]
+    gh_bin, notes = None, []
+    rest = argv[4:]
+    while rest:
+        k = rest.pop(0)
+        if k == "--gatehouse":
+            gh_bin = rest.pop(0)
+        elif k == "--note":
+            notes.append(rest.pop(0))
+    rows = read_tsv(raw_path)
+    now = datetime.datetime.now()
+    md = ["# Benchmark: %s (%s)" % (scen, now.strftime("%Y-%m-%d %H:%M")), ""]
+    md += ["Reproduce with: `%s` (from the repository root; see bench/README.md "
+           "for the method)." % command, "", "## Machine", ""]
+    md.append(md_table(["", ""], [[k, v.replace("|", "\\|")]
+                                  for k, v in machine(gh_bin)]))
+    md.append("")
+    if notes:
+        md += ["## Run", ""] + ["- " + n for n in notes] + [""]
+    if scen == "reverse":
+        head, srows, ratios, rhead, raw = report_reverse(rows)
+        print(text_table(head, srows))
+        rh = ["ratio", "µs/req (process)", "µs/req (core 0)", "req/s", "p99"]
+        if ratios:
+            print()
+            print(text_table(rh, ratios))
+        md += ["## Result (median over rounds)", "", md_table(head, srows), ""]
+        if ratios:
+            md += ["Ratios (below 1 is better for gatehouse in µs/req and p99, "
+                   "above 1 is better in req/s):", "", md_table(rh, ratios), ""]
+        else:
+            md += ["No ratios: gatehouse did not run (see notes).", ""]
+        md += ["## Raw per-round numbers", "", md_table(rhead, raw), ""]
+    elif scen == "idle":
+        head, out, ratios = report_idle(rows)
+        print(text_table(head, out))
+        md += ["## Result", "", md_table(head, out), ""]
+        if ratios:
+            rh = ["ratio", "", "", "", "bytes/conn"]
+            print()
+            print(text_table(rh, ratios))
+            md += [md_table(rh, ratios), ""]
+    else:
+        raise SystemExit("unknown scenario " + scen)
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w") as f:
+        f.write("\n".join(md))
+    print("\nwrote " + out_path)
+
+
+def main():
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    cmd = sys.argv[1]
+    if cmd == "ports":
+        print(" ".join(str(p) for p in free_ports(int(sys.argv[2]))))
+    elif cmd == "wrk":
+        with open(sys.argv[2]) as f:
+            w = parse_wrk(f.read())
+        print("\t".join(str(w[k]) for k in ("requests", "seconds", "rps", "p50",
+                                            "p99", "non2xx", "sockerr")))
+    elif cmd == "report":
+        cmd_report(sys.argv[2:])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

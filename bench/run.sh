@@ -1,0 +1,425 @@
+#!/usr/bin/env bash
+# Gatehouse benchmarks against nginx and HAProxy, all on loopback.
+#
+#   bench/run.sh [scenario...]     scenarios: reverse idle (default: all)
+#
+# Each peer is our own process with our own config in a temp dir; the proxy
+# under test is pinned to one core (BENCH_PROXY_CPU, default 0), the origin and
+# the load generator to the other (BENCH_LOAD_CPU, default 1). Every process
+# started here is stopped on exit, error or Ctrl-C. See bench/README.md for the
+# method and how each number is computed.
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=3        interleaved rounds of the reverse scenario (median)
+#   BENCH_DURATION=10     seconds of each timed wrk run
+#   BENCH_WARMUP=2        seconds of the warm-up run before each timed run
+#   BENCH_CONNS=50        wrk connections
+#   BENCH_IDLE_CONNS=10000  connections held open in the idle scenario
+#   BENCH_IDLE_BUDGET=120   seconds the whole idle scenario may take
+#   BENCH_PEERS="gatehouse nginx haproxy"
+#   GATEHOUSE_BIN=build/release/gatehouse
+#   BENCH_RESULTS=bench/results   where <scenario>-<date>.md goes
+#   BENCH_KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output)
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+LIB=$BENCH/lib
+PY=/usr/bin/python3
+NGINX=/usr/sbin/nginx
+HAPROXY=/usr/sbin/haproxy
+WRK=/usr/bin/wrk
+
+ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+CONNS=${BENCH_CONNS:-50}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+IDLE_BUDGET=${BENCH_IDLE_BUDGET:-120}
+PROXY_CPU=${BENCH_PROXY_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+read -ra WANT_PEERS <<<"${BENCH_PEERS:-gatehouse nginx haproxy}"
+GH_BIN=${GATEHOUSE_BIN:-$ROOT/build/release/gatehouse}
+RESULTS=${BENCH_RESULTS:-$BENCH/results}
+DATE=$(date +%F)
+ALL_SCENARIOS=(reverse idle)
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------ arguments
+SCENARIOS=("$@")
+[[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
+for s in "${SCENARIOS[@]}"; do
+    case $s in
+    reverse | idle) ;;
+    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
+    esac
+done
+for tool in "$NGINX" "$HAPROXY" "$WRK" "$PY" taskset curl ps timeout; do
+    command -v "$tool" >/dev/null || die "$tool not found; run scripts/deps.sh"
+done
+[[ $(nproc) -ge 2 ]] || say "bench: warning: $(nproc) CPU(s); pinning proxy and load to one core"
+[[ $(nproc) -ge 2 ]] || LOAD_CPU=$PROXY_CPU
+
+# The command that reproduces this run, for the results file.
+repro_cmd() {
+    local env="" v
+    for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNS \
+        BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_PEERS BENCH_PROXY_CPU \
+        BENCH_LOAD_CPU; do
+        [[ -n ${!v:-} ]] && env+="$v=${!v} "
+    done
+    if [[ -n ${MAKELEVEL:-} && $# -eq 0 && -z $env ]]; then
+        echo "make bench"
+    elif [[ -n ${MAKELEVEL:-} && $# -eq 0 ]]; then
+        echo "${env}make bench"
+    else
+        echo "${env}bench/run.sh ${SCENARIOS[*]}"
+    fi
+}
+REPRO=$(repro_cmd "$@")
+
+# File descriptors: 10,000 idle clients need as many on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+WORKER_CONNS=$((NOFILE < 20000 ? NOFILE : 20000))
+if ((IDLE_CONNS + 200 > NOFILE)); then
+    say "bench: open-file limit is $NOFILE (hard $(ulimit -Hn)); idle scenario uses $((NOFILE - 200)) connections"
+    IDLE_CONNS=$((NOFILE - 200))
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gh-bench.XXXXXX")
+chmod 755 "$TMP" # nginx workers may run as another user
+NGINX_USER=""
+[[ $(id -u) -eq 0 ]] && NGINX_USER="user root root;"
+
+# ------------------------------------------------------------ processes
+PIDS=()   # every long-running process we started, stopped by cleanup()
+LAST_PID=
+
+# start LOG CMD...: runs CMD in the background, records its pid in LAST_PID.
+start() {
+    local log=$1
+    shift
+    "$@" </dev/null >"$log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+forget() {
+    local p keep=()
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# stop PID: SIGTERM, up to 3 s to exit (nginx's master waits for its
+# workers), then SIGKILL to it and to the children it had.
+stop() {
+    local pid=$1 kids i
+    forget "$pid"
+    if kill -0 "$pid" 2>/dev/null; then
+        kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 30; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            # shellcheck disable=SC2086
+            kill -KILL "$pid" $kids 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? i
+    trap - EXIT INT TERM
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
+    if [[ -n ${BENCH_KEEP_TMP:-} ]]; then
+        say "bench: kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "bench: interrupted"; exit 130' INT TERM
+
+# run_bounded SECONDS OUT CMD...: a foreground step that Ctrl-C can stop at
+# once (bash runs traps only between commands, so we wait on a background
+# job) and that never outlives SECONDS. Returns CMD's status.
+run_bounded() {
+    local secs=$1 out=$2 pid rc=0
+    shift 2
+    timeout -k 2 "$secs" "$@" </dev/null >"$out" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget "$pid"
+    return "$rc"
+}
+
+# render TEMPLATE OUT KEY=VALUE...: fill @KEY@ placeholders.
+render() {
+    local tpl=$1 out=$2 kv
+    shift 2
+    local args=(-e "s|@USER@|$NGINX_USER|g" -e "s|@TMP@|$TMP|g"
+        -e "s|@NOFILE@|$NOFILE|g" -e "s|@WORKER_CONNS@|$WORKER_CONNS|g")
+    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${args[@]}" "$tpl" >"$out"
+    ! grep -n '^[^#]*@[A-Z_][A-Z_]*@' "$out" || die "unfilled placeholder in $out"
+}
+
+# wait_ready PID PORT SECONDS: GET /1k answers 200 with 1024 bytes.
+wait_ready() {
+    local pid=$1 port=$2 end=$((SECONDS + $3)) out
+    while ((SECONDS <= end)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        out=$(curl -s -o /dev/null --max-time 1 -w '%{http_code} %{size_download}' \
+            "http://127.0.0.1:$port/1k" || true)
+        [[ $out == "200 1024" ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+tail_logs() {
+    local f
+    for f in "$@"; do
+        [[ -s $f ]] && { say "  --- $f"; tail -n 8 "$f" | sed 's/^/  /'; }
+    done
+    return 0
+}
+
+# ------------------------------------------------------------ peers
+declare -A PEER_PID=() PEER_PORT=()
+ORIGIN_PID=
+ORIGIN_PORT=
+PEERS=()          # peers that came up, in interleaving order
+GH_NOTE=""
+
+start_origin() {
+    mkdir -p "$TMP/www" "$TMP/origin-tmp"
+    head -c 1024 /dev/zero | tr '\0' 'x' >"$TMP/www/1k"
+    chmod -R a+rX "$TMP/www"
+    ORIGIN_PORT=$($PY "$LIB/benchlib.py" ports 1)
+    render "$BENCH/conf/origin.nginx.conf" "$TMP/origin.conf" "PORT=$ORIGIN_PORT"
+    start "$TMP/origin.out" taskset -c "$LOAD_CPU" "$NGINX" -p "$TMP" \
+        -e "$TMP/origin-error.log" -c "$TMP/origin.conf" -g 'daemon off;'
+    ORIGIN_PID=$LAST_PID
+    wait_ready "$ORIGIN_PID" "$ORIGIN_PORT" 10 || {
+        tail_logs "$TMP/origin.out" "$TMP/origin-error.log"
+        die "origin nginx did not come up"
+    }
+}
+
+# start_peer NAME PORT: 0 when it serves GET /1k through the origin.
+start_peer() {
+    local name=$1 port=$2 pin=(taskset -c "$PROXY_CPU")
+    case $name in
+    gatehouse)
+        if [[ ! -x $GH_BIN ]]; then
+            GH_NOTE="gatehouse skipped: $GH_BIN not built yet (make BUILD=release)"
+            say "bench: $GH_NOTE"
+            return 1
+        fi
+        render "$BENCH/conf/gatehouse.yaml" "$TMP/gatehouse.yaml" \
+            "PORT=$port" "ORIGIN_PORT=$ORIGIN_PORT"
+        start "$TMP/gatehouse.out" "${pin[@]}" "$GH_BIN" -c "$TMP/gatehouse.yaml"
+        ;;
+    nginx)
+        mkdir -p "$TMP/nginx-tmp"
+        render "$BENCH/conf/proxy.nginx.conf" "$TMP/nginx.conf" \
+            "PORT=$port" "ORIGIN_PORT=$ORIGIN_PORT"
+        start "$TMP/nginx.out" "${pin[@]}" "$NGINX" -p "$TMP" \
+            -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" -g 'daemon off;'
+        ;;
+    haproxy)
+        render "$BENCH/conf/proxy.haproxy.cfg" "$TMP/haproxy.cfg" \
+            "PORT=$port" "ORIGIN_PORT=$ORIGIN_PORT"
+        start "$TMP/haproxy.out" "${pin[@]}" "$HAPROXY" -f "$TMP/haproxy.cfg" -db
+        ;;
+    *) die "unknown peer $name" ;;
+    esac
+    PEER_PID[$name]=$LAST_PID
+    PEER_PORT[$name]=$port
+    if ! wait_ready "$LAST_PID" "$port" 10; then
+        local why="did not answer GET /1k with 200 and 1024 bytes within 10 s"
+        kill -0 "$LAST_PID" 2>/dev/null || why="exited at start"
+        stop "$LAST_PID"
+        if [[ $name == gatehouse ]]; then
+            GH_NOTE="gatehouse skipped: $why"
+            say "bench: $GH_NOTE"
+            tail_logs "$TMP/gatehouse.out" "$TMP/gh-error.log"
+            return 1
+        fi
+        tail_logs "$TMP/$name.out" "$TMP/$name-error.log"
+        die "$name $why"
+    fi
+    return 0
+}
+
+start_all() {
+    local ports p i=0
+    GH_NOTE=""
+    PEERS=()
+    start_origin
+    read -ra ports <<<"$($PY "$LIB/benchlib.py" ports "${#WANT_PEERS[@]}")"
+    for p in "${WANT_PEERS[@]}"; do
+        if start_peer "$p" "${ports[i]}"; then PEERS+=("$p"); fi
+        i=$((i + 1))
+    done
+    [[ ${#PEERS[@]} -gt 0 ]] || die "no peer came up"
+    say "bench: origin nginx :$ORIGIN_PORT on cpu $LOAD_CPU; proxies on cpu $PROXY_CPU:$(
+        for p in "${PEERS[@]}"; do printf ' %s :%s (pid %s)' "$p" "${PEER_PORT[$p]}" "${PEER_PID[$p]}"; done)"
+}
+
+stop_all() {
+    local p
+    for p in "${PEERS[@]}"; do stop "${PEER_PID[$p]}"; done
+    stop "$ORIGIN_PID"
+    PEERS=()
+}
+
+# The processes whose CPU and memory count for a peer: nginx's workers (the
+# master only supervises), the single process otherwise (all its threads).
+measured_pids() {
+    if [[ $1 == nginx ]]; then
+        ps -o pid= --ppid "${PEER_PID[nginx]}" | tr -d ' '
+    else
+        echo "${PEER_PID[$1]}"
+    fi
+}
+
+# cpu_ticks PID...: utime + stime (fields 14 and 15 of /proc/PID/stat, clock
+# ticks, all threads of the process), summed.
+cpu_ticks() {
+    local t=0 p s f
+    for p in "$@"; do
+        s=$(<"/proc/$p/stat")
+        s=${s##*) } # fields from 3 on; comm may hold spaces
+        read -ra f <<<"$s"
+        t=$((t + f[11] + f[12]))
+    done
+    echo "$t"
+}
+
+# core_ticks: "busy steal" for the proxy core from /proc/stat; busy is every
+# field but idle and iowait (guest time is already inside user).
+core_ticks() {
+    local user nice sys irq sirq steal
+    read -r _ user nice sys _ _ irq sirq steal _ < <(grep "^cpu$PROXY_CPU " /proc/stat)
+    echo "$((user + nice + sys + irq + sirq + steal)) $steal"
+}
+
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+
+# ------------------------------------------------------------ reverse
+scenario_reverse() {
+    local raw=$TMP/reverse.tsv r p url pids c0 c1 b0 b1 s0 s1 w rc status
+    local req secs rps p50 p99 n2 se
+    local la_start
+    say ""
+    say "== reverse: wrk -t1 -c$CONNS -d${DURATION}s on cpu $LOAD_CPU -> proxy on cpu $PROXY_CPU -> origin nginx (1 KiB); $ROUNDS rounds"
+    la_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    start_all
+    printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tnon2xx\tsockerr\tloadavg\tstatus\n' >"$raw"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for p in "${PEERS[@]}"; do
+            url="http://127.0.0.1:${PEER_PORT[$p]}/1k"
+            if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
+                say "  round $r/$ROUNDS $p: process gone, skipped"
+                printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
+                continue
+            fi
+            run_bounded $((WARMUP + 20)) "$TMP/warmup-$p-$r.txt" \
+                taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${WARMUP}s" "$url" || true
+            read -ra pids <<<"$(measured_pids "$p" | tr '\n' ' ')"
+            c0=$(cpu_ticks "${pids[@]}")
+            read -r b0 s0 <<<"$(core_ticks)"
+            rc=0
+            run_bounded $((DURATION + 20)) "$TMP/wrk-$p-$r.txt" \
+                taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${DURATION}s" \
+                --latency "$url" || rc=$?
+            read -r b1 s1 <<<"$(core_ticks)"
+            c1=$(cpu_ticks "${pids[@]}" 2>/dev/null || echo "$c0")
+            status=ok
+            if [[ $rc -ne 0 ]] || ! w=$($PY "$LIB/benchlib.py" wrk "$TMP/wrk-$p-$r.txt" 2>"$TMP/parse.err"); then
+                status="wrk-failed"
+                w=$'0\t0\t0\t0\t0\t0\t0'
+                tail_logs "$TMP/wrk-$p-$r.txt" "$TMP/parse.err"
+            fi
+            kill -0 "${PEER_PID[$p]}" 2>/dev/null || status="died"
+            read -r req secs rps p50 p99 n2 se <<<"$w"
+            printf '%s\t' "$r" "$p" "$req" "$secs" "$rps" "$p50" "$p99" \
+                $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) "$n2" "$se" "$(loadavg)" >>"$raw"
+            printf '%s\n' "$status" >>"$raw"
+            tail -n 1 "$raw" | awk -F'\t' -v hz="$(getconf CLK_TCK)" -v R="$ROUNDS" '{
+                us = $3 > 0 ? $8 / hz / $3 * 1e6 : 0; core = $3 > 0 ? $9 / hz / $3 * 1e6 : 0
+                printf "  round %s/%s %-9s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.2f µs/req (core %6.2f)  non-2xx %s  errors %s  %s\n",
+                    $1, R, $2, $5, $6 / 1e3, $7 / 1e3, us, core, $11, $12, $14 }'
+        done
+    done
+    stop_all
+    local notes=(--note "$ROUNDS interleaved rounds; each: ${WARMUP} s warm-up, then \`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:<port>/1k\`"
+        --note "proxy pinned to cpu $PROXY_CPU; origin (nginx, 1 worker, 1 KiB file) and wrk pinned to cpu $LOAD_CPU"
+        --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
+    [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
+    say ""
+    $PY "$LIB/benchlib.py" report reverse "$raw" "$RESULTS/reverse-$DATE.md" \
+        "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+}
+
+# ------------------------------------------------------------ idle
+scenario_idle() {
+    local raw=$TMP/idle.tsv p pids left rc json deadline=$((SECONDS + IDLE_BUDGET))
+    say ""
+    say "== idle: $IDLE_CONNS keep-alive connections, one GET each, then idle; RSS before/after (budget ${IDLE_BUDGET} s)"
+    start_all
+    printf 'peer\twanted\talive\trss_before_kb\trss_after_kb\telapsed_s\tstatus\n' >"$raw"
+    for p in "${PEERS[@]}"; do
+        left=$((deadline - SECONDS))
+        if ((left < 5)); then
+            say "  $p: skipped, the scenario's ${IDLE_BUDGET} s budget is spent"
+            printf '%s\t%s\t0\t0\t0\t0\tout of time\n' "$p" "$IDLE_CONNS" >>"$raw"
+            continue
+        fi
+        pids=$(measured_pids "$p" | paste -sd, -)
+        rc=0
+        run_bounded $((left + 5)) "$TMP/idle-$p.json" \
+            taskset -c "$LOAD_CPU" "$PY" "$LIB/idle_client.py" \
+            --port "${PEER_PORT[$p]}" --conns "$IDLE_CONNS" --pids "$pids" \
+            --timeout "$left" || rc=$?
+        json=$(tail -n 1 "$TMP/idle-$p.json")
+        if ! $PY -c '
+import json, sys
+d = json.loads(sys.argv[1]); rc = int(sys.argv[3])
+st = "ok" if rc == 0 else ("timeout" if d["timed_out"] else "not all idle")
+if d["errors"]: st += " " + "; ".join("%s x%d" % kv for kv in d["errors"].items())
+print("\t".join(str(x) for x in (sys.argv[2], d["wanted"], d["alive"],
+      d["rss_before_kb"], d["rss_after_kb"], d["setup_s"], st)))
+' "$json" "$p" "$rc" >>"$raw" 2>/dev/null; then
+            printf '%s\t%s\t0\t0\t0\t0\tclient failed (rc %s)\n' "$p" "$IDLE_CONNS" "$rc" >>"$raw"
+            tail_logs "$TMP/idle-$p.json"
+        fi
+        tail -n 1 "$raw" | awk -F'\t' '{
+            printf "  %-9s %s/%s idle  RSS %s -> %s KiB  %s bytes/conn  (%s s)  %s\n",
+                $1, $3, $2, $4, $5, ($3 > 0 ? sprintf("%.0f", ($5 - $4) * 1024 / $3) : "n/a"), $6, $7 }'
+        kill -0 "${PEER_PID[$p]}" 2>/dev/null || say "  $p: process died"
+    done
+    stop_all
+    local notes=(--note "client: bench/lib/idle_client.py on cpu $LOAD_CPU, at most 100 connections connecting or in a request at once; RSS read 2 s after the last response"
+        --note "open-file limit $NOFILE; budget ${IDLE_BUDGET} s for the whole scenario")
+    [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
+    say ""
+    $PY "$LIB/benchlib.py" report idle "$raw" "$RESULTS/idle-$DATE.md" \
+        "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+}
+
+say "bench: temp dir $TMP; open-file limit $NOFILE"
+for s in "${SCENARIOS[@]}"; do
+    "scenario_$s"
+done
