@@ -1,0 +1,15 @@
+/*
+ * The proxy: worker threads, client sessions, the reverse-proxy pipeline.
+ */
+#ifndef GH_PROXY_PROXY_H
+#define GH_PROXY_PROXY_H
+
+#include "config/config.h"
+
+/* Binds every listener of <cfg>, starts cfg->workers worker threads, and
+ * serves until SIGTERM (graceful: stop accepting, finish what is in flight
+ * up to cfg->graceful_timeout) or SIGINT (immediate). Takes a reference to
+ * <cfg>. Returns the process exit status. */
+int server_run(struct cfg *cfg);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * Responses we make ourselves: configured `return` routes and errors.
+ *
+ * Every error names its cause twice: in a Proxy-Status field (RFC 9209
+ * error types, e.g. "connection_refused") for the client, and in the access
+ * log's reason. Which upstream and which address failed goes to the error
+ * log only: nothing the client receives reveals a server behind us.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/macros.h"
+#include "proxy/proxy_int.h"
+
+int txn_flush_local(struct txn *t)
+{
+    struct conn *c = t->c;
+    while (t->cout.head_off < t->cout.head_len || t->local_off < t->local_len) {
+        if (!c->writable)
+            goto Wait;
+        struct iovec iov[2];
+        int n = 0;
+        size_t hl = t->cout.head_len - t->cout.head_off;
+        if (hl > 0)
+            iov[n++] = (struct iovec){ t->cout.head + t->cout.head_off, hl };
+        if (t->local_off < t->local_len)
+            iov[n++] = (struct iovec){ (void *)(t->local_body + t->local_off),
+                                       t->local_len - t->local_off };
+        ssize_t w = writev(c->ev.fd, iov, n);
+        if (w == -1) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err == EAGAIN) {
+                c->writable = false;
+                goto Wait;
+            }
+            return -err;
+        }
+        size_t uw = (size_t)w;
+        size_t h = uw < hl ? uw : hl;
+        t->cout.head_off += h;
+        t->local_off += uw - h;
+    }
+    return 0;
+Wait:
+    timer_set(c->w->loop, &c->timer, c->cl->timeouts.send, c->timer.cb);
+    return -EAGAIN;
+}
+
+void txn_local(struct txn *t, int status, const char *ctype, const char *body,
+               size_t len, const char *extra)
+{
+    struct conn *c = t->c;
+    if (!t->reqf.done)
+        t->keepalive = false; /* the rest of the body is not read */
+    if (c->w->draining)
+        t->keepalive = false;
+    if (t->uc != NULL) {
+        ups_close(t->uc);
+        t->uc = NULL;
+    }
+    t->status = status;
+    t->phase = T_LOCAL;
+    t->head_sent = true;
+    const char *conn_hdr = !t->keepalive      ? "Connection: close\r\n"
+                           : t->req.version < 11 ? "Connection: keep-alive\r\n"
+                                                 : "";
+    size_t cap = 512 + (extra ? strlen(extra) : 0);
+    char *h = pool_alloc(t->pool, cap);
+    if (h == NULL) {
+        t->reason = "proxy_internal_error";
+        conn_close(c);
+        return;
+    }
+    int n = snprintf(h, cap,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n%s%s\r\n",
+                     status, h1_reason(status), worker_date(c->w),
+                     ctype ? ctype : "text/plain; charset=utf-8", len,
+                     extra ? extra : "", conn_hdr);
+    if (n < 0 || (size_t)n >= cap) {
+        t->reason = "proxy_internal_error";
+        conn_close(c);
+        return;
+    }
+    t->cout = (struct outq){ h, (size_t)n, 0 };
+    bool no_body = t->req.meth == H1_M_HEAD || status == 204 || status == 304;
+    t->local_body = body;
+    t->local_len = no_body ? 0 : len;
+    t->local_off = 0;
+    int rc = txn_flush_local(t);
+    if (rc == 0)
+        conn_txn_done(c);
+    else if (rc != -EAGAIN) {
+        t->reason = "client_closed";
+        conn_close(c);
+    }
+}
+
+void txn_error(struct txn *t, int status, const char *error, const char *msg)
+{
+    struct conn *c = t->c;
+    if (t->reason == NULL)
+        t->reason = error;
+    if (t->head_sent && t->phase != T_LOCAL) {
+        conn_close(c); /* too late for a status: cut the response short */
+        return;
+    }
+    if (t->phase == T_LOCAL) { /* already answering */
+        conn_close(c);
+        return;
+    }
+    if (status == 400 || status == 408 || status == 413 || status == 414 ||
+        status == 431 || status == 501 || status == 505)
+        t->keepalive = false;
+    char *body = pool_alloc(t->pool, 256);
+    char *extra = pool_alloc(t->pool, 256);
+    if (body == NULL || extra == NULL) {
+        conn_close(c);
+        return;
+    }
+    int bl = snprintf(body, 256, "%d %s\n%s\n", status, h1_reason(status), msg);
+    if (bl < 0)
+        bl = 0;
+    if (bl >= 256)
+        bl = 255;
+    if (t->reason != error)
+        snprintf(extra, 256, "Proxy-Status: gatehouse; error=%s; details=\"%s\"\r\n",
+                 error, t->reason);
+    else
+        snprintf(extra, 256, "Proxy-Status: gatehouse; error=%s\r\n", error);
+    txn_local(t, status, "text/plain; charset=utf-8", body, (size_t)bl, extra);
+}
+
+void conn_reject(struct conn *c, int status, const char *error,
+                 const char *reason, const struct h1_msg *m)
+{
+    struct txn *t = c->txn;
+    (void)m;
+    t->keepalive = false;
+    t->reason = reason ? reason : error;
+    const char *msg;
+    switch (status) {
+    case 408:
+        msg = "The request head did not arrive in time.";
+        break;
+    case 414:
+        msg = "The request target is too long.";
+        break;
+    case 431:
+        msg = "The request header section is too large.";
+        break;
+    case 501:
+        msg = "The transfer coding is not supported.";
+        break;
+    case 505:
+        msg = "The HTTP version is not supported.";
+        break;
+    default:
+        status = status ? status : 400;
+        msg = "The request is malformed.";
+        break;
+    }
+    txn_error(t, status, error, msg);
+}
