@@ -25,8 +25,8 @@ def origins():
     stopped at teardown."""
     started = []
 
-    def make(name="origin", port=0):
-        o = Origin(name, port).start()
+    def make(name="origin", port=0, **kw):
+        o = Origin(name, port, **kw).start()
         started.append(o)
         return o
 

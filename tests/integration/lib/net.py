@@ -281,11 +281,15 @@ class RawConn:
     def closed_within(self, timeout):
         """True if the peer closes (EOF or RST) within <timeout> seconds;
         any bytes that arrive meanwhile are kept in .buf."""
-        try:
-            self.read_until_close(timeout)
-            return True
-        except socket.timeout:
-            return False
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            try:
+                self._fill(deadline)
+            except Closed:
+                break
+            except socket.timeout:
+                return False
+        return True
 
 
 def request_bytes(method, target, host="localhost", headers=(), body=b"",

@@ -18,6 +18,7 @@ Endpoints (any method unless said):
   /truncate/<n>       Content-Length n, sends n//2 bytes, closes
   /stall              reads the request, never answers
   /stall-body         head with Content-Length 1000, 10 bytes, then nothing
+  anything else       like /echo
 Bodies of any size are read in 1 MiB pieces and hashed, never held.
 """
 
@@ -62,8 +63,27 @@ class _Reader:
                 raise EOFError("eof")
             return data
 
-    def head(self, limit=1 << 20):
+    def head(self, limit=1 << 20, idle=None):
+        """The next request head. With <idle> (seconds), EOFError when no
+        byte of it arrives within that time (an idle keep-alive close)."""
+        start = time.monotonic()
         while True:
+            if idle is not None and not self.buf:
+                if time.monotonic() - start > idle:
+                    raise EOFError("idle")
+                self.sock.settimeout(min(0.05, idle))
+                try:
+                    data = self.sock.recv(BLOCK_SIZE)
+                except socket.timeout:
+                    continue
+                except (ConnectionResetError, BrokenPipeError):
+                    raise EOFError("reset")
+                finally:
+                    self.sock.settimeout(0.2)
+                if not data:
+                    raise EOFError("eof")
+                self.buf += data
+                continue
             i = self.buf.find(b"\r\n\r\n")
             if i >= 0:
                 h = bytes(self.buf[:i + 4])
@@ -149,8 +169,9 @@ class Request:
 
 
 class Origin:
-    def __init__(self, name="origin", port=0):
+    def __init__(self, name="origin", port=0, idle_timeout=None):
         self.name = name
+        self.idle_timeout = idle_timeout  # close idle keep-alive conns
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind((HOST, port))
@@ -241,7 +262,7 @@ class Origin:
         try:
             while not self.stop_ev.is_set():
                 try:
-                    head = r.head()
+                    head = r.head(idle=self.idle_timeout)
                 except EOFError:
                     return
                 nreq += 1
@@ -410,9 +431,11 @@ class Origin:
             self._respond(s, 200, hs + [("Content-Length", str(len(body)))]
                           + conn_hdr, body, req)
             return keep
-        body = b"not found\n"
-        self._respond(s, 404, [("Content-Length", str(len(body)))] + conn_hdr,
-                      body, req)
+        # any other path: echo (routing tests use arbitrary paths)
+        body = self._echo_body(req)
+        self._respond(s, 200, [("Content-Type", "application/json"),
+                               ("Content-Length", str(len(body)))]
+                      + conn_hdr, body, req)
         return keep
 
     def _send_pattern(self, s, n):

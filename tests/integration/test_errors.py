@@ -1,0 +1,246 @@
+"""Errors answered precisely (status, short body, Proxy-Status per RFC 9209),
+nothing revealing an upstream's address, and the access log (combined and
+JSON) with one line per request and the reason of each refusal."""
+
+import json
+import re
+import time
+
+from lib.net import RawConn, curl, free_port, get, request_bytes
+
+
+def proxy_status(r):
+    """Parses Proxy-Status into (first member name, {param: value})."""
+    v = r.get("Proxy-Status")
+    assert v, "no Proxy-Status in %r" % (r.headers,)
+    first = v.split(",")[0]
+    parts = [p.strip() for p in first.split(";")]
+    params = {}
+    for p in parts[1:]:
+        k, _, val = p.partition("=")
+        params[k.strip()] = val.strip().strip('"')
+    return parts[0], params
+
+
+def assert_no_leak(r, *ports):
+    text = r.raw_head.decode("latin-1") + r.body.decode("latin-1")
+    for port in ports:
+        assert str(port) not in text, \
+            "response reveals upstream port %d:\n%s" % (port, text)
+    assert "127.0.0.1:" not in text, text
+
+
+def assert_error(r, status, errors, *ports):
+    assert r.status == status, r
+    name, params = proxy_status(r)
+    assert name == "gatehouse", r.get("Proxy-Status")
+    assert params.get("error") in errors, r.get("Proxy-Status")
+    assert 0 < len(r.body) <= 1024, "want a short body: %r" % r.body
+    assert_no_leak(r, *ports)
+
+
+def dead_port():
+    """A port nothing listens on (connect is refused)."""
+    return free_port()
+
+
+def test_502_connection_refused(reverse):
+    port = dead_port()
+    g = reverse({"was": [port]})
+    r = get(g.port, "/x")
+    assert_error(r, 502, {"connection_refused"}, port)
+
+
+def test_502_refused_is_logged_with_reason(reverse):
+    port = dead_port()
+    g = reverse({"was": [port]})
+    assert get(g.port, "/refused").status == 502
+    lines = g.wait_access_lines(
+        lambda ls: any("/refused" in ln for ln in ls))
+    line = [ln for ln in lines if "/refused" in ln]
+    assert line and "connection_refused" in line[0], lines
+    assert " 502 " in line[0], line
+
+
+def test_upstream_address_goes_to_error_log_only(reverse):
+    port = dead_port()
+    g = reverse({"was": [port]})
+    r = get(g.port, "/x")
+    assert r.status == 502
+    assert_no_leak(r, port)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if "127.0.0.1:%d" % port in g.error_log_text():
+            break
+        time.sleep(0.05)
+    assert "127.0.0.1:%d" % port in g.error_log_text(), \
+        "the error log should name the upstream address:\n" + \
+        g.error_log_text()[-3000:]
+
+
+def test_502_upstream_reset(origin, reverse):
+    g = reverse({"was": [origin.port]})
+    r = get(g.port, "/reset")
+    assert_error(r, 502, {"connection_terminated"}, origin.port)
+
+
+def test_502_upstream_closes_without_answer(origin, reverse):
+    g = reverse({"was": [origin.port]})
+    r = get(g.port, "/close")
+    assert_error(r, 502, {"connection_terminated"}, origin.port)
+
+
+def test_504_upstream_read_timeout(origin, reverse):
+    g = reverse({"was": [origin.port]},
+                upstream_opts={"was": {"read_timeout": "1s"}})
+    t0 = time.monotonic()
+    r = get(g.port, "/slow/6000", timeout=10)
+    took = time.monotonic() - t0
+    assert_error(r, 504, {"connection_read_timeout", "http_response_timeout"},
+                 origin.port)
+    assert 0.8 <= took < 4, "read_timeout 1s, answered after %.2fs" % took
+    lines = g.wait_access_lines(lambda ls: any(" 504 " in ln for ln in ls))
+    assert any(" 504 " in ln and ("timeout" in ln) for ln in lines), lines
+
+
+def test_error_after_errors_connection_still_serves(origins, reverse):
+    """A 502 is an answer like any other: the client connection stays
+    usable (or is closed cleanly), and the proxy still serves."""
+    good = origins("good")
+    port = dead_port()
+    sites = [{"default": True, "routes": [
+        {"path": "/dead/", "upstream": "dead"},
+        {"path": "/", "upstream": "good"}]}]
+    g = reverse({"good": [good.port], "dead": [port]}, sites=sites)
+    with RawConn(g.port) as c:
+        c.send(request_bytes("GET", "/dead/x"))
+        r = c.read_response()
+        assert r.status == 502
+        try:
+            c.send(request_bytes("GET", "/echo"))
+            r2 = c.read_response()
+            assert r2.status == 200
+        except Exception:
+            pass  # closing after an error is allowed
+    assert get(g.port, "/echo").status == 200
+
+
+def test_origin_error_status_passes_through(origin, reverse):
+    g = reverse({"was": [origin.port]})
+    r = get(g.port, "/status/503")
+    assert r.status == 503
+    assert r.body == b"status 503\n"
+    assert "error=" not in (r.get("Proxy-Status") or ""), r.headers
+
+
+def test_truncated_upstream_body_is_not_completed(origin, reverse):
+    """The origin promises 100000 bytes and closes after 50000: the client
+    must see an incomplete transfer promptly, not a padded or hung one."""
+    g = reverse({"was": [origin.port]})
+    t0 = time.monotonic()
+    p = curl("http://127.0.0.1:%d/truncate/100000" % g.port, check=False,
+             timeout=20)
+    assert p.returncode == 18, (p.returncode, p.stderr)  # partial file
+    assert len(p.stdout) < 100000
+    assert time.monotonic() - t0 < 10
+
+
+def test_stalled_upstream_body_hits_read_timeout(origin, reverse):
+    g = reverse({"was": [origin.port]},
+                upstream_opts={"was": {"read_timeout": "1s"}})
+    t0 = time.monotonic()
+    p = curl("http://127.0.0.1:%d/stall-body" % g.port, check=False,
+             timeout=20)
+    took = time.monotonic() - t0
+    assert p.returncode == 18, (p.returncode, p.stderr)
+    assert p.stdout == b"0123456789"
+    assert took < 6, took
+
+
+# ---- access log formats ---------------------------------------------------
+
+COMBINED = re.compile(
+    r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /bytes/5 HTTP/1\.1" 200 5 "-" '
+    r'"curl/[^"]+"')
+
+
+def test_access_log_combined_one_line_per_request(origin, reverse):
+    g = reverse({"was": [origin.port]}, log={"format": "combined"})
+    p = curl(*["http://127.0.0.1:%d/bytes/5" % g.port] * 3)
+    assert len(p.stdout) == 15
+    lines = g.wait_access_lines(lambda ls: len(ls) >= 3)
+    time.sleep(0.3)
+    lines = g.access_lines()
+    assert len(lines) == 3, lines
+    for ln in lines:
+        assert COMBINED.match(ln), ln
+    # the date is a real one: [26/Nov/2026:21:17:54 +0000]
+    assert re.search(r"\[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} "
+                     r"[+-]\d{4}\]", lines[0]), lines[0]
+
+
+def test_access_log_json(origin, reverse):
+    port = dead_port()
+    sites = [{"default": True, "routes": [
+        {"path": "/dead/", "upstream": "dead"},
+        {"path": "/", "upstream": "was"}]}]
+    g = reverse({"was": [origin.port], "dead": [port]}, sites=sites,
+                log={"format": "json"})
+    curl("-o", "/dev/null", "http://127.0.0.1:%d/bytes/5?q=1" % g.port)
+    get(g.port, "/dead/y")
+    lines = g.wait_access_lines(lambda ls: len(ls) >= 2)
+    assert len(lines) == 2, lines
+    recs = [json.loads(ln) for ln in lines]
+    for rec in recs:
+        for key in ("time", "client", "method", "target", "status", "bytes",
+                    "duration_ms", "reason"):
+            assert key in rec, (key, rec)
+        assert str(rec["client"]).startswith("127.0.0.1"), rec
+        assert isinstance(rec["duration_ms"], (int, float))
+    ok = [r for r in recs if r["target"] == "/bytes/5?q=1"][0]
+    assert ok["method"] == "GET" and int(ok["status"]) == 200
+    assert int(ok["bytes"]) == 5
+    bad = [r for r in recs if r["target"] == "/dead/y"][0]
+    assert int(bad["status"]) == 502
+    assert bad["reason"] == "connection_refused", bad
+
+
+def test_access_log_pipelined_and_refused_requests(origin, reverse):
+    """Each request of a keep-alive connection has its line, and so does a
+    request refused at the edge (400)."""
+    g = reverse({"was": [origin.port]}, log={"format": "json"})
+    with RawConn(g.port) as c:
+        c.send(b"".join(request_bytes("GET", "/echo?i=%d" % i)
+                        for i in range(4)))
+        for i in range(4):
+            assert c.read_response().status == 200
+    with RawConn(g.port) as c:
+        c.send(b"GET /two-hosts HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        assert c.read_response().status == 400
+    lines = g.wait_access_lines(lambda ls: len(ls) >= 5)
+    recs = [json.loads(ln) for ln in lines]
+    assert sorted(r["target"] for r in recs if int(r["status"]) == 200) == \
+        ["/echo?i=%d" % i for i in range(4)]
+    bad = [r for r in recs if int(r["status"]) == 400]
+    assert len(bad) == 1, recs
+    assert bad[0]["reason"] not in (None, "", "-"), bad
+
+
+def test_no_route_answer_does_not_leak(origin, reverse):
+    """A host with no site and no default site is answered by the proxy
+    itself (4xx), with no upstream detail."""
+    sites = [{"hosts": ["only.test"], "routes": [{"path": "/",
+                                                  "upstream": "was"}]}]
+    g = reverse({"was": [origin.port]}, sites=sites)
+    r = get(g.port, "/x", host="other.test")
+    assert 400 <= r.status < 500, r
+    assert origin.count() == 0
+    assert_no_leak(r, origin.port)
+
+
+def test_refused_upstream_does_not_break_other_connections(reverse):
+    port = dead_port()
+    g = reverse({"was": [port]}, workers=2)
+    for _ in range(20):
+        assert get(g.port, "/x").status == 502
+    assert g.alive()
