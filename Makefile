@@ -39,7 +39,7 @@ UNITSRCS := $(shell find tests/unit -name '*_test.c' 2>/dev/null | sort)
 UNITBINS := $(UNITSRCS:%.c=$(O)/%)
 
 .PHONY: all debug release run test unit integration fuzz fuzz-build bench \
-        deps clean check-src format
+        deps clean check-src format clang-check unit-build
 
 all: $(O)/gatehouse
 
@@ -76,10 +76,17 @@ run: deps
 
 # The test suite: debug (ASan+UBSan) binary for everything, plus the release
 # binary for the memory-ceiling test (ASan's shadow memory would swamp RSS).
+# FUZZ_SECONDS=N (set by .ci/run) also runs each fuzzer N seconds as a test.
 test: deps
 	$(MAKE) BUILD=debug all unit-build
 	$(MAKE) BUILD=release all
+	$(MAKE) clang-check
+	if [ -n "$$FUZZ_SECONDS" ]; then $(MAKE) fuzz-build; fi
 	scripts/test.sh
+
+# The same warnings must hold with clang: build everything with it too.
+clang-check:
+	$(MAKE) BUILD=release CC=clang O=build/clang all
 
 unit:
 	$(MAKE) BUILD=debug all unit-build

@@ -60,10 +60,30 @@ PY
     fi
 }
 
+# Each libFuzzer target for FUZZ_SECONDS (CI sets it): one test each.
+run_fuzz() {
+    local secs=${FUZZ_SECONDS:-}
+    [ -n "$secs" ] || return 0
+    local bin name
+    for bin in build/fuzz/fuzz_*; do
+        [ -x "$bin" ] || continue
+        name=${bin##*/}
+        if scripts/fuzz.sh "$secs" "$name" > "build/$name.log" 2>&1; then
+            echo "fuzz: $name: ${secs}s clean"
+            passed=$((passed + 1))
+        else
+            echo "fuzz: $name: FAILED (build/$name.log)"
+            tail -40 "build/$name.log"
+            failed=$((failed + 1))
+        fi
+    done
+}
+
 case "$what" in
     unit) run_unit ;;
     integration) run_integration "$@" ;;
-    all) run_unit; run_integration "$@" ;;
+    fuzz) run_fuzz ;;
+    all) run_unit; run_fuzz; run_integration "$@" ;;
     *) echo "usage: $0 [unit|integration|all]" >&2; exit 2 ;;
 esac
 

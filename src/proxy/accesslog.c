@@ -104,7 +104,7 @@ static void combined(struct line *l, const struct txn *t, const char *ip,
 static void json(struct line *l, const struct txn *t, const char *ip, double secs)
 {
     const struct h1_msg *m = &t->req;
-    char ts[40];
+    char ts[96];
     int64_t ms = loop_wall_ms(t->c->w->loop);
     time_t sec = (time_t)(ms / 1000);
     struct tm tm;

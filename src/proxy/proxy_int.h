@@ -56,7 +56,7 @@ struct worker {
     bool alog_on;
     enum cfg_log_format alog_fmt;
     char date[32];       /* IMF-fixdate of date_sec */
-    char clf_date[32];   /* [26/Nov/2026:21:30:00 +0000] body */
+    char clf_date[96];   /* 26/Nov/2026:21:30:00 +0000 */
     int64_t date_sec;
     struct conn *conns;  /* every open client connection */
     unsigned nconns;
