@@ -189,29 +189,34 @@ def report_reverse(rows):
             "p99": float(r["p99_us"]) / 1e3,
             "us_req": cpu_s / req * 1e6 if req else float("nan"),
             "core_us_req": core_s / req * 1e6 if req else float("nan"),
+            # share of the proxy core's busy time that was not the proxy:
+            # other tenants on core 0 (the proxy's own softirq is in its
+            # stime, so a quiet core shows a few percent at most)
+            "others": max(0.0, 100.0 * (core_s - cpu_s) / core_s) if core_s
+            else float("nan"),
         }
         raw.append([r["round"], r["peer"], "{:,}".format(req),
                     fmt(d["rps"], 0), fmt(d["p50"], 3), fmt(d["p99"], 3),
                     "%d" % int(r["cpu_ticks"]), fmt(d["us_req"], 2),
                     "%d" % int(r["core_busy_ticks"]),
                     "%d" % int(r["core_steal_ticks"]),
-                    fmt(d["core_us_req"], 2),
+                    fmt(d["core_us_req"], 2), fmt(d["others"], 0),
                     r["non2xx"], r["sockerr"], r["loadavg"], r.get("status", "ok")])
         if ok:
             per.setdefault(r["peer"], []).append(d)
     med = {p: {k: median([d[k] for d in ds]) for k in ds[0]}
            for p, ds in per.items()}
     head = ["peer", "rounds", "req/s", "p50 ms", "p99 ms", "µs/req (process)",
-            "µs/req (core 0)"]
+            "µs/req (core 0)", "core 0 others %"]
     srows = []
     for p in peers_in(rows):
         m = med.get(p)
         if not m:
-            srows.append([p, "0", "failed", "", "", "", ""])
+            srows.append([p, "0", "failed", "", "", "", "", ""])
             continue
         srows.append([p, str(len(per[p])), fmt(m["rps"], 0), fmt(m["p50"], 3),
                       fmt(m["p99"], 3), fmt(m["us_req"], 2),
-                      fmt(m["core_us_req"], 2)])
+                      fmt(m["core_us_req"], 2), fmt(m["others"], 0)])
     ratios = []
     gh = med.get("gatehouse")
     for peer in ("nginx", "haproxy"):
@@ -222,7 +227,7 @@ def report_reverse(rows):
                            ratio(gh["rps"], o["rps"]), ratio(gh["p99"], o["p99"])])
     rhead = ["round", "peer", "requests", "req/s", "p50 ms", "p99 ms",
              "cpu ticks", "µs/req", "core0 busy ticks", "core0 steal ticks",
-             "core0 µs/req", "non-2xx", "socket errors", "loadavg (1m)", "status"]
+             "core0 µs/req", "core0 others %", "non-2xx", "socket errors", "loadavg (1m)", "status"]
     return head, srows, ratios, rhead, raw
 
 
