@@ -98,6 +98,12 @@ struct h1_msg {
     const char *err_reason;
     /* parser scan position (private; zero it with h1_msg_init) */
     size_t scan_;
+    /* more private parser state, set by h1_msg_init: a position remembered
+       while the start line is incomplete, the room in <fields>, and the
+       scanning phase */
+    size_t mark_;
+    size_t cap_;
+    unsigned phase_;
 };
 
 /* Prepares <m> to parse a new message, with <fields> room for <max_fields>
@@ -164,6 +170,8 @@ struct h1_chunked {
     size_t trailer_len; /* bytes of all trailers so far */
     size_t max_line;    /* limit on extension / trailer line (default 4096) */
     size_t max_trailer; /* limit on all trailers (default 16384) */
+    unsigned sub_;      /* private: position inside an extension or a
+                           trailer line (zeroed by h1_chunked_init) */
 };
 
 /* Resets <c> for a new body with default limits. */
