@@ -384,18 +384,20 @@ static int read_site(struct cfg__ld *ld, const struct cfg__node *v,
     return rc;
 }
 
-/* One default at most; a lone site is the default unless it says not. */
+/* One default at most. A site without hosts is the default (it catches
+ * every host); a site with hosts is the default only when it says so, so a
+ * listener serving only "only.test" answers 421 to other hosts. */
 static int check_defaults(struct cfg__ld *ld, struct cfg_listener *l,
                           const struct cfg__node *seq)
 {
     const struct cfg__node *first = NULL;
     const struct cfg__node *it = seq->head;
 
-    if (l->nsites == 1 && cfg__map_get(it, "default") == NULL)
-        l->sites[0].is_default = true;
     for (size_t i = 0; i < l->nsites; i++, it = it->next) {
-        const struct cfg_site *s = &l->sites[i];
+        struct cfg_site *s = &l->sites[i];
         const struct cfg__node *d = cfg__map_get(it, "default");
+        if (d == NULL && s->nhosts == 0)
+            s->is_default = true;
         if (s->is_default && first != NULL)
             return cfg__bad(ld, d, "only one site of a listener can be the "
                                    "default (the first is at %u:%u)",

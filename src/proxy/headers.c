@@ -99,6 +99,13 @@ static void put_merged(struct out *o, const struct h1_msg *m, const char *name,
     put(o, "\r\n", 2);
 }
 
+static void put_content_length(struct out *o, uint64_t n)
+{
+    char cl[48];
+    int len = snprintf(cl, sizeof(cl), "Content-Length: %llu\r\n", (unsigned long long)n);
+    put(o, cl, (size_t)len);
+}
+
 static size_t client_ip(const struct conn *c, char *out, size_t len)
 {
     return sock_ntop(&c->peer.sa, out, len);
@@ -111,7 +118,7 @@ static bool skip_request_field(const struct txn *t, const struct h1_msg *req,
     if (hop_by_hop(n) || str_ieq_lit(n, "host") || str_ieq_lit(n, "proxy"))
         return true;
     if (n.len == 14 && str_ieq_lit(n, "content-length"))
-        return req->body != H1_B_LENGTH;
+        return true; /* re-emitted normalised: "5, 5" becomes "5" */
     if (str_ieq_lit(n, "via") && h->via)
         return true;
     if (str_ieq_lit(n, "x-forwarded-for") && h->x_forwarded_for != CFG_XFF_OFF)
@@ -182,6 +189,8 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
     }
     if (req->body == H1_B_CHUNKED)
         puts_(&o, "Transfer-Encoding: chunked\r\n");
+    else if (req->body == H1_B_LENGTH)
+        put_content_length(&o, req->content_length);
     if (t->upgrade) {
         put_field(&o, STR_LIT("Upgrade"), h1_find(req, STR_LIT("upgrade"))->value);
         puts_(&o, "Connection: upgrade\r\n");
@@ -206,7 +215,7 @@ static bool skip_response_field(const struct txn *t, const struct h1_msg *resp,
     if (hop_by_hop(n))
         return true;
     if (n.len == 14 && str_ieq_lit(n, "content-length"))
-        return (resp->flags & H1_HAS_TE) != 0;
+        return true; /* re-emitted normalised, or dropped when TE wins */
     if (h->hide_server && (str_ieq_lit(n, "server") || str_ieq_lit(n, "x-powered-by")))
         return true;
     if (h->via && str_ieq_lit(n, "via"))
@@ -245,6 +254,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
             puts_(&o, "Connection: upgrade\r\n");
         } else if (t->resf.kind == H1_B_CHUNKED && !t->resf.decode) {
             puts_(&o, "Transfer-Encoding: chunked\r\n");
+        } else if ((resp->flags & (H1_HAS_CL | H1_HAS_TE)) == H1_HAS_CL) {
+            put_content_length(&o, resp->content_length);
         }
         if (!has_date) {
             puts_(&o, "Date: ");

@@ -132,6 +132,8 @@ struct txn {
     struct uconn *uc;
     uint64_t tried;   /* servers tried (bitmask) */
     unsigned attempts;
+    int last_err;     /* of the last failed connect */
+    bool replayed;    /* already retried after a stale pooled connection */
     struct flow reqf; /* client -> upstream */
     struct flow resf; /* upstream -> client */
     struct outq uout; /* head to upstream */

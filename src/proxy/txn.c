@@ -259,11 +259,21 @@ static void attach(struct txn *t, struct uconn *uc)
     uc->nreq++;
 }
 
+/* Every server was tried and none could be reached. */
+static void connect_exhausted(struct txn *t)
+{
+    if (t->last_err == -ETIMEDOUT)
+        txn_error(t, 504, "connection_timeout",
+                  "The upstream server did not accept the connection in time.");
+    else
+        txn_error(t, 502, "connection_refused",
+                  "The upstream server refused the connection.");
+}
+
 static void txn_connect(struct txn *t)
 {
     struct worker *w = t->c->w;
     const struct cfg_upstream *cu = t->ups->cu;
-    int last = -ECONNREFUSED;
     for (;;) {
         int srv = ups_pick(t->ups, t->tried);
         if (srv < 0)
@@ -284,7 +294,7 @@ static void txn_connect(struct txn *t)
         if (uc == NULL) {
             log_warn("upstream %s: server %s: connect failed: %s", cu->name,
                      cu->servers[srv].addr.text, strerror(-err));
-            last = err;
+            t->last_err = err;
             continue;
         }
         attach(t, uc);
@@ -292,11 +302,13 @@ static void txn_connect(struct txn *t)
         timer_set(w->loop, &uc->timer, cu->connect_timeout, ups_timeout);
         return;
     }
-    upstream_failed(t, last, true);
+    connect_exhausted(t);
 }
 
 /* Connect failed or timed out, or the connection broke before any response
- * byte: retry elsewhere when that is safe, or answer 502/504. */
+ * byte. A failed connect moves on to the next server (nothing was sent). A
+ * pooled connection found dead is replaced once by a fresh one, when the
+ * request can be replayed (idempotent, no body). Otherwise 502. */
 static void upstream_failed(struct txn *t, int err, bool connecting)
 {
     const struct cfg_upstream *cu = t->ups->cu;
@@ -311,22 +323,22 @@ static void upstream_failed(struct txn *t, int err, bool connecting)
         t->uc = NULL;
         ups_close(uc);
     }
-    bool nothing_sent = connecting;
+    if (connecting) {
+        t->last_err = err;
+        txn_connect(t);
+        return;
+    }
     bool can_replay = t->reqf.kind == H1_B_NONE && idempotent(t->req.meth);
-    if (!t->resp_started && (nothing_sent || (reused && can_replay)) &&
-        t->attempts < cu->nservers + 1) {
-        if (reused && !connecting && srv >= 0 && srv < 64)
-            t->tried &= ~(1ull << srv); /* a stale pooled conn: same server is fine */
+    if (!t->resp_started && reused && can_replay && !t->replayed) {
+        t->replayed = true;
+        if (srv >= 0 && srv < 64)
+            t->tried &= ~(1ull << srv); /* the server is fine, the conn was stale */
         t->uout.head_off = 0;
         txn_connect(t);
         return;
     }
-    if (err == -ETIMEDOUT && connecting)
-        txn_error(t, 504, "connection_timeout", "The upstream server did not accept the connection in time.");
-    else if (connecting)
-        txn_error(t, 502, "connection_refused", "The upstream server refused the connection.");
-    else
-        txn_error(t, 502, "connection_terminated", "The upstream server closed the connection.");
+    txn_error(t, 502, "connection_terminated",
+              "The upstream server closed the connection.");
 }
 
 static ssize_t ups_read(struct uconn *uc)
