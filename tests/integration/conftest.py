@@ -40,6 +40,16 @@ def origin(origins):
     return origins("o1")
 
 
+def sanitizer_excerpt(text, frames=25):
+    """The first sanitizer report, its first <frames> lines and summary."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines)
+                  if "ERROR:" in ln or "runtime error:" in ln), 0)
+    out = lines[start:start + frames]
+    out += [ln for ln in lines[start + frames:] if "SUMMARY:" in ln][:3]
+    return "\n".join(out)
+
+
 @pytest.fixture
 def gatehouse(tmp_path):
     """Factory: gatehouse(config, port, release=False) writes <config> (a
@@ -71,7 +81,7 @@ def gatehouse(tmp_path):
         bad, text = g.sanitizer_report()
         if bad:
             problems.append("%s: sanitizer report on stderr:\n%s"
-                            % (g.name, text[-6000:]))
+                            % (g.name, sanitizer_excerpt(text)))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 

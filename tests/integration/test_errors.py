@@ -179,6 +179,24 @@ def test_access_log_combined_one_line_per_request(origin, reverse):
                      r"[+-]\d{4}\]", lines[0]), lines[0]
 
 
+def test_access_log_combined_extra_fields_and_reason(origin, reverse):
+    port = dead_port()
+    sites = [{"default": True, "routes": [
+        {"path": "/dead/", "upstream": "dead"},
+        {"path": "/", "upstream": "was"}]}]
+    g = reverse({"was": [origin.port], "dead": [port]}, sites=sites,
+                log={"format": "combined"})
+    curl("-o", "/dev/null", "http://127.0.0.1:%d/bytes/5" % g.port)
+    get(g.port, "/dead/y")
+    lines = g.wait_access_lines(lambda ls: len(ls) >= 2)
+    ok = [ln for ln in lines if "/bytes/5" in ln]
+    bad = [ln for ln in lines if "/dead/y" in ln]
+    assert len(ok) == 1 and len(bad) == 1, lines
+    assert re.search(r" rt=\d+\.\d+ ups=was reason=-$", ok[0]), ok
+    assert re.search(r'"GET /dead/y HTTP/1.1" 502 \d+ .* '
+                     r'reason=connection_refused$', bad[0]), bad
+
+
 def test_access_log_json(origin, reverse):
     port = dead_port()
     sites = [{"default": True, "routes": [
@@ -226,16 +244,88 @@ def test_access_log_pipelined_and_refused_requests(origin, reverse):
     assert bad[0]["reason"] not in (None, "", "-"), bad
 
 
-def test_no_route_answer_does_not_leak(origin, reverse):
-    """A host with no site and no default site is answered by the proxy
-    itself (4xx), with no upstream detail."""
+def test_no_site_421(origin, reverse):
+    """A host no site names, with no default site: 421 Misdirected Request
+    (docs/config.md), answered by the proxy with no upstream detail."""
     sites = [{"hosts": ["only.test"], "routes": [{"path": "/",
                                                   "upstream": "was"}]}]
     g = reverse({"was": [origin.port]}, sites=sites)
     r = get(g.port, "/x", host="other.test")
-    assert 400 <= r.status < 500, r
+    assert_error(r, 421, {"http_request_denied"}, origin.port)
     assert origin.count() == 0
-    assert_no_leak(r, origin.port)
+    assert get(g.port, "/x", host="only.test").status == 200
+
+
+def test_no_route_404(origin, reverse):
+    sites = [{"default": True, "routes": [{"path": "/api/",
+                                           "upstream": "was"}]}]
+    g = reverse({"was": [origin.port]}, sites=sites)
+    r = get(g.port, "/other")
+    assert_error(r, 404, {"http_request_denied"}, origin.port)
+    assert origin.count() == 0
+
+
+def test_connect_on_reverse_listener_405(origin, reverse):
+    """The DMZ rule: a reverse listener never tunnels where a client asks."""
+    g = reverse({"was": [origin.port]})
+    with RawConn(g.port) as c:
+        c.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+               % (origin.port, origin.port))
+        r = c.read_response()
+    assert r.status == 405, r
+    assert "error=http_request_denied" in (r.get("Proxy-Status") or "")
+    assert origin.count() == 0
+    assert origin.accepted == 0
+
+
+def test_absolute_form_authority_never_selects_destination(origins, reverse):
+    """An absolute-form target naming another server (here a second origin
+    that is not in the config) selects a site, never where to connect."""
+    was, other = origins("was"), origins("other")
+    g = reverse({"was": [was.port]})
+    with RawConn(g.port) as c:
+        c.send(b"GET http://127.0.0.1:%d/x HTTP/1.1\r\nHost: 127.0.0.1:%d"
+               b"\r\n\r\n" % (other.port, other.port))
+        r = c.read_response()
+    assert other.accepted == 0, "connected to a server the config does not name"
+    assert r.status == 200 and was.count() == 1, r
+
+
+def test_expect_other_than_100_continue_417(origin, reverse):
+    g = reverse({"was": [origin.port]})
+    r = get(g.port, "/echo", headers=[("Expect", "something-else"),
+                                      ("Content-Length", "0")])
+    assert r.status == 417, r
+    assert "error=http_request_error" in (r.get("Proxy-Status") or "")
+    assert origin.count() == 0
+
+
+def test_failover_to_next_server_when_one_refuses(origin, reverse):
+    """A refused connection was never sent the request: the next server is
+    tried, so every request succeeds."""
+    port = dead_port()
+    g = reverse({"was": [port, origin.port]}, workers=1)
+    for i in range(6):
+        r = get(g.port, "/echo?i=%d" % i)
+        assert r.status == 200, (i, r)
+    assert origin.count() == 6
+
+
+def test_502_invalid_upstream_response_head(origin, reverse):
+    g = reverse({"was": [origin.port]})
+    r = get(g.port, "/garbage")
+    assert_error(r, 502, {"http_protocol_error"}, origin.port)
+
+
+def test_client_gone_logged_499(origin, reverse):
+    g = reverse({"was": [origin.port]}, log={"format": "json"})
+    with RawConn(g.port) as c:
+        c.send(request_bytes("GET", "/slow/1000"))
+        assert origin.wait_requests(1)
+    lines = g.wait_access_lines(lambda ls: len(ls) >= 1, timeout=5)
+    assert len(lines) == 1, lines
+    rec = json.loads(lines[0])
+    assert int(rec["status"]) == 499 and rec["reason"] == "client_closed", rec
 
 
 def test_refused_upstream_does_not_break_other_connections(reverse):

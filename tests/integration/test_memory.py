@@ -124,7 +124,9 @@ def test_1gib_chunked_upload_and_download_at_once_low_rss(big):
             n += len(b)
         down.wait(30)
         ft.join(180)
-        out, err = up.communicate(timeout=180)
+        out = up.stdout.read()
+        err = up.stderr.read()
+        up.wait(60)
     assert up.returncode == 0, err
     e = json.loads(out)
     assert e["body_len"] == GiB and e["body_sha256"] == pattern_sha256(GiB)

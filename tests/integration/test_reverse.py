@@ -68,6 +68,13 @@ ROUTES = [
     ("a.test:4321", "/api/x", "api"),         # port ignored for matching
     ("www.a.test", "/api/x", "api"),
     ("x.b.test", "/x", "wild"),
+    ("deep.x.b.test", "/x", "wild"),         # wildcard: any depth
+    ("b.test", "/x", "dflt"),                # not the bare suffix
+    ("a.test.", "/api/x", "api"),             # trailing dot removed
+    ("a.test", "/API/x", "web"),              # paths compare bytes
+    ("a.test", "/web/../api/x", "api"),       # dot segments removed
+    ("a.test", "/web/%2e%2e/api/v2/x", "v2"),
+    ("a.test", "/api/v2/../../health", "=ok\n"),
     ("other.test", "/api/x", "dflt"),
     ("a.test.evil", "/api/x", "dflt"),
     ("xa.test", "/api/x", "dflt"),
@@ -88,7 +95,7 @@ def test_routing(routed, host, path, want):
         assert echo_of(r.body)["origin"] == want, r
         assert o[want].count() == 1, {n: x.paths() for n, x in o.items()}
         assert sum(x.count() for x in o.values()) == 1
-        assert o[want].requests[0].target == path  # passed intact
+        assert o[want].requests[0].target == path  # forwarded as sent
 
 
 def test_absolute_form_routes_by_its_authority(routed):
@@ -96,10 +103,13 @@ def test_absolute_form_routes_by_its_authority(routed):
     target (RFC 9112 §3.2.2: it overrides Host)."""
     g, o = routed
     with RawConn(g.port) as c:
-        c.send(b"GET http://a.test/api/x HTTP/1.1\r\nHost: other.test\r\n\r\n")
+        c.send(b"GET http://a.test/api/x?q HTTP/1.1\r\nHost: other.test\r\n\r\n")
         r = c.read_response()
     assert r.status == 200, r
     assert o["api"].count() == 1, {n: x.paths() for n, x in o.items()}
+    req = o["api"].requests[0]
+    assert req.target == "/api/x?q", "not rewritten to origin-form"
+    assert req.get_all("Host") == ["a.test"], req.headers
 
 
 # ---- bodies ----------------------------------------------------------------
@@ -300,6 +310,7 @@ def test_http10_client_gets_unchunked_body(one):
         assert "chunked" not in (r.get("Transfer-Encoding") or ""), r
         assert r.body == pattern(n)
         assert c.closed_within(5), "HTTP/1.0 without keep-alive: must close"
+    assert o.requests[0].version == "HTTP/1.1"
 
 
 # ---- headers ---------------------------------------------------------------
@@ -316,13 +327,14 @@ def test_hop_by_hop_request_headers_removed(one):
         ("Upgrade", "h2c"),
         ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
         ("Proxy-Connection", "keep-alive"),
+        ("Proxy", "http://evil.test:8080"),
         ("X-Keep", "yes"),
     ])
     assert r.status == 200, r
     hs = echo_of(r.body)["headers"]
     names = {k.lower() for k, v in hs}
     for gone in ("x-hop", "keep-alive", "te", "trailer", "upgrade",
-                 "proxy-authorization", "proxy-connection"):
+                 "proxy-authorization", "proxy-connection", "proxy"):
         assert gone not in names, (gone, hs)
     for v in hdr(hs, "Connection"):
         assert {t.strip().lower() for t in v.split(",")} <= {"keep-alive",
@@ -360,8 +372,18 @@ def test_via_and_x_forwarded_defaults(one):
     assert hdr(hs, "X-Forwarded-Proto") == ["http"], hs
     assert hdr(hs, "X-Forwarded-Host") in (["a.test:1234"], ["a.test"]), hs
     assert hdr(hs, "Forwarded") == [], "forwarded is off by default"
-    # Via on the response too
+    # Via on the response too, and a Date (the origin sent none)
     assert "1.1 gatehouse" in ", ".join(r.get_all("Via")), r.headers
+    assert r.get("Date"), r.headers
+
+
+def test_client_cannot_forge_proto_and_host(one):
+    g, o = one
+    hs = echo_of(get(g.port, "/echo", host="a.test", headers=[
+        ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil.test")
+    ]).body)["headers"]
+    assert hdr(hs, "X-Forwarded-Proto") == ["http"], hs
+    assert "evil.test" not in " ".join(hdr(hs, "X-Forwarded-Host")), hs
 
 
 def test_x_forwarded_for_set_when_absent(one):

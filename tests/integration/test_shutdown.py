@@ -24,9 +24,12 @@ def connect_refused(port):
     return False
 
 
-def test_sigterm_finishes_in_flight_refuses_new_exits_0(origin, reverse):
+def test_sigterm_finishes_in_flight_refuses_new_exits_0(origin, reverse,
+                                                        tmp_path):
     g = reverse({"was": [origin.port]}, workers=2)
-    p = curl_popen("-w", "\n%{http_code}", "http://127.0.0.1:%d/slow/1500"
+    heads = tmp_path / "heads"
+    p = curl_popen("-D", heads, "-w", "\n%{http_code}",
+                   "http://127.0.0.1:%d/slow/1500"
                    % g.port, timeout=20, stdout=subprocess.PIPE,
                    stderr=subprocess.PIPE)
     try:
@@ -44,6 +47,8 @@ def test_sigterm_finishes_in_flight_refuses_new_exits_0(origin, reverse):
     body, _, code = out.decode().rpartition("\n")
     assert code == "200", (out, err)
     assert json.loads(body)["path"] == "/slow/1500"
+    assert "connection: close" in heads.read_text().lower(), \
+        "a response finished during the stop should carry Connection: close"
     g.checked = True
     assert g.wait(15) == 0, "exit code %r" % g.returncode
 

@@ -15,6 +15,7 @@ Endpoints (any method unless said):
   /ws                 WebSocket echo (RFC 6455, by hand)
   /reset              reads the request, then resets the connection (RST)
   /close              reads the request, then closes without answering
+  /garbage            answers with a head that is not HTTP, then closes
   /truncate/<n>       Content-Length n, sends n//2 bytes, closes
   /stall              reads the request, never answers
   /stall-body         head with Content-Length 1000, 10 bytes, then nothing
@@ -370,6 +371,9 @@ class Origin:
                          struct.pack("ii", 1, 0))
             return False
         if path == "/close":
+            return False
+        if path == "/garbage":
+            s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
             return False
         if path == "/stall":
             while True:  # until the peer closes or the origin stops
