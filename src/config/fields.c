@@ -288,7 +288,10 @@ static int read_field(struct cfg__ld *ld, const struct cfg__node *v,
 int cfg__walk(struct cfg__ld *ld, const struct cfg__node *m, const char *what,
               const struct cfg__field *fields, size_t nfields, void *obj)
 {
-    int rc = cfg__want(ld, m, CFG_N_MAP);
+    int rc;
+    if (m->type != CFG_N_MAP && m->key == NULL) /* an item of a list */
+        return cfg__fail(ld, m, "each %s must be a mapping", what);
+    rc = cfg__want(ld, m, CFG_N_MAP);
     if (rc != 0)
         return rc;
     for (const struct cfg__node *v = m->head; v != NULL; v = v->next) {

@@ -22,6 +22,22 @@
 
 /* ---- routes ---- */
 
+/* True when a segment of <p> is "." or "..": the proxy removes those from
+ * request paths before matching, so such a route could never match. */
+static bool has_dot_segment(struct str p)
+{
+    for (size_t i = 0; i < p.len; i++) {
+        if (p.p[i] != '/')
+            continue;
+        size_t j = i + 1;
+        while (j < p.len && p.p[j] == '.')
+            j++;
+        if ((j == i + 2 || j == i + 3) && (j == p.len || p.p[j] == '/'))
+            return true;
+    }
+    return false;
+}
+
 static int route_path(struct cfg__ld *ld, const struct cfg__node *v,
                       struct cfg_route *r, bool exact)
 {
@@ -41,6 +57,9 @@ static int route_path(struct cfg__ld *ld, const struct cfg__node *v,
             return cfg__bad(ld, v, "must not contain \"?\" or \"#\" (routes "
                                    "match the path only)");
     }
+    if (has_dot_segment(v->val))
+        return cfg__bad(ld, v, "must not contain \".\" or \"..\" segments "
+                               "(request paths are matched without them)");
     r->path_len = v->val.len;
     r->exact = exact;
     return 0;

@@ -11,8 +11,10 @@
  * Listeners are read after everything else whatever their place in the
  * file, so that routes can name upstreams defined below them.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -142,20 +144,42 @@ static const struct cfg__field server_fields[] = {
     CFG__F_INT("weight", struct cfg_server, weight, 1, 1000),
 };
 
+/* 0.0.0.0 or [::]: fine to listen on, meaningless to connect to. */
+static bool is_any(const struct cfg_addr *a)
+{
+    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+               htonl(INADDR_ANY);
+    return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr, &any6,
+                  sizeof(any6)) == 0;
+}
+
 /* One item of "servers": an address, or { address, weight }. */
 static int read_server(struct cfg__ld *ld, const struct cfg__node *v,
                        struct cfg_server *s)
 {
+    const struct cfg__node *an = v;
+    int rc;
+
     s->weight = 1;
-    if (v->type == CFG_N_SCALAR)
-        return cfg__addr(ld, v, &s->addr);
-    if (v->type != CFG_N_MAP)
+    if (v->type == CFG_N_SCALAR) {
+        rc = cfg__addr(ld, v, &s->addr);
+    } else if (v->type == CFG_N_MAP) {
+        rc = cfg__walk(ld, v, "server", server_fields,
+                       sizeof(server_fields) / sizeof(server_fields[0]), s);
+        if (rc == 0 && s->addr.len == 0)
+            return cfg__fail(ld, v, "missing \"address\" in server");
+        an = cfg__map_get(v, "address");
+    } else {
         return cfg__bad(ld, v, "expected an address, or a mapping with "
                                "address and weight");
-    int rc = cfg__walk(ld, v, "server", server_fields,
-                       sizeof(server_fields) / sizeof(server_fields[0]), s);
-    if (rc == 0 && s->addr.len == 0)
-        return cfg__fail(ld, v, "missing \"address\" in server");
+    }
+    if (rc == 0 && is_any(&s->addr))
+        return cfg__bad(ld, an, "%s is not a server address (a server "
+                                "needs a real address to connect to)",
+                        s->addr.text);
     return rc;
 }
 
