@@ -106,6 +106,8 @@ static void test_err_top(void **state)
                  "t.yaml:1:19: \"graceful_timeout\": must be 0ms..1d");
     expect_error("pid_file: \"\"\n" LISTENER,
                  "t.yaml:1:11: \"pid_file\": must not be empty");
+    expect_error("listeners: [127.0.0.1:8080]\n",
+                 "t.yaml:1:13: each listener must be a mapping");
 }
 
 static void test_err_log(void **state)
@@ -185,6 +187,14 @@ static void test_err_upstreams(void **state)
                  "  was: { servers: [127.0.0.1:1], keepalive: -1 }\n"
                  LISTENER,
                  "t.yaml:2:45: \"keepalive\": expected a number 0..10000");
+    expect_error("upstreams:\n"
+                 "  was: { servers: [\"*:9001\"] }\n" LISTENER,
+                 "t.yaml:2:20: 0.0.0.0:9001 is not a server address (a "
+                 "server needs a real address to connect to)");
+    expect_error("upstreams:\n"
+                 "  was: { servers: [{ address: \"[::]:80\" }] }\n" LISTENER,
+                 "t.yaml:2:31: \"address\": [::]:80 is not a server address "
+                 "(a server needs a real address to connect to)");
 }
 
 static void test_err_listeners(void **state)
@@ -317,6 +327,8 @@ static void test_err_sites(void **state)
                  "      - { hots: [a.example] }\n",
                  "t.yaml:6:11: unknown key \"hots\" in site (expected one of: "
                  "host, hosts, default, routes)");
+    expect_error(SITE_HEAD "      - a.example\n",
+                 "t.yaml:6:9: each site must be a mapping");
 }
 
 static void test_err_routes(void **state)
@@ -369,6 +381,16 @@ static void test_err_routes(void **state)
                  "          - { path: /a?b=1, upstream: was }\n",
                  "t.yaml:7:21: \"path\": must not contain \"?\" or \"#\" "
                  "(routes match the path only)");
+    expect_error(SITE_HEAD
+                 "      - routes:\n"
+                 "          - { path: /a/../b, upstream: was }\n",
+                 "t.yaml:7:21: \"path\": must not contain \".\" or \"..\" "
+                 "segments (request paths are matched without them)");
+    expect_error(SITE_HEAD
+                 "      - routes:\n"
+                 "          - { exact: /a/., upstream: was }\n",
+                 "t.yaml:7:22: \"exact\": must not contain \".\" or \"..\" "
+                 "segments (request paths are matched without them)");
     expect_error(SITE_HEAD
                  "      - routes:\n"
                  "          - { path: /api/, upstream: was }\n"
