@@ -136,6 +136,9 @@ struct uconn *ups_take_idle(struct ups *u, unsigned srv)
     uc->next = NULL;
     timer_cancel(u->loop, &uc->timer);
     uc->reused = true;
+    /* Idle, it had nothing to read (or idle_event would have closed it);
+     * the next edge will say when the response arrives. */
+    uc->readable = false;
     return uc;
 }
 
