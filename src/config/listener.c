@@ -417,15 +417,20 @@ static int check_defaults(struct cfg__ld *ld, struct cfg_listener *l,
         const struct cfg__node *d = cfg__map_get(it, "default");
         if (d == NULL && s->nhosts == 0)
             s->is_default = true;
-        if (s->is_default && first != NULL)
-            return cfg__bad(ld, d, "only one site of a listener can be the "
-                                   "default (the first is at %u:%u)",
-                            first->line, first->col);
-        if (s->is_default)
-            first = d != NULL ? d : it;
         if (!s->is_default && s->nhosts == 0)
             return cfg__fail(ld, it, "site has no hosts and is not the "
                                      "default");
+        if (!s->is_default)
+            continue;
+        if (first != NULL && d != NULL)
+            return cfg__bad(ld, d, "only one site of a listener can be the "
+                                   "default (the first is at %u:%u)",
+                            first->line, first->col);
+        if (first != NULL)
+            return cfg__fail(ld, it, "a site without hosts is the default, "
+                                     "but this listener already has one "
+                                     "(at %u:%u)", first->line, first->col);
+        first = d != NULL ? d : it;
     }
     return 0;
 }

@@ -293,6 +293,17 @@ static void test_err_sites(void **state)
                  "      - { default: false, routes: [{ path: /, upstream: was }] }\n",
                  "t.yaml:7:9: site has no hosts and is not the default");
     expect_error(SITE_HEAD
+                 "      - { routes: [{ path: /, upstream: was }] }\n"
+                 "      - { routes: [{ path: /, upstream: was }] }\n",
+                 "t.yaml:7:9: a site without hosts is the default, but this "
+                 "listener already has one (at 6:9)");
+    expect_error(SITE_HEAD
+                 "      - { routes: [{ path: /, upstream: was }] }\n"
+                 "      - { host: a.example, default: true, routes: [{ path: "
+                 "/, upstream: was }] }\n",
+                 "t.yaml:7:37: \"default\": only one site of a listener can "
+                 "be the default (the first is at 6:9)");
+    expect_error(SITE_HEAD
                  "      - { host: a.example, routes: [] }\n",
                  "t.yaml:6:36: site has no routes");
     expect_error(SITE_HEAD

@@ -264,7 +264,7 @@ static void test_full_config(void **state)
     assert_string_equal(l->addr.text, "[::1]:8081");
     assert_int_equal(l->addr.ss.ss_family, AF_INET6);
     assert_int_equal(l->nsites, 1);
-    assert_true(l->sites[0].is_default); /* the lone site */
+    assert_true(l->sites[0].is_default); /* no hosts: the default */
     assert_int_equal(l->sites[0].nhosts, 0);
     cfg_unref(c);
 }
@@ -368,11 +368,11 @@ static void test_hosts_and_misc(void **state)
         assert_false(l->sites[i].is_default);
     cfg_unref(c);
 
-    /* a lone site that says default: false needs hosts */
+    /* a site with hosts is the default only when it says so, even alone */
     c = load("listeners:\n"
              "  - listen: 127.0.0.1:8080\n"
              "    sites:\n"
-             "      - { host: a.example, default: false, routes: [{ path: /, "
+             "      - { host: a.example, routes: [{ path: /, "
              "return: { status: 200 } }] }\n");
     assert_false(c->listeners[0].sites[0].is_default);
     cfg_unref(c);
