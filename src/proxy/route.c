@@ -119,7 +119,7 @@ static struct str normalise(struct pool *p, struct str path)
                 o--;
             if (o > 0)
                 o--; /* drop the previous segment and its slash */
-            if (j == n || o == 0)
+            if (j == n) /* "/a/.." is "/" with the trailing slash */
                 out[o++] = '/';
         } else {
             memcpy(out + o, in + i, j - i);
