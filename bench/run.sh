@@ -16,6 +16,7 @@
 #   BENCH_CONNS=50        wrk connections
 #   BENCH_IDLE_CONNS=10000  connections held open in the idle scenario
 #   BENCH_IDLE_BUDGET=120   seconds the whole idle scenario may take
+#   BENCH_IDLE_ROUNDS=3     idle measurements per peer (median)
 #   BENCH_PEERS="gatehouse nginx haproxy"
 #   GATEHOUSE_BIN=build/release/gatehouse
 #   BENCH_RESULTS=bench/results   where <scenario>-<date>.md goes
@@ -36,6 +37,7 @@ WARMUP=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNS:-50}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 IDLE_BUDGET=${BENCH_IDLE_BUDGET:-120}
+IDLE_ROUNDS=${BENCH_IDLE_ROUNDS:-3}
 PROXY_CPU=${BENCH_PROXY_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 read -ra WANT_PEERS <<<"${BENCH_PEERS:-gatehouse nginx haproxy}"
@@ -53,7 +55,7 @@ SCENARIOS=("$@")
 for s in "${SCENARIOS[@]}"; do
     case $s in
     reverse | idle) ;;
-    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
 done
@@ -67,7 +69,7 @@ done
 repro_cmd() {
     local env="" v
     for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNS \
-        BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_PEERS BENCH_PROXY_CPU \
+        BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_IDLE_ROUNDS BENCH_PEERS BENCH_PROXY_CPU \
         BENCH_LOAD_CPU; do
         [[ -n ${!v:-} ]] && env+="$v=${!v} "
     done
@@ -375,44 +377,57 @@ scenario_reverse() {
 
 # ------------------------------------------------------------ idle
 scenario_idle() {
-    local raw=$TMP/idle.tsv p pids left rc json deadline=$((SECONDS + IDLE_BUDGET))
+    local raw=$TMP/idle.tsv r p port pids left rc json deadline=$((SECONDS + IDLE_BUDGET))
+    local skip=" "
     say ""
-    say "== idle: $IDLE_CONNS keep-alive connections, one GET each, then idle; RSS before/after (budget ${IDLE_BUDGET} s)"
-    start_all
-    printf 'peer\twanted\talive\trss_before_kb\trss_after_kb\telapsed_s\tstatus\n' >"$raw"
-    for p in "${PEERS[@]}"; do
-        left=$((deadline - SECONDS))
-        if ((left < 5)); then
-            say "  $p: skipped, the scenario's ${IDLE_BUDGET} s budget is spent"
-            printf '%s\t%s\t0\t0\t0\t0\tout of time\n' "$p" "$IDLE_CONNS" >>"$raw"
-            continue
-        fi
-        pids=$(measured_pids "$p" | paste -sd, -)
-        rc=0
-        run_bounded $((left + 5)) "$TMP/idle-$p.json" \
-            taskset -c "$LOAD_CPU" "$PY" "$LIB/idle_client.py" \
-            --port "${PEER_PORT[$p]}" --conns "$IDLE_CONNS" --pids "$pids" \
-            --timeout "$left" || rc=$?
-        json=$(tail -n 1 "$TMP/idle-$p.json")
-        if ! $PY -c '
+    say "== idle: $IDLE_CONNS keep-alive connections, one GET each, then idle; RSS before/after; $IDLE_ROUNDS rounds, a fresh proxy each (budget ${IDLE_BUDGET} s)"
+    GH_NOTE=""
+    start_origin
+    printf 'round\tpeer\twanted\talive\trss_before_kb\trss_after_kb\telapsed_s\tstatus\n' >"$raw"
+    for ((r = 1; r <= IDLE_ROUNDS; r++)); do
+        for p in "${WANT_PEERS[@]}"; do
+            [[ $skip == *" $p "* ]] && continue
+            left=$((deadline - SECONDS))
+            if ((left < 15)); then
+                say "  round $r/$IDLE_ROUNDS $p: skipped, the scenario's ${IDLE_BUDGET} s budget is spent"
+                printf '%s\t%s\t%s\t0\t0\t0\t0\tout of time\n' "$r" "$p" "$IDLE_CONNS" >>"$raw"
+                continue
+            fi
+            port=$($PY "$LIB/benchlib.py" ports 1)
+            if ! start_peer "$p" "$port"; then
+                skip+="$p "
+                continue
+            fi
+            pids=$(measured_pids "$p" | paste -sd, -)
+            rc=0
+            run_bounded $((left - 5)) "$TMP/idle-$p-$r.json" \
+                taskset -c "$LOAD_CPU" "$PY" "$LIB/idle_client.py" \
+                --port "$port" --conns "$IDLE_CONNS" --pids "$pids" \
+                --timeout $((left - 10)) || rc=$?
+            json=$(tail -n 1 "$TMP/idle-$p-$r.json")
+            if ! $PY -c '
 import json, sys
-d = json.loads(sys.argv[1]); rc = int(sys.argv[3])
+d = json.loads(sys.argv[1]); rc = int(sys.argv[4])
 st = "ok" if rc == 0 else ("timeout" if d["timed_out"] else "not all idle")
 if d["errors"]: st += " " + "; ".join("%s x%d" % kv for kv in d["errors"].items())
-print("\t".join(str(x) for x in (sys.argv[2], d["wanted"], d["alive"],
+print("\t".join(str(x) for x in (sys.argv[2], sys.argv[3], d["wanted"], d["alive"],
       d["rss_before_kb"], d["rss_after_kb"], d["setup_s"], st)))
-' "$json" "$p" "$rc" >>"$raw" 2>/dev/null; then
-            printf '%s\t%s\t0\t0\t0\t0\tclient failed (rc %s)\n' "$p" "$IDLE_CONNS" "$rc" >>"$raw"
-            tail_logs "$TMP/idle-$p.json"
-        fi
-        tail -n 1 "$raw" | awk -F'\t' '{
-            printf "  %-9s %s/%s idle  RSS %s -> %s KiB  %s bytes/conn  (%s s)  %s\n",
-                $1, $3, $2, $4, $5, ($3 > 0 ? sprintf("%.0f", ($5 - $4) * 1024 / $3) : "n/a"), $6, $7 }'
-        kill -0 "${PEER_PID[$p]}" 2>/dev/null || say "  $p: process died"
+' "$json" "$r" "$p" "$rc" >>"$raw" 2>/dev/null; then
+                printf '%s\t%s\t%s\t0\t0\t0\t0\tclient failed (rc %s)\n' "$r" "$p" "$IDLE_CONNS" "$rc" >>"$raw"
+                tail_logs "$TMP/idle-$p-$r.json"
+            fi
+            kill -0 "${PEER_PID[$p]}" 2>/dev/null || say "  $p: process died"
+            stop "${PEER_PID[$p]}"
+            tail -n 1 "$raw" | awk -F'\t' -v R="$IDLE_ROUNDS" '{
+                printf "  round %s/%s %-9s %s/%s idle  RSS %s -> %s KiB  %s bytes/conn  (%s s)  %s\n",
+                    $1, R, $2, $4, $3, $5, $6, ($4 > 0 ? sprintf("%.0f", ($6 - $5) * 1024 / $4) : "n/a"), $7, $8 }'
+        done
     done
-    stop_all
-    local notes=(--note "client: bench/lib/idle_client.py on cpu $LOAD_CPU, at most 100 connections connecting or in a request at once; RSS read 2 s after the last response"
-        --note "open-file limit $NOFILE; budget ${IDLE_BUDGET} s for the whole scenario")
+    stop "$ORIGIN_PID"
+    local notes=(--note "client: bench/lib/idle_client.py on cpu $LOAD_CPU; at most 10 connections connecting or in a request at once; a warm-up of 20 requests on connections then closed, RSS read after it and again 2 s after the last response"
+        --note "$IDLE_ROUNDS interleaved rounds, a freshly started proxy (pinned to cpu $PROXY_CPU) for each measurement; the summary is the median"
+        --note "open-file limit $NOFILE; budget ${IDLE_BUDGET} s for the whole scenario"
+        --note "nginx allocates its connection table (worker_connections 20000 x ~430 bytes) at start, so it is in 'before'; see bench/README.md")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""
     $PY "$LIB/benchlib.py" report idle "$raw" "$RESULTS/idle-$DATE.md" \

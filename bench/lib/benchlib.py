@@ -232,27 +232,42 @@ def report_reverse(rows):
 
 
 def report_idle(rows):
-    head = ["peer", "connections idle", "RSS before KiB", "RSS after KiB",
-            "ΔRSS KiB", "bytes/conn", "setup s", "status"]
-    out = []
+    """Returns (summary head, rows, ratios, raw head, raw rows)."""
+    raw = []
     per = {}
     for r in rows:
         n = int(r["alive"])
         b, a = int(r["rss_before_kb"]), int(r["rss_after_kb"])
         bpc = (a - b) * 1024 / n if n else float("nan")
         if r["status"] == "ok":
-            per.setdefault(r["peer"], []).append(bpc)
-        out.append([r["peer"], "{:,}/{:,}".format(n, int(r["wanted"])),
+            per.setdefault(r["peer"], []).append((bpc, b, a))
+        raw.append([r["round"], r["peer"], "{:,}/{:,}".format(n, int(r["wanted"])),
                     "{:,}".format(b), "{:,}".format(a), "{:,}".format(a - b),
                     fmt(bpc, 0), r["elapsed_s"], r["status"]])
+    head = ["peer", "rounds", "bytes/conn", "min-max", "RSS before KiB",
+            "RSS after KiB"]
+    out = []
+    for p in peers_in(rows):
+        v = per.get(p)
+        if not v:
+            out.append([p, "0", "failed", "", "", ""])
+            continue
+        bs = [x[0] for x in v]
+        out.append([p, str(len(v)), fmt(median(bs), 0),
+                    "%s-%s" % (fmt(min(bs), 0), fmt(max(bs), 0)),
+                    "{:,.0f}".format(median([x[1] for x in v])),
+                    "{:,.0f}".format(median([x[2] for x in v]))])
     ratios = []
     gh = per.get("gatehouse")
     for peer in ("nginx", "haproxy"):
         o = per.get(peer)
         if gh and o:
-            ratios.append(["gatehouse/" + peer, "", "", "",
-                           ratio(median(gh), median(o))])
-    return head, out, ratios
+            ratios.append(["gatehouse/" + peer,
+                           ratio(median([x[0] for x in gh]),
+                                 median([x[0] for x in o]))])
+    rhead = ["round", "peer", "connections idle", "RSS before KiB",
+             "RSS after KiB", "ΔRSS KiB", "bytes/conn", "setup s", "status"]
+    return head, out, ratios, rhead, raw
 
 
 def cmd_report(argv):
@@ -290,14 +305,20 @@ def cmd_report(argv):
             md += ["No ratios: gatehouse did not run (see notes).", ""]
         md += ["## Raw per-round numbers", "", md_table(rhead, raw), ""]
     elif scen == "idle":
-        head, out, ratios = report_idle(rows)
+        head, out, ratios, rhead, raw = report_idle(rows)
         print(text_table(head, out))
-        md += ["## Result", "", md_table(head, out), ""]
+        md += ["## Result (median over rounds)", "",
+               "bytes/conn = (RSS after - RSS before) / connections still open.",
+               "", md_table(head, out), ""]
         if ratios:
-            rh = ["ratio", "", "", "", "bytes/conn"]
+            rh = ["ratio", "bytes/conn"]
             print()
             print(text_table(rh, ratios))
-            md += [md_table(rh, ratios), ""]
+            md += ["Ratios (below 1: gatehouse keeps less per idle "
+                   "connection):", "", md_table(rh, ratios), ""]
+        else:
+            md += ["No ratios: gatehouse did not run (see notes).", ""]
+        md += ["## Raw per-round numbers", "", md_table(rhead, raw), ""]
     else:
         raise SystemExit("unknown scenario " + scen)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)

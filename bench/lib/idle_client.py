@@ -4,12 +4,14 @@
 Opens --conns connections to 127.0.0.1:--port, sends one GET on each, reads
 the whole response (Content-Length or chunked), and keeps every connection
 open and idle. At most --window connections are connecting or waiting for a
-response at any time, so neither the listen backlog nor the number of
-upstream connections the proxy opens grows with --conns.
+response at any time, so neither the listen backlog, nor the number of
+upstream connections the proxy opens, nor the buffers it needs for requests
+in flight grow with --conns.
 
+A warm-up first does 2 x --window requests on connections it then closes.
 The proxy's RSS (VmRSS from /proc/<pid>/status, summed over --pids) is read
-just before the first connect and again --settle seconds after the last
-response, once every connection has been checked to be still open. Prints one
+after that, and again --settle seconds after the last response, once every
+connection has been checked to be still open. Prints one
 JSON object; exit status 0 when every connection ended idle, 1 otherwise,
 2 on timeout (--timeout bounds the whole run).
 """
@@ -79,27 +81,12 @@ def still_open(socks):
     return sum(1 for s in socks if s.fileno() not in ready)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--path", default="/1k")
-    ap.add_argument("--conns", type=int, default=10000)
-    ap.add_argument("--window", type=int, default=100)
-    ap.add_argument("--pids", required=True, help="comma-separated")
-    ap.add_argument("--settle", type=float, default=2.0)
-    ap.add_argument("--timeout", type=float, default=120.0)
-    a = ap.parse_args()
-    pids = [int(x) for x in a.pids.split(",") if x]
-    t0 = time.monotonic()
-    deadline = t0 + a.timeout
-    req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: gh-bench-idle"
-           "\r\n\r\n" % (a.path, a.port)).encode()
-    addr = ("127.0.0.1", a.port)
+def open_idle(n, addr, req, window, deadline, errors):
+    """Opens n connections, one request each, at most <window> busy at a
+    time. Returns (sockets that ended idle, failed count, timed out)."""
     sel = selectors.DefaultSelector()
-    before = rss_kb(pids)
     opened = active = failed = 0
     idle = []
-    errors = {}
 
     def fail(c, why):
         nonlocal active, failed
@@ -112,19 +99,20 @@ def main():
         active -= 1
         failed += 1
 
-    timed_out = False
-    while len(idle) + failed < a.conns:
+    while len(idle) + failed < n:
         if time.monotonic() > deadline:
-            timed_out = True
-            break
-        while active < a.window and opened < a.conns:
+            for key in list(sel.get_map().values()):
+                key.fileobj.close()
+            sel.close()
+            return idle, failed, True
+        while active < window and opened < n:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
             opened += 1
             err = s.connect_ex(addr)
             if err not in (0, errno.EINPROGRESS):
-                errors[errno.errorcode.get(err, str(err))] = \
-                    errors.get(errno.errorcode.get(err, str(err)), 0) + 1
+                why = "connect " + errno.errorcode.get(err, str(err))
+                errors[why] = errors.get(why, 0) + 1
                 s.close()
                 failed += 1
                 continue
@@ -173,7 +161,41 @@ def main():
             active -= 1
             c.buf = b""
             idle.append(s)
-    setup = time.monotonic() - t0
+    sel.close()
+    return idle, failed, False
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--path", default="/1k")
+    ap.add_argument("--conns", type=int, default=10000)
+    ap.add_argument("--window", type=int, default=10)
+    ap.add_argument("--pids", required=True, help="comma-separated")
+    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--timeout", type=float, default=120.0)
+    a = ap.parse_args()
+    pids = [int(x) for x in a.pids.split(",") if x]
+    t0 = time.monotonic()
+    deadline = t0 + a.timeout
+    req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: gh-bench-idle"
+           "\r\n\r\n" % (a.path, a.port)).encode()
+    addr = ("127.0.0.1", a.port)
+    errors = {}
+
+    # Warm-up: the proxy's pools and allocator caches grow to what <window>
+    # requests in flight need, so "before" already holds that transient
+    # memory and the difference is what idle connections keep.
+    warm, _, timed_out = open_idle(2 * a.window, addr, req, a.window,
+                                   deadline, {})
+    for s in warm:
+        s.close()
+    time.sleep(0.5)
+    before = rss_kb(pids)
+    t1 = time.monotonic()
+    idle, failed, timed_out = open_idle(a.conns, addr, req, a.window,
+                                        deadline, errors)
+    setup = time.monotonic() - t1
     if not timed_out:
         time.sleep(max(0.0, min(a.settle, deadline - time.monotonic())))
     alive = still_open(idle)
