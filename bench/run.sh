@@ -14,6 +14,7 @@
 #   BENCH_DURATION=10     seconds of each timed wrk run
 #   BENCH_WARMUP=2        seconds of the warm-up run before each timed run
 #   BENCH_CONNS=50        wrk connections
+#   BENCH_QUIET_WAIT=20   max seconds to wait for idle cores before a timed run
 #   BENCH_IDLE_CONNS=10000  connections held open in the idle scenario
 #   BENCH_IDLE_BUDGET=120   seconds the whole idle scenario may take
 #   BENCH_IDLE_ROUNDS=3     idle measurements per peer (median)
@@ -38,6 +39,7 @@ CONNS=${BENCH_CONNS:-50}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 IDLE_BUDGET=${BENCH_IDLE_BUDGET:-120}
 IDLE_ROUNDS=${BENCH_IDLE_ROUNDS:-3}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-20}
 PROXY_CPU=${BENCH_PROXY_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 read -ra WANT_PEERS <<<"${BENCH_PEERS:-gatehouse nginx haproxy}"
@@ -55,7 +57,7 @@ SCENARIOS=("$@")
 for s in "${SCENARIOS[@]}"; do
     case $s in
     reverse | idle) ;;
-    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
 done
@@ -70,7 +72,7 @@ repro_cmd() {
     local env="" v
     for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNS \
         BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_IDLE_ROUNDS BENCH_PEERS BENCH_PROXY_CPU \
-        BENCH_LOAD_CPU; do
+        BENCH_LOAD_CPU BENCH_QUIET_WAIT; do
         [[ -n ${!v:-} ]] && env+="$v=${!v} "
     done
     if [[ -n ${MAKELEVEL:-} && $# -eq 0 && -z $env ]]; then
@@ -319,24 +321,43 @@ core_ticks() {
 
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
+# quiet_wait: before a timed run, wait (at most QUIET_WAIT seconds) until
+# both cores are at least 90% idle over one second, so a burst from another
+# tenant (a test run, a compile) passes first. Prints the seconds waited.
+quiet_wait() {
+    local start=$SECONDS a b busy_max
+    while ((SECONDS - start < QUIET_WAIT)); do
+        a=$(grep -E "^cpu($PROXY_CPU|$LOAD_CPU) " /proc/stat)
+        sleep 1
+        b=$(grep -E "^cpu($PROXY_CPU|$LOAD_CPU) " /proc/stat)
+        busy_max=$(printf '%s\n%s\n' "$a" "$b" | awk '{
+            busy = $2 + $3 + $4 + $7 + $8 + $9; tot = busy + $5 + $6
+            if ($1 in b0) { d = tot - t0[$1]; p = d > 0 ? 100 * (busy - b0[$1]) / d : 0; if (p > m) m = p }
+            else { b0[$1] = busy; t0[$1] = tot } } END { printf "%d", m }')
+        ((busy_max < 10)) && break
+    done
+    echo $((SECONDS - start))
+}
+
 # ------------------------------------------------------------ reverse
 scenario_reverse() {
     local raw=$TMP/reverse.tsv r p url pids c0 c1 b0 b1 s0 s1 w rc status
-    local req secs rps p50 p99 n2 se
+    local req secs rps p50 p99 n2 se waited
     local la_start
     say ""
     say "== reverse: wrk -t1 -c$CONNS -d${DURATION}s on cpu $LOAD_CPU -> proxy on cpu $PROXY_CPU -> origin nginx (1 KiB); $ROUNDS rounds"
     la_start=$(cut -d' ' -f1-3 /proc/loadavg)
     start_all
-    printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tnon2xx\tsockerr\tloadavg\tstatus\n' >"$raw"
+    printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tnon2xx\tsockerr\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
     for ((r = 1; r <= ROUNDS; r++)); do
         for p in "${PEERS[@]}"; do
             url="http://127.0.0.1:${PEER_PORT[$p]}/1k"
             if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
                 say "  round $r/$ROUNDS $p: process gone, skipped"
-                printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
+                printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\t0\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
                 continue
             fi
+            waited=$(quiet_wait)
             run_bounded $((WARMUP + 20)) "$TMP/warmup-$p-$r.txt" \
                 taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${WARMUP}s" "$url" || true
             read -ra pids <<<"$(measured_pids "$p" | tr '\n' ' ')"
@@ -357,17 +378,18 @@ scenario_reverse() {
             kill -0 "${PEER_PID[$p]}" 2>/dev/null || status="died"
             read -r req secs rps p50 p99 n2 se <<<"$w"
             printf '%s\t' "$r" "$p" "$req" "$secs" "$rps" "$p50" "$p99" \
-                $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) "$n2" "$se" "$(loadavg)" >>"$raw"
+                $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) "$n2" "$se" "$(loadavg)" "$waited" >>"$raw"
             printf '%s\n' "$status" >>"$raw"
             tail -n 1 "$raw" | awk -F'\t' -v hz="$(getconf CLK_TCK)" -v R="$ROUNDS" '{
                 us = $3 > 0 ? $8 / hz / $3 * 1e6 : 0; core = $3 > 0 ? $9 / hz / $3 * 1e6 : 0
-                printf "  round %s/%s %-9s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.2f µs/req (core %6.2f)  non-2xx %s  errors %s  %s\n",
-                    $1, R, $2, $5, $6 / 1e3, $7 / 1e3, us, core, $11, $12, $14 }'
+                printf "  round %s/%s %-9s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.2f µs/req (core %6.2f)  non-2xx %s  errors %s  waited %ss  %s\n",
+                    $1, R, $2, $5, $6 / 1e3, $7 / 1e3, us, core, $11, $12, $14, $15 }'
         done
     done
     stop_all
     local notes=(--note "$ROUNDS interleaved rounds; each: ${WARMUP} s warm-up, then \`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:<port>/1k\`"
         --note "proxy pinned to cpu $PROXY_CPU; origin (nginx, 1 worker, 1 KiB file) and wrk pinned to cpu $LOAD_CPU"
+        --note "before each run, up to ${QUIET_WAIT} s of waiting for both cores to be 90% idle (column 'quiet wait s')"
         --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""

@@ -201,7 +201,8 @@ def report_reverse(rows):
                     "%d" % int(r["core_busy_ticks"]),
                     "%d" % int(r["core_steal_ticks"]),
                     fmt(d["core_us_req"], 2), fmt(d["others"], 0),
-                    r["non2xx"], r["sockerr"], r["loadavg"], r.get("status", "ok")])
+                    r["non2xx"], r["sockerr"], r["loadavg"],
+                    r.get("quiet_wait_s", ""), r.get("status", "ok")])
         if ok:
             per.setdefault(r["peer"], []).append(d)
     med = {p: {k: median([d[k] for d in ds]) for k in ds[0]}
@@ -227,7 +228,7 @@ def report_reverse(rows):
                            ratio(gh["rps"], o["rps"]), ratio(gh["p99"], o["p99"])])
     rhead = ["round", "peer", "requests", "req/s", "p50 ms", "p99 ms",
              "cpu ticks", "µs/req", "core0 busy ticks", "core0 steal ticks",
-             "core0 µs/req", "core0 others %", "non-2xx", "socket errors", "loadavg (1m)", "status"]
+             "core0 µs/req", "core0 others %", "non-2xx", "socket errors", "loadavg (1m)", "quiet wait s", "status"]
     return head, srows, ratios, rhead, raw
 
 
