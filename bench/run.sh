@@ -311,12 +311,15 @@ cpu_ticks() {
     echo "$t"
 }
 
-# core_ticks: "busy steal" for the proxy core from /proc/stat; busy is every
-# field but idle and iowait (guest time is already inside user).
+# core_ticks: "busy steal load_busy" from /proc/stat: busy and steal ticks of
+# the proxy core, busy ticks of the load core; busy is every field but idle
+# and iowait (guest time is already inside user).
 core_ticks() {
-    local user nice sys irq sirq steal
+    local user nice sys irq sirq steal load
+    read -r _ user nice sys _ _ irq sirq load _ < <(grep "^cpu$LOAD_CPU " /proc/stat)
+    load=$((user + nice + sys + irq + sirq + load))
     read -r _ user nice sys _ _ irq sirq steal _ < <(grep "^cpu$PROXY_CPU " /proc/stat)
-    echo "$((user + nice + sys + irq + sirq + steal)) $steal"
+    echo "$((user + nice + sys + irq + sirq + steal)) $steal $load"
 }
 
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
@@ -342,19 +345,19 @@ quiet_wait() {
 # ------------------------------------------------------------ reverse
 scenario_reverse() {
     local raw=$TMP/reverse.tsv r p url pids c0 c1 b0 b1 s0 s1 w rc status
-    local req secs rps p50 p99 n2 se waited
+    local req secs rps p50 p99 n2 se waited l0 l1
     local la_start
     say ""
     say "== reverse: wrk -t1 -c$CONNS -d${DURATION}s on cpu $LOAD_CPU -> proxy on cpu $PROXY_CPU -> origin nginx (1 KiB); $ROUNDS rounds"
     la_start=$(cut -d' ' -f1-3 /proc/loadavg)
     start_all
-    printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tnon2xx\tsockerr\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
+    printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tload_busy_ticks\tnon2xx\tsockerr\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
     for ((r = 1; r <= ROUNDS; r++)); do
         for p in "${PEERS[@]}"; do
             url="http://127.0.0.1:${PEER_PORT[$p]}/1k"
             if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
                 say "  round $r/$ROUNDS $p: process gone, skipped"
-                printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\t0\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
+                printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\t0\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
                 continue
             fi
             waited=$(quiet_wait)
@@ -362,12 +365,12 @@ scenario_reverse() {
                 taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${WARMUP}s" "$url" || true
             read -ra pids <<<"$(measured_pids "$p" | tr '\n' ' ')"
             c0=$(cpu_ticks "${pids[@]}")
-            read -r b0 s0 <<<"$(core_ticks)"
+            read -r b0 s0 l0 <<<"$(core_ticks)"
             rc=0
             run_bounded $((DURATION + 20)) "$TMP/wrk-$p-$r.txt" \
                 taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${DURATION}s" \
                 --latency "$url" || rc=$?
-            read -r b1 s1 <<<"$(core_ticks)"
+            read -r b1 s1 l1 <<<"$(core_ticks)"
             c1=$(cpu_ticks "${pids[@]}" 2>/dev/null || echo "$c0")
             status=ok
             if [[ $rc -ne 0 ]] || ! w=$($PY "$LIB/benchlib.py" wrk "$TMP/wrk-$p-$r.txt" 2>"$TMP/parse.err"); then
@@ -378,12 +381,12 @@ scenario_reverse() {
             kill -0 "${PEER_PID[$p]}" 2>/dev/null || status="died"
             read -r req secs rps p50 p99 n2 se <<<"$w"
             printf '%s\t' "$r" "$p" "$req" "$secs" "$rps" "$p50" "$p99" \
-                $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) "$n2" "$se" "$(loadavg)" "$waited" >>"$raw"
+                $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) $((l1 - l0)) "$n2" "$se" "$(loadavg)" "$waited" >>"$raw"
             printf '%s\n' "$status" >>"$raw"
             tail -n 1 "$raw" | awk -F'\t' -v hz="$(getconf CLK_TCK)" -v R="$ROUNDS" '{
                 us = $3 > 0 ? $8 / hz / $3 * 1e6 : 0; core = $3 > 0 ? $9 / hz / $3 * 1e6 : 0
                 printf "  round %s/%s %-9s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.2f µs/req (core %6.2f)  non-2xx %s  errors %s  waited %ss  %s\n",
-                    $1, R, $2, $5, $6 / 1e3, $7 / 1e3, us, core, $11, $12, $14, $15 }'
+                    $1, R, $2, $5, $6 / 1e3, $7 / 1e3, us, core, $12, $13, $15, $16 }'
         done
     done
     stop_all

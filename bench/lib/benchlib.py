@@ -192,6 +192,8 @@ def report_reverse(rows):
             # share of the proxy core's busy time that was not the proxy:
             # other tenants on core 0 (the proxy's own softirq is in its
             # stime, so a quiet core shows a few percent at most)
+            "load_us_req": int(r["load_busy_ticks"]) / CLK_TCK / req * 1e6
+            if req else float("nan"),
             "others": max(0.0, 100.0 * (core_s - cpu_s) / core_s) if core_s
             else float("nan"),
         }
@@ -201,6 +203,7 @@ def report_reverse(rows):
                     "%d" % int(r["core_busy_ticks"]),
                     "%d" % int(r["core_steal_ticks"]),
                     fmt(d["core_us_req"], 2), fmt(d["others"], 0),
+                    "%d" % int(r["load_busy_ticks"]), fmt(d["load_us_req"], 2),
                     r["non2xx"], r["sockerr"], r["loadavg"],
                     r.get("quiet_wait_s", ""), r.get("status", "ok")])
         if ok:
@@ -208,16 +211,17 @@ def report_reverse(rows):
     med = {p: {k: median([d[k] for d in ds]) for k in ds[0]}
            for p, ds in per.items()}
     head = ["peer", "rounds", "req/s", "p50 ms", "p99 ms", "µs/req (process)",
-            "µs/req (core 0)", "core 0 others %"]
+            "µs/req (core 0)", "core 0 others %", "µs/req (core 1)"]
     srows = []
     for p in peers_in(rows):
         m = med.get(p)
         if not m:
-            srows.append([p, "0", "failed", "", "", "", "", ""])
+            srows.append([p, "0", "failed", "", "", "", "", "", ""])
             continue
         srows.append([p, str(len(per[p])), fmt(m["rps"], 0), fmt(m["p50"], 3),
                       fmt(m["p99"], 3), fmt(m["us_req"], 2),
-                      fmt(m["core_us_req"], 2), fmt(m["others"], 0)])
+                      fmt(m["core_us_req"], 2), fmt(m["others"], 0),
+                      fmt(m["load_us_req"], 2)])
     ratios = []
     gh = med.get("gatehouse")
     for peer in ("nginx", "haproxy"):
@@ -225,10 +229,12 @@ def report_reverse(rows):
         if gh and o:
             ratios.append(["gatehouse/" + peer, ratio(gh["us_req"], o["us_req"]),
                            ratio(gh["core_us_req"], o["core_us_req"]),
+                           ratio(gh["load_us_req"], o["load_us_req"]),
                            ratio(gh["rps"], o["rps"]), ratio(gh["p99"], o["p99"])])
     rhead = ["round", "peer", "requests", "req/s", "p50 ms", "p99 ms",
              "cpu ticks", "µs/req", "core0 busy ticks", "core0 steal ticks",
-             "core0 µs/req", "core0 others %", "non-2xx", "socket errors", "loadavg (1m)", "quiet wait s", "status"]
+             "core0 µs/req", "core0 others %", "core1 busy ticks",
+             "core1 µs/req", "non-2xx", "socket errors", "loadavg (1m)", "quiet wait s", "status"]
     return head, srows, ratios, rhead, raw
 
 
@@ -294,7 +300,8 @@ def cmd_report(argv):
     if scen == "reverse":
         head, srows, ratios, rhead, raw = report_reverse(rows)
         print(text_table(head, srows))
-        rh = ["ratio", "µs/req (process)", "µs/req (core 0)", "req/s", "p99"]
+        rh = ["ratio", "µs/req (process)", "µs/req (core 0)", "µs/req (core 1)",
+              "req/s", "p99"]
         if ratios:
             print()
             print(text_table(rh, ratios))
