@@ -4,6 +4,8 @@ JSON) with one line per request and the reason of each refusal."""
 
 import json
 import re
+import socket
+import struct
 import time
 
 from lib.net import RawConn, curl, free_port, get, request_bytes
@@ -322,10 +324,14 @@ def test_client_gone_logged_499(origin, reverse):
     with RawConn(g.port) as c:
         c.send(request_bytes("GET", "/slow/1000"))
         assert origin.wait_requests(1)
+        # gone for good: close with a reset, not a half-close
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                          struct.pack("ii", 1, 0))
     lines = g.wait_access_lines(lambda ls: len(ls) >= 1, timeout=5)
     assert len(lines) == 1, lines
     rec = json.loads(lines[0])
-    assert int(rec["status"]) == 499 and rec["reason"] == "client_closed", rec
+    assert int(rec["status"]) == 499 and rec["reason"] == "client_closed", \
+        lines[0]
 
 
 def test_refused_upstream_does_not_break_other_connections(reverse):

@@ -307,7 +307,7 @@ class Origin:
         cls = req.get_all("Content-Length")
         h = hashlib.sha256()
         if (req.get("Expect") or "").lower() == "100-continue":
-            s.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            _sendall(s, b"HTTP/1.1 100 Continue\r\n\r\n")
         if te:
             req.framing = "chunked"
             total = 0
@@ -339,7 +339,7 @@ class Origin:
         data = ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
         if req is not None and req.method == "HEAD":
             body = b""
-        s.sendall(data + body)
+        _sendall(s, data + body)
 
     def _keep(self, req):
         conn = (req.get("Connection") or "").lower()
@@ -373,7 +373,7 @@ class Origin:
         if path == "/close":
             return False
         if path == "/garbage":
-            s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            _sendall(s, b"NOT HTTP AT ALL\r\n\r\n")
             return False
         if path == "/stall":
             while True:  # until the peer closes or the origin stops
@@ -410,7 +410,7 @@ class Origin:
             return False
         if path == "/stall-body":
             self._respond(s, 200, [("Content-Length", "1000")], b"", req)
-            s.sendall(b"0123456789")
+            _sendall(s, b"0123456789")
             while True:
                 r.exact(len(r.buf) + 1)
         if seg[0] == "status":
@@ -447,7 +447,7 @@ class Origin:
         left = n
         while left > 0:
             take = min(left, BLOCK_SIZE)
-            s.sendall(mv[:take])
+            _sendall(s, mv[:take])
             left -= take
 
     def _send_chunked(self, s, n):
@@ -458,10 +458,10 @@ class Origin:
             size = min(sizes[i % len(sizes)], n - off)
             piece = pattern(size, off)
             ext = b";ext=1" if i % 3 == 1 else b""
-            s.sendall(b"%x%s\r\n" % (size, ext) + piece + b"\r\n")
+            _sendall(s, b"%x%s\r\n" % (size, ext) + piece + b"\r\n")
             off += size
             i += 1
-        s.sendall(b"0\r\nX-Trailer: done\r\n\r\n")
+        _sendall(s, b"0\r\nX-Trailer: done\r\n\r\n")
 
     # ---- WebSocket echo (RFC 6455) ----
 
@@ -494,10 +494,10 @@ class Origin:
             mask = r.exact(4) if masked else b"\0\0\0\0"
             data = ws_mask(r.exact(n), mask)
             if op == 8:  # close: answer with the same code
-                s.sendall(ws_frame(8, bytes(data[:2])))
+                _sendall(s, ws_frame(8, bytes(data[:2])))
                 return False
             if op == 9:
-                s.sendall(ws_frame(10, bytes(data)))
+                _sendall(s, ws_frame(10, bytes(data)))
                 continue
             if op == 10:
                 continue
@@ -507,8 +507,19 @@ class Origin:
             elif op == 0:
                 msg += data
             if fin and msg_op is not None:
-                s.sendall(ws_frame(msg_op, bytes(msg)))
+                _sendall(s, ws_frame(msg_op, bytes(msg)))
                 msg_op = None
+
+
+def _sendall(s, data, timeout=60.0):
+    """sendall with its own bound: the reader polls with a 0.2 s timeout,
+    which must not make a send to a slow reader (the proxy applying
+    backpressure) give up."""
+    s.settimeout(timeout)
+    try:
+        s.sendall(data)
+    finally:
+        s.settimeout(0.2)
 
 
 def ws_frame(op, payload, mask=None):
