@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import struct
+import threading
 import time
 
 from lib.net import RawConn, curl, free_port, get, request_bytes
@@ -103,6 +104,40 @@ def test_504_upstream_read_timeout(origin, reverse):
     assert 0.8 <= took < 4, "read_timeout 1s, answered after %.2fs" % took
     lines = g.wait_access_lines(lambda ls: any(" 504 " in ln for ln in ls))
     assert any(" 504 " in ln and ("timeout" in ln) for ln in lines), lines
+
+
+def test_504_upstream_send_timeout(origin, reverse):
+    """The origin never reads the request body: after send_timeout the
+    proxy gives up with 504 connection_write_timeout."""
+    g = reverse({"was": [origin.port]},
+                upstream_opts={"was": {"send_timeout": "1s"}})
+    body_len = 64 << 20
+    with RawConn(g.port, timeout=15) as c:
+        c.send(request_bytes("POST", "/noread", headers=[
+            ("Content-Length", str(body_len))]))
+        stop = []
+
+        def feed():
+            block = b"w" * (1 << 20)
+            try:
+                for _ in range(64):
+                    if stop:
+                        return
+                    c.sock.sendall(block)
+            except OSError:
+                pass
+
+
+        t = threading.Thread(target=feed, daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        try:
+            r = c.read_response(timeout=12)
+        finally:
+            stop.append(1)
+        took = time.monotonic() - t0
+    assert_error(r, 504, {"connection_write_timeout"}, origin.port)
+    assert took < 8, took
 
 
 def test_error_after_errors_connection_still_serves(origins, reverse):

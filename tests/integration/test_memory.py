@@ -66,6 +66,7 @@ def test_1gib_upload_low_rss(big, tmp_path):
     e = json.loads(out)
     assert e["body_len"] == GiB
     assert e["body_sha256"] == pattern_sha256(GiB)
+    print("peak RSS (VmHWM): %d KiB" % w.peak)
     assert w.peak < LIMIT_KIB, "peak RSS %d KiB" % w.peak
 
 
@@ -88,6 +89,7 @@ def test_1gib_download_low_rss(big):
     assert p.returncode == 0, err
     assert n == GiB
     assert h.hexdigest() == pattern_sha256(GiB)
+    print("peak RSS (VmHWM): %d KiB" % w.peak)
     assert w.peak < LIMIT_KIB, "peak RSS %d KiB" % w.peak
 
 
@@ -133,4 +135,5 @@ def test_1gib_chunked_upload_and_download_at_once_low_rss(big):
     assert e["framing"] in ("chunked", "length")
     assert down.returncode == 0
     assert n == GiB and h.hexdigest() == pattern_sha256(GiB)
+    print("peak RSS (VmHWM): %d KiB" % w.peak)
     assert w.peak < LIMIT_KIB, "peak RSS %d KiB" % w.peak

@@ -345,9 +345,12 @@ def test_hop_by_hop_request_headers_removed(one):
 def test_hop_by_hop_response_headers_removed(one):
     g, o = one
     r = get(g.port, "/headers?set=Connection:X-Resp-Hop&set=X-Resp-Hop:1"
-            "&set=Keep-Alive:timeout%3D5,%20max%3D7&set=X-Stay:1")
+            "&set=Keep-Alive:timeout%3D5,%20max%3D7&set=X-Stay:1"
+            "&set=Upgrade:h2c&set=Proxy-Authenticate:Basic")
     assert r.status == 200, r
     assert not r.has("X-Resp-Hop"), r.headers
+    assert not r.has("Upgrade"), r.headers
+    assert not r.has("Proxy-Authenticate"), r.headers
     assert "max=7" not in (r.get("Keep-Alive") or ""), r.headers
     assert r.get("X-Stay") == "1"
 
@@ -490,3 +493,49 @@ def test_pooled_connection_closed_by_origin_is_not_a_failure(origins,
         time.sleep(0.5)
     assert o.count() == 4
     assert o.accepted == 4
+
+
+def test_response_streams_before_origin_finishes(one):
+    """The first piece reaches the client while the origin is still
+    sending (no store-and-forward)."""
+    g, o = one
+    with RawConn(g.port, timeout=10) as c:
+        t0 = time.monotonic()
+        c.send(request_bytes("GET", "/drip/3/1000"))
+        deadline = time.monotonic() + 5
+        while b"piece 0" not in c.buf and time.monotonic() < deadline:
+            try:
+                c._fill(deadline)
+            except Exception:
+                break
+        first = time.monotonic() - t0
+        assert b"piece 0" in c.buf, c.buf
+        assert first < 0.8, "first piece after %.2fs: buffered" % first
+        r = c.read_response()
+        assert r.body == b"piece 0\npiece 1\npiece 2\n" or \
+            b"piece 2" in r.raw_head + r.body
+
+
+def test_request_body_streams_before_client_finishes(one):
+    """The origin gets the request while the client is still uploading."""
+    g, o = one
+    with RawConn(g.port, timeout=10) as c:
+        c.send(request_bytes("POST", "/echo", headers=[
+            ("Content-Length", "20")], body=b"0123456789"))
+        assert o.wait_requests(1, timeout=2), \
+            "origin saw nothing until the body was complete"
+        assert not o.requests[0].body_complete
+        c.send(b"abcdefghij")
+        r = c.read_response()
+        assert echo_of(r.body)["body_len"] == 20
+
+
+def test_connection_close_from_client(one):
+    g, o = one
+    with RawConn(g.port) as c:
+        c.send(request_bytes("GET", "/echo", headers=[("Connection",
+                                                        "close")]))
+        r = c.read_response()
+        assert r.status == 200
+        assert "close" in (r.get("Connection") or "").lower(), r.headers
+        assert c.closed_within(3)

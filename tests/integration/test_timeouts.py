@@ -57,7 +57,7 @@ def test_slowloris_cut_off_while_others_served(fast):
     assert not any(r.get("X-Slow-0") is not None for r in o.requests)
     assert len(results) >= 3, results
     assert all(code == b"200" for code, _ in results), results
-    assert max(t for _, t in results) < 1.0, results
+    assert max(t for _, t in results) < 2.0, results
 
 
 def test_many_slowloris_clients_do_not_block_service(fast):
@@ -73,7 +73,7 @@ def test_many_slowloris_clients_do_not_block_service(fast):
             p = curl("-o", "/dev/null", "-w", "%{http_code}",
                      "http://127.0.0.1:%d/echo" % g.port, timeout=5)
             assert p.stdout == b"200"
-            assert time.monotonic() - t0 < 1.0
+            assert time.monotonic() - t0 < 2.0
         deadline = time.monotonic() + 5
         for c in slows:
             assert c.closed_within(max(0.1, deadline - time.monotonic())), \

@@ -17,6 +17,8 @@ Endpoints (any method unless said):
   /close              reads the request, then closes without answering
   /garbage            answers with a head that is not HTTP, then closes
   /truncate/<n>       Content-Length n, sends n//2 bytes, closes
+  /drip/<k>/<ms>      chunked, k pieces "piece <i>\\n", one every ms
+  /noread             reads the head, never the body; closes after 15 s
   /stall              reads the request, never answers
   /stall-body         head with Content-Length 1000, 10 bytes, then nothing
   anything else       like /echo
@@ -375,6 +377,12 @@ class Origin:
         if path == "/garbage":
             _sendall(s, b"NOT HTTP AT ALL\r\n\r\n")
             return False
+        if path == "/noread":
+            # never reads the body: the proxy's writes to us block
+            deadline = time.monotonic() + 15
+            while not self.stop_ev.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return False
         if path == "/stall":
             while True:  # until the peer closes or the origin stops
                 r.exact(len(r.buf) + 1)
@@ -402,6 +410,19 @@ class Origin:
                           + conn_hdr, b"", req)
             if req.method != "HEAD":
                 self._send_chunked(s, n)
+            return keep
+        if seg[0] == "drip":
+            # /drip/<pieces>/<ms>: chunked, one "piece <i>\n" every ms
+            pieces, ms = int(seg[1]), int(seg[2])
+            self._respond(s, 200, [("Content-Type", "text/plain"),
+                                   ("Transfer-Encoding", "chunked")]
+                          + conn_hdr, b"", req)
+            for i in range(pieces):
+                if i:
+                    time.sleep(ms / 1000.0)
+                piece = b"piece %d\n" % i
+                _sendall(s, b"%x\r\n%s\r\n" % (len(piece), piece))
+            _sendall(s, b"0\r\n\r\n")
             return keep
         if seg[0] == "truncate":
             n = int(seg[1])
