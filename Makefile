@@ -28,6 +28,11 @@ else
   OPT := -O2 -g
   LDOPT :=
 endif
+# POOL_EMULATE=1: every arena allocation is its own malloc, so ASan sees
+# overflows between allocations (STYLE.md, Varnish cache_ws_emu.c).
+ifeq ($(POOL_EMULATE),1)
+  OPT += -DPOOL_EMULATE=1
+endif
 CFLAGS   += $(BASEFLAGS) $(OPT)
 LDFLAGS  += $(LDOPT)
 

@@ -149,6 +149,7 @@ struct txn {
     bool upgrade;           /* websocket upgrade requested */
     bool resp_started;      /* any response byte read from upstream */
     bool up_eof, c_shut, u_shut; /* tunnel half-closes */
+    bool rdhup_seen;        /* the client's hang-up was looked at */
 };
 
 /* ---- server.c ---- */

@@ -127,7 +127,7 @@ static void conn_event(struct loop *l, struct ev *e, uint32_t events)
         c->readable = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->writable = true;
-    if (events & EPOLLRDHUP)
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rdhup = true;
     if (c->state == C_BUSY)
         txn_client_event(c->txn);

@@ -811,8 +811,28 @@ Broken:
 
 /* ---- driving ---- */
 
+/* The client hung up while we wait for the upstream: like nginx, take EOF
+ * as "gone" (a half-close cannot be told apart) and stop the work, logged
+ * 499. Pipelined bytes still waiting mean it is not gone. */
+static bool client_gone(struct txn *t)
+{
+    struct conn *c = t->c;
+    if (!c->rdhup || t->head_sent || !t->reqf.done || t->rdhup_seen)
+        return false;
+    t->rdhup_seen = true;
+    char b;
+    ssize_t n = recv(c->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)))
+        return false; /* pipelined bytes, or a spurious wake-up */
+    t->reason = "client_closed";
+    conn_close(c);
+    return true;
+}
+
 static void txn_pump(struct txn *t)
 {
+    if (client_gone(t))
+        return;
     switch (t->phase) {
     case T_REQUEST:
     case T_RESPONSE:
@@ -836,8 +856,10 @@ static void txn_pump(struct txn *t)
 void txn_client_event(struct txn *t)
 {
     CHECK_OBJ(t, TXN_MAGIC);
-    if (t->phase == T_CONNECT)
-        return; /* client bytes wait until we have an upstream */
+    if (t->phase == T_CONNECT) {
+        client_gone(t); /* client bytes wait until we have an upstream */
+        return;
+    }
     txn_pump(t);
 }
 
