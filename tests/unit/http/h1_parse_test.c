@@ -824,6 +824,18 @@ static void req_te_params(void **state)
     assert_bad(REQ("POST / HTTP/1.1\r\nHost: a\r\n"
                    "Transfer-Encoding: gzip;=b, chunked\r\n\r\n"),
                400, "bad_te");
+    assert_bad(REQ("POST / HTTP/1.1\r\nHost: a\r\n"
+                   "Transfer-Encoding: gzip;a=, chunked\r\n\r\n"),
+               400, "bad_te");
+    assert_bad(REQ("POST / HTTP/1.1\r\nHost: a\r\n"
+                   "Transfer-Encoding: gzip;a=\"x\\\r\n\r\n"),
+               400, "bad_te");
+    assert_bad(REQ("POST / HTTP/1.1\r\nHost: a\r\n"
+                   "Transfer-Encoding: gzip;a=\"\x7f\", chunked\r\n\r\n"),
+               400, "bad_field_value");
+    assert_bad(REQ("POST / HTTP/1.1\r\nHost: a\r\n"
+                   "Transfer-Encoding: gzip;a=\"\x80\", chunked\r\n\r\n"),
+               501, "te_unsupported");
 }
 
 /* ---- connection, upgrade, expect ---- */
@@ -955,6 +967,19 @@ static void req_moved_buffer(void **state)
     assert_view(m.fields[1].value, "b");
     free(a);
     free(b);
+}
+
+static void req_shrunk_buffer(void **state)
+{
+    (void)state;
+    /* not a supported use, but it must not read past <len>: start over */
+    static const char s[] = "GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+    h1_msg_init(&m, f, NF);
+    assert_int_equal(h1_parse_request(s, 20, &m, &deflim), -EAGAIN);
+    assert_int_equal(h1_parse_request(s, 10, &m, &deflim), -EAGAIN);
+    assert_int_equal(h1_parse_request(s, sizeof(s) - 1, &m, &deflim),
+                     (int)sizeof(s) - 1);
+    assert_view(m.host, "h");
 }
 
 static void req_byte_at_a_time_state(void **state)
@@ -1219,6 +1244,7 @@ int main(void)
         cmocka_unit_test(req_incomplete),
         cmocka_unit_test(req_pipelined),
         cmocka_unit_test(req_moved_buffer),
+        cmocka_unit_test(req_shrunk_buffer),
         cmocka_unit_test(req_byte_at_a_time_state),
         cmocka_unit_test(req_split_table),
         cmocka_unit_test(resp_simple),
