@@ -5,6 +5,7 @@
 # adds coverage is merged back into fuzz/corpus/<name>/ at the end (-merge=1),
 # ready to commit. Crash, leak, timeout and OOM inputs go to
 # build/fuzz/artifacts/<name>-*; the script then exits non-zero.
+# FUZZ_NO_MERGE=1 skips the merge (the test suite sets it).
 #   scripts/fuzz.sh SECONDS [fuzz_<name>|<name> ...]   (default: all targets)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,10 @@ for bin in "${bins[@]}"; do
         echo "fuzz: $name: FAILED (exit $rc, ${execs:-?} execs); log $log"
         grep -E 'ERROR|check failed|runtime error|Test unit written' "$log" | head -10
         failed=1
+        continue
+    fi
+    if [ -n "${FUZZ_NO_MERGE:-}" ]; then # the test suite: leave the tree alone
+        echo "fuzz: $name: ${secs}s, ${execs:-?} execs, clean"
         continue
     fi
     before=$(find "$corpus" -type f | wc -l)

@@ -171,8 +171,11 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
 
     putstr(&o, req->method);
     put(&o, " ", 1);
-    if (req->form == H1_F_ABSOLUTE)
+    if (req->form == H1_F_ABSOLUTE) {
+        if (req->path.len > 0 && req->path.p[0] == '?') /* http://a?x */
+            put(&o, "/", 1);
         putstr(&o, req->path);
+    }
     else
         putstr(&o, req->target);
     put(&o, " HTTP/1.1\r\n", 11);
