@@ -10,7 +10,8 @@
 #   make bench      benchmarks against the peers (not part of test or CI)
 
 CC       ?= cc
-PKGS     := yaml-0.1
+PKGS     := yaml-0.1 libcares openssl libnghttp2 zlib libbrotlienc \
+            libbrotlidec libzstd libseccomp
 BUILD    ?= release
 O        := build/$(BUILD)
 
@@ -73,16 +74,18 @@ unit-build: $(UNITBINS)
 -include $(OBJS:.o=.d)
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
 
-run: deps
+run:
+	@scripts/deps.sh build
 	$(MAKE) BUILD=release all
 	build/release/gatehouse
 
 # The test suite: debug (ASan+UBSan) binary for everything, plus the release
 # binary for the memory-ceiling test (ASan's shadow memory would swamp RSS).
 # FUZZ_SECONDS=N (set by .ci/run) also runs each fuzzer N seconds as a test.
-test: deps
+test:
+	@scripts/deps.sh test
 	$(MAKE) BUILD=debug all unit-build
 	$(MAKE) BUILD=release all
 	$(MAKE) clang-check
@@ -118,12 +121,14 @@ $(FZ)/fuzz_%: fuzz/fuzz_%.c $(FZLIBOBJS)
 
 fuzz-build: $(FUZZSRCS:fuzz/%.c=$(FZ)/%)
 
-fuzz: deps fuzz-build
+fuzz: deps
+	$(MAKE) fuzz-build
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 -include $(FZLIBOBJS:.o=.d)
 
-bench: deps
+bench:
+	@scripts/deps.sh bench
 	$(MAKE) BUILD=release all
 	bench/run.sh
 

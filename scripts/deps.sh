@@ -3,15 +3,28 @@
 # and only those that are missing. Not root: prints the command instead.
 set -euo pipefail
 
-PKGS=(
-    # build
+# What each command needs: build for `make run`, + test for `make test`,
+# + bench for `make bench`.  scripts/deps.sh [build|test|bench|fuzz]
+BUILD_PKGS=(
     build-essential clang pkg-config libyaml-dev libssl-dev libcrypt-dev
+    libc-ares-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev
+    libseccomp-dev
+)
+TEST_PKGS=(
     libcmocka-dev libclang-rt-14-dev
-    # tests: real clients and tools
-    curl python3 python3-pytest python3-websockets procps iproute2
-    # benchmarks: the peers and the load generator
+    curl openssl python3 python3-pytest python3-websockets python3-h2
+    nghttp2-client procps iproute2 util-linux
+)
+BENCH_PKGS=(
     nginx haproxy wrk util-linux
 )
+
+case "${1:-test}" in
+    build) PKGS=("${BUILD_PKGS[@]}") ;;
+    test | fuzz) PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+    bench) PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+    *) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PKGS[@]}"; do
