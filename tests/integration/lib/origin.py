@@ -17,6 +17,9 @@ Endpoints (any method unless said):
   /close              reads the request, then closes without answering
   /garbage            answers with a head that is not HTTP, then closes
   /truncate/<n>       Content-Length n, sends n//2 bytes, closes
+  /eof/<n>            n pattern bytes delimited by closing the connection
+  /split              like /echo, the response sent one byte at a time
+  /early              103 Early Hints, then 200 "after hints\\n"
   /drip/<k>/<ms>      chunked, k pieces "piece <i>\\n", one every ms
   /noread             reads the head, never the body; closes after 15 s
   /stall              reads the request, never answers
@@ -423,6 +426,34 @@ class Origin:
                 piece = b"piece %d\n" % i
                 _sendall(s, b"%x\r\n%s\r\n" % (len(piece), piece))
             _sendall(s, b"0\r\n\r\n")
+            return keep
+        if seg[0] == "eof":
+            # /eof/<n>: no Content-Length, no chunked: the body ends when
+            # the connection closes
+            n = int(seg[1])
+            self._respond(s, 200, [("Content-Type", "application/octet-stream")],
+                          b"", req)
+            if req.method != "HEAD":
+                self._send_pattern(s, n)
+            return False
+        if path == "/split":
+            # the whole response, one byte at a time
+            body = self._echo_body(req)
+            data = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"X-Split: yes\r\nContent-Length: %d\r\n\r\n"
+                    % len(body)) + body
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(len(data)):
+                _sendall(s, data[i:i + 1])
+                time.sleep(0.001)
+            return keep
+        if path == "/early":
+            _sendall(s, b"HTTP/1.1 103 Early Hints\r\n"
+                        b"Link: </style.css>; rel=preload\r\n\r\n")
+            time.sleep(0.05)
+            body = b"after hints\n"
+            self._respond(s, 200, [("Content-Length", str(len(body)))]
+                          + conn_hdr, body, req)
             return keep
         if seg[0] == "truncate":
             n = int(seg[1])
