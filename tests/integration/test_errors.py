@@ -375,3 +375,51 @@ def test_refused_upstream_does_not_break_other_connections(reverse):
     for _ in range(20):
         assert get(g.port, "/x").status == 502
     assert g.alive()
+
+
+def rst_close(c):
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                      struct.pack("ii", 1, 0))
+    c.close()
+
+
+def wait_open_conns(o, n, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and o.open_conns > n:
+        time.sleep(0.05)
+    return o.open_conns
+
+
+def test_client_abort_mid_download_frees_upstream(origin, reverse):
+    """A client that leaves in the middle of a 200 MiB body: the upstream
+    connection (mid-body, not reusable) is closed, and the proxy serves
+    on."""
+    g = reverse({"was": [origin.port]}, workers=1)
+    c = RawConn(g.port)
+    c.send(request_bytes("GET", "/bytes/%d" % (200 << 20)))
+    got = 0
+    while got < (1 << 20):
+        c._fill(time.monotonic() + 5)
+        got += len(c.buf)
+        c.buf.clear()
+    rst_close(c)
+    assert wait_open_conns(origin, 0) == 0, \
+        "upstream connection left open after the client went away"
+    r = get(g.port, "/echo?after")
+    assert r.status == 200 and b"/echo?after" in r.body
+
+
+def test_client_abort_mid_upload_frees_upstream(origin, reverse):
+    g = reverse({"was": [origin.port]}, workers=1)
+    c = RawConn(g.port)
+    c.send(request_bytes("POST", "/echo", headers=[
+        ("Content-Length", str(10 << 20))], body=b"u" * (1 << 20)))
+    assert origin.wait_requests(1)
+    time.sleep(0.2)
+    rst_close(c)
+    assert wait_open_conns(origin, 0) == 0, \
+        "upstream connection left open after the client went away"
+    assert not origin.requests[0].body_complete
+    r = get(g.port, "/echo?after")
+    assert r.status == 200 and b"/echo?after" in r.body
+    assert origin.count() == 2
