@@ -60,6 +60,15 @@ HEAD_PROBES = {
     + SMUGGLED,
     "nul_in_value": b"GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"
     + SMUGGLED,
+    "ctl_char_in_value": b"GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n"
+    + SMUGGLED,
+    "te_chunked_twice": head(["POST /echo HTTP/1.1", "Host: x",
+                              "Transfer-Encoding: chunked",
+                              "Transfer-Encoding: chunked"])
+    + b"0\r\n\r\n" + SMUGGLED,
+    "bad_method_token": head(["G(ET /echo HTTP/1.1", "Host: x"]) + SMUGGLED,
+    "double_space_request_line": head(["GET  /echo HTTP/1.1", "Host: x"])
+    + SMUGGLED,
     "http11_without_host": head(["GET /echo HTTP/1.1", "X-A: 1"]) + SMUGGLED,
     "two_host_fields": head(["GET /echo HTTP/1.1", "Host: x",
                              "Host: y"]) + SMUGGLED,
@@ -156,6 +165,19 @@ def test_valid_chunked_and_smuggled_suffix_is_two_requests(one):
         assert c.read_response().status == 200
         assert c.read_response().status == 200
     assert o.paths() == ["/echo", "/smuggled"]
+
+
+def test_obs_text_and_tab_in_values_are_valid(one):
+    """Field values may hold HTAB and bytes 0x80-0xFF (obs-text, RFC 9110
+    §5.5): strict is not the same as wrong."""
+    g, o = one
+    with RawConn(g.port) as c:
+        c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Latin: caf\xe9\r\n"
+               b"X-Tab: a\tb\r\n\r\n")
+        r = c.read_response()
+    assert r.status == 200, r
+    req = o.requests[0]
+    assert req.get("X-Latin") == "caf\xe9" and req.get("X-Tab") == "a\tb"
 
 
 def test_identical_duplicate_content_length_is_one_request(one):
