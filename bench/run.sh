@@ -288,6 +288,26 @@ stop_all() {
     PEERS=()
 }
 
+# report_death NAME: a peer exited on its own; say how, keep its logs in
+# bench/results/tmp/ (ignored by git) and show their tails.
+declare -A DIED=()
+report_death() {
+    local p=$1 rc=0 how keep
+    wait "${PEER_PID[$p]}" 2>/dev/null || rc=$?
+    forget "${PEER_PID[$p]}"
+    how="exit status $rc"
+    ((rc > 128)) && how="killed by signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null || echo '?'))"
+    DIED[$p]=$how
+    keep=$RESULTS/tmp/$p-died-$(date +%H%M%S)
+    mkdir -p "$keep"
+    cp "$TMP/$p".* "$TMP"/*"$p"*.log "$keep/" 2>/dev/null || true
+    [[ $p != gatehouse ]] || cp "$TMP/gh-error.log" "$keep/" 2>/dev/null || true
+    say "  $p died: $how; logs kept in ${keep#"$ROOT"/}"
+    tail_logs "$TMP/$p.out" "$TMP/$p-error.log" "$TMP/gh-error.log"
+    [[ $p == gatehouse ]] && GH_NOTE="gatehouse died during the run: $how"
+    return 0
+}
+
 # The processes whose CPU and memory count for a peer: nginx's workers (the
 # master only supervises), the single process otherwise (all its threads).
 measured_pids() {
@@ -357,6 +377,7 @@ scenario_reverse() {
             url="http://127.0.0.1:${PEER_PORT[$p]}/1k"
             if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
                 say "  round $r/$ROUNDS $p: process gone, skipped"
+                [[ -n ${DIED[$p]:-} ]] || report_death "$p"
                 printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\t0\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
                 continue
             fi
@@ -378,7 +399,10 @@ scenario_reverse() {
                 w=$'0\t0\t0\t0\t0\t0\t0'
                 tail_logs "$TMP/wrk-$p-$r.txt" "$TMP/parse.err"
             fi
-            kill -0 "${PEER_PID[$p]}" 2>/dev/null || status="died"
+            if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
+                status="died"
+                report_death "$p"
+            fi
             read -r req secs rps p50 p99 n2 se <<<"$w"
             printf '%s\t' "$r" "$p" "$req" "$secs" "$rps" "$p50" "$p99" \
                 $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) $((l1 - l0)) "$n2" "$se" "$(loadavg)" "$waited" >>"$raw"
