@@ -21,6 +21,8 @@ int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog,
         goto Fail;
     if (sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    /* accepted sockets inherit it: no setsockopt per connection */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, sa, len) == -1)
         goto Fail;
     if (listen(fd, backlog) == -1)

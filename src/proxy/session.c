@@ -8,7 +8,6 @@
  * a slowloris client is cut off however slowly it trickles.
  */
 #include <errno.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -37,9 +36,7 @@ void conn_accept(struct worker *w, const struct cfg_listener *cl, int fd,
         close(fd);
         return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->magic = CONN_MAGIC;
+    c->magic = CONN_MAGIC; /* TCP_NODELAY is inherited from the listener */
     c->w = w;
     c->cl = cl;
     c->peer = *peer;
@@ -70,8 +67,7 @@ void conn_close(struct conn *c)
         txn_abort(c->txn);
     timer_cancel(w->loop, &c->timer);
     loop_undefer(w->loop, &c->defer);
-    loop_del(w->loop, &c->ev);
-    close(c->ev.fd);
+    close(c->ev.fd); /* also leaves the epoll set: the fd is never shared */
     c->ev.fd = -1;
     buf_put(&c->rbuf);
     if (c->prev != NULL)
@@ -95,9 +91,15 @@ ssize_t conn_read(struct conn *c)
             return -ENOBUFS;
     }
     for (;;) {
-        ssize_t n = read(c->ev.fd, buf_tail(&c->rbuf), buf_room(&c->rbuf));
+        size_t room = buf_room(&c->rbuf);
+        ssize_t n = read(c->ev.fd, buf_tail(&c->rbuf), room);
         if (n > 0) {
             c->rbuf.end += (uint32_t)n;
+            /* A short read drained the socket; with edge triggering, any
+             * later byte (or FIN) raises a new event, so no read just to
+             * hear EAGAIN. */
+            if ((size_t)n < room && !c->rdhup)
+                c->readable = false;
             return n;
         }
         if (n == 0) {

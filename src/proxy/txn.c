@@ -351,9 +351,12 @@ static ssize_t ups_read(struct uconn *uc)
             return -ENOBUFS;
     }
     for (;;) {
-        ssize_t n = read(uc->ev.fd, buf_tail(&uc->rbuf), buf_room(&uc->rbuf));
+        size_t room = buf_room(&uc->rbuf);
+        ssize_t n = read(uc->ev.fd, buf_tail(&uc->rbuf), room);
         if (n > 0) {
             uc->rbuf.end += (uint32_t)n;
+            if ((size_t)n < room && !uc->rdhup)
+                uc->readable = false; /* drained: the next byte raises an edge */
             return n;
         }
         if (n == 0) {
@@ -444,6 +447,21 @@ static int pump_request(struct txn *t)
     bool progress = false;
     int rc = 0;
     for (;;) {
+        /* classify first, so the head and the first body bytes leave in
+         * one writev */
+        if (t->reqf.fwd == 0 && !t->reqf.done && buf_len(&c->rbuf) > 0) {
+            if (flow_take(&t->reqf, &c->rbuf) < 0) {
+                t->keepalive = false;
+                txn_error(t, 400, "http_request_error", "Malformed chunked request body.");
+                return -1;
+            }
+            uint64_t limit = body_limit(t);
+            if (limit != 0 && t->reqf.bytes > limit) {
+                t->keepalive = false;
+                txn_error(t, 413, "http_request_denied", "The request body is too large.");
+                return -1;
+            }
+        }
         if (outq_pending(&t->uout) || t->reqf.fwd > 0) {
             if (!uc->writable)
                 break;
@@ -469,20 +487,6 @@ static int pump_request(struct txn *t)
         }
         if (t->reqf.done)
             break;
-        if (buf_len(&c->rbuf) > 0) {
-            if (flow_take(&t->reqf, &c->rbuf) < 0) {
-                t->keepalive = false;
-                txn_error(t, 400, "http_request_error", "Malformed chunked request body.");
-                return -1;
-            }
-            uint64_t limit = body_limit(t);
-            if (limit != 0 && t->reqf.bytes > limit) {
-                t->keepalive = false;
-                txn_error(t, 413, "http_request_denied", "The request body is too large.");
-                return -1;
-            }
-            continue;
-        }
         if (!c->readable)
             break;
         ssize_t n = conn_read(c);
@@ -631,6 +635,14 @@ static int pump_response(struct txn *t)
     }
     bool cprog = false, uprog = false;
     for (;;) {
+        if (t->head_sent && t->resf.fwd == 0 && !t->resf.done &&
+            buf_len(&uc->rbuf) > 0 && flow_take(&t->resf, &uc->rbuf) < 0) {
+            log_warn("upstream %s: server %s: malformed chunked body",
+                     t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text);
+            t->reason = "http_response_transfer_coding";
+            conn_close(c);
+            return -1;
+        }
         if (outq_pending(&t->cout) || t->resf.fwd > 0) {
             if (!c->writable)
                 break;
@@ -659,16 +671,6 @@ static int pump_response(struct txn *t)
         if (t->resf.done) {
             txn_finish(t);
             return -1;
-        }
-        if (buf_len(&uc->rbuf) > 0) {
-            if (flow_take(&t->resf, &uc->rbuf) < 0) {
-                log_warn("upstream %s: server %s: malformed chunked body",
-                         t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text);
-                t->reason = "http_response_transfer_coding";
-                conn_close(c);
-                return -1;
-            }
-            continue;
         }
         if (!uc->readable)
             break;

@@ -196,8 +196,7 @@ void ups_close(struct uconn *uc)
     CHECK_OBJ(uc, UCONN_MAGIC);
     timer_cancel(uc->ups->loop, &uc->timer);
     if (uc->ev.fd >= 0) {
-        loop_del(uc->ups->loop, &uc->ev);
-        close(uc->ev.fd);
+        close(uc->ev.fd); /* also leaves the epoll set */
         uc->ev.fd = -1;
     }
     buf_put(&uc->rbuf);
