@@ -57,7 +57,7 @@ SCENARIOS=("$@")
 for s in "${SCENARIOS[@]}"; do
     case $s in
     reverse | idle) ;;
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
 done
