@@ -156,9 +156,9 @@ class Gatehouse:
         args = self.args if self.args is not None else ["-c", self.config_path]
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([self.bin] + args, stdout=self._out,
-                                     stderr=self._err, cwd=self.workdir,
-                                     env=proc_env())
+        self.proc = _spawn(lambda: subprocess.Popen(
+            [self.bin] + args, stdout=self._out, stderr=self._err,
+            cwd=self.workdir, env=proc_env()))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -286,9 +286,22 @@ def run_cli(args, timeout=20, release=False, cwd=None):
     b = binary(release)
     if not os.path.exists(b):
         raise AssertionError("gatehouse binary not built: %s" % b)
-    return subprocess.run([b] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout,
-                          env=proc_env(), cwd=cwd, text=True)
+    return _spawn(lambda: subprocess.run(
+        [b] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        timeout=timeout, env=proc_env(), cwd=cwd, text=True))
+
+
+def _spawn(fn, tries=5):
+    """Runs fn() (a Popen/run), retrying briefly when the binary cannot be
+    executed because a concurrent `make` is rewriting it (ETXTBSY, ENOENT,
+    EACCES). Anything the binary itself does is not retried."""
+    for i in range(tries):
+        try:
+            return fn()
+        except OSError:
+            if i == tries - 1:
+                raise
+            time.sleep(0.5)
 
 
 __all__ = ["Gatehouse", "reverse_config", "to_yaml", "run_cli", "binary",
