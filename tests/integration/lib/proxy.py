@@ -151,6 +151,10 @@ class Gatehouse:
         self.returncode = None
 
     def start(self, timeout=15.0):
+        for _ in range(6):  # a concurrent make may be relinking it
+            if os.path.exists(self.bin):
+                break
+            time.sleep(0.5)
         if not os.path.exists(self.bin):
             raise AssertionError("gatehouse binary not built: %s" % self.bin)
         args = self.args if self.args is not None else ["-c", self.config_path]
