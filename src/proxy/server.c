@@ -215,16 +215,22 @@ static int write_pid(const char *path)
     return 0;
 }
 
+/* The signals the main thread takes with sigwaitinfo(); blocked everywhere. */
+static void control_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+}
+
 /* Waits for signals until one asks us to stop; returns the stop mode. */
 static int wait_signals(struct worker *ws, int n)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
+    control_signals(&set);
     for (;;) {
         siginfo_t si;
         int sig = sigwaitinfo(&set, &si);
@@ -257,12 +263,7 @@ int server_run(struct cfg *cfg)
         return 1;
     }
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
+    control_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
