@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "config/config.h"
 #include "core/buf.h"
@@ -161,6 +162,11 @@ void conn_accept(struct worker *w, const struct cfg_listener *cl, int fd,
 void conn_close(struct conn *c);
 /* Called when c->txn finished: log, free, keep-alive or close. */
 void conn_txn_done(struct conn *c);
+/* Client I/O (plain or TLS). conn_recv: bytes read, 0 on EOF, -EAGAIN or
+ * -errno. conn_sendv: bytes written, -EAGAIN or -errno. Both clear
+ * c->readable / c->writable themselves when the socket would block. */
+ssize_t conn_recv(struct conn *c, char *p, size_t len);
+ssize_t conn_sendv(struct conn *c, const struct iovec *iov, int n);
 /* Reads from the client into c->rbuf. Returns bytes read, 0 on EOF,
  * -EAGAIN, -ENOBUFS when the buffer is full, or -errno. */
 ssize_t conn_read(struct conn *c);

@@ -28,17 +28,11 @@ int txn_flush_local(struct txn *t)
         if (t->local_off < t->local_len)
             iov[n++] = (struct iovec){ (void *)(t->local_body + t->local_off),
                                        t->local_len - t->local_off };
-        ssize_t w = writev(c->ev.fd, iov, n);
-        if (w == -1) {
-            int err = errno;
-            if (err == EINTR)
-                continue;
-            if (err == EAGAIN) {
-                c->writable = false;
-                goto Wait;
-            }
-            return -err;
-        }
+        ssize_t w = conn_sendv(c, iov, n);
+        if (w == -EAGAIN)
+            goto Wait;
+        if (w < 0)
+            return (int)w;
         size_t uw = (size_t)w;
         size_t h = uw < hl ? uw : hl;
         t->cout.head_off += h;

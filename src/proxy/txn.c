@@ -95,35 +95,64 @@ static void flow_sent(struct flow *f, struct buf *b, size_t n)
     buf_consume(b, n);
 }
 
-/* writev of the pending head and <len> bytes at <data>. Returns the number
- * of <data> bytes written (>= 0), -EAGAIN or -errno. */
+/* Gathers the rest of <q>'s head and <len> bytes at <data> into <iov>.
+ * Returns the number of entries (0..2); *hl is the head part. */
+static inline int outq_iov(const struct outq *q, const char *data, size_t len,
+                           struct iovec iov[2], size_t *hl)
+{
+    int n = 0;
+    *hl = q->head_len - q->head_off;
+    if (*hl > 0)
+        iov[n++] = (struct iovec){ q->head + q->head_off, *hl };
+    if (len > 0)
+        iov[n++] = (struct iovec){ (void *)data, len };
+    return n;
+}
+
+/* After <w> bytes of what outq_iov() gathered were written: advances the
+ * head and returns how many of them were data bytes. */
+static inline ssize_t outq_sent(struct outq *q, size_t hl, size_t w)
+{
+    if (w <= hl) {
+        q->head_off += w;
+        return 0;
+    }
+    q->head_off = q->head_len;
+    return (ssize_t)(w - hl);
+}
+
+/* writev of the pending head and <len> bytes at <data> to an upstream.
+ * Returns the number of <data> bytes written (>= 0), -EAGAIN or -errno. */
 static ssize_t send_out(int fd, struct outq *q, const char *data, size_t len)
 {
     struct iovec iov[2];
-    int n = 0;
-    size_t hl = q->head_len - q->head_off;
-    if (hl > 0)
-        iov[n++] = (struct iovec){ q->head + q->head_off, hl };
-    if (len > 0)
-        iov[n++] = (struct iovec){ (void *)data, len };
+    size_t hl;
+    int n = outq_iov(q, data, len, iov, &hl);
     if (n == 0)
         return 0;
     for (;;) {
         ssize_t w = writev(fd, iov, n);
-        if (w >= 0) {
-            size_t uw = (size_t)w;
-            if (uw <= hl) {
-                q->head_off += uw;
-                return 0;
-            }
-            q->head_off = q->head_len;
-            return (ssize_t)(uw - hl);
-        }
+        if (w >= 0)
+            return outq_sent(q, hl, (size_t)w);
         int err = errno;
         if (err == EINTR)
             continue;
         return -err;
     }
+}
+
+/* The same to the client, through its I/O layer (plain or TLS); -EAGAIN
+ * leaves the connection's readiness flags as the layer found them. */
+static ssize_t send_client(struct conn *c, struct outq *q, const char *data,
+                           size_t len)
+{
+    struct iovec iov[2];
+    size_t hl;
+    int n = outq_iov(q, data, len, iov, &hl);
+    if (n == 0)
+        return 0;
+    ssize_t w = conn_sendv(c, iov, n);
+    return w < 0 ? w : outq_sent(q, hl, (size_t)w);
 }
 
 static inline bool outq_pending(const struct outq *q)
@@ -646,11 +675,9 @@ static int pump_response(struct txn *t)
         if (outq_pending(&t->cout) || t->resf.fwd > 0) {
             if (!c->writable)
                 break;
-            ssize_t n = send_out(c->ev.fd, &t->cout, buf_head(&uc->rbuf), t->resf.fwd);
-            if (n == -EAGAIN) {
-                c->writable = false;
+            ssize_t n = send_client(c, &t->cout, buf_head(&uc->rbuf), t->resf.fwd);
+            if (n == -EAGAIN)
                 break;
-            }
             if (n < 0) {
                 t->reason = "client_closed";
                 conn_close(c);
@@ -720,18 +747,21 @@ static void txn_finish(struct txn *t)
 
 /* ---- tunnel (after 101 Switching Protocols) ---- */
 
-/* One direction of raw bytes: <src> buffer filled from <from>, written to
- * <to_fd>. Returns 1 on progress, 0 when blocked, -1 on a broken socket. */
-static int tunnel_dir(int to_fd, bool *to_writable, struct buf *b, size_t *fwd)
+/* One direction of raw bytes from <b>, written to the client <c>, or to
+ * the upstream <uc> when <c> is NULL. Returns 1 on progress, 0 when blocked, -1 on a broken socket. */
+static int tunnel_dir(struct conn *c, struct uconn *uc, struct buf *b, size_t *fwd)
 {
+    bool *to_writable = c != NULL ? &c->writable : &uc->writable;
     if (*fwd == 0)
         *fwd = buf_len(b);
     if (*fwd == 0 || !*to_writable)
         return 0;
     struct outq none = { 0 };
-    ssize_t n = send_out(to_fd, &none, buf_head(b), *fwd);
+    ssize_t n = c != NULL ? send_client(c, &none, buf_head(b), *fwd)
+                          : send_out(uc->ev.fd, &none, buf_head(b), *fwd);
     if (n == -EAGAIN) {
-        *to_writable = false;
+        if (c == NULL)
+            *to_writable = false;
         return 0;
     }
     if (n < 0)
@@ -751,17 +781,15 @@ static void pump_tunnel(struct txn *t)
         if (outq_pending(&t->cout)) { /* the 101 head first */
             if (!c->writable)
                 break;
-            ssize_t n = send_out(c->ev.fd, &t->cout, NULL, 0);
-            if (n == -EAGAIN) {
-                c->writable = false;
+            ssize_t n = send_client(c, &t->cout, NULL, 0);
+            if (n == -EAGAIN)
                 break;
-            }
             if (n < 0)
                 goto Broken;
             continue;
         }
         /* client -> upstream */
-        int r = tunnel_dir(uc->ev.fd, &uc->writable, &c->rbuf, &t->reqf.fwd);
+        int r = tunnel_dir(NULL, uc, &c->rbuf, &t->reqf.fwd);
         if (r < 0)
             goto Broken;
         moved |= r > 0;
@@ -778,7 +806,7 @@ static void pump_tunnel(struct txn *t)
             }
         }
         /* upstream -> client */
-        r = tunnel_dir(c->ev.fd, &c->writable, &uc->rbuf, &t->resf.fwd);
+        r = tunnel_dir(c, NULL, &uc->rbuf, &t->resf.fwd);
         if (r < 0)
             goto Broken;
         moved |= r > 0;
