@@ -133,6 +133,28 @@ ssize_t conn_sendv(struct conn *c, const struct iovec *iov, int n)
     }
 }
 
+ssize_t cli_send(struct txn *t, struct outq *q, const char *data, size_t len)
+{
+    struct iovec iov[2];
+    int n = 0;
+    size_t hl = q->head_len - q->head_off;
+    if (hl > 0)
+        iov[n++] = (struct iovec){ q->head + q->head_off, hl };
+    if (len > 0)
+        iov[n++] = (struct iovec){ (void *)data, len };
+    if (n == 0)
+        return 0;
+    ssize_t w = conn_sendv(t->c, iov, n);
+    if (w < 0)
+        return w;
+    if ((size_t)w <= hl) {
+        q->head_off += (size_t)w;
+        return 0;
+    }
+    q->head_off = q->head_len;
+    return w - (ssize_t)hl;
+}
+
 ssize_t conn_read(struct conn *c)
 {
     if (buf_get(&c->rbuf) < 0)
@@ -185,6 +207,7 @@ static int txn_new(struct conn *c)
     t->magic = TXN_MAGIC;
     t->pool = p;
     t->c = c;
+    t->rb = &c->rbuf;
     t->t0_us = loop_now_us(c->w->loop);
     h1_msg_init(&t->req, f, lim->header_count);
     c->txn = t;
@@ -205,7 +228,7 @@ static bool try_parse(struct conn *c)
     int rc = h1_parse_request(buf_head(&c->rbuf), buf_len(&c->rbuf), &t->req, &hl);
     if (rc > 0) {
         c->state = C_BUSY;
-        txn_start(c, &t->req, t->req.fields);
+        txn_start(t, &t->req);
         return true;
     }
     if (rc == -EBADMSG) {
