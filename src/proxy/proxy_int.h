@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "config/config.h"
 #include "core/buf.h"
@@ -117,10 +118,15 @@ enum txn_phase {
     T_DONE,
 };
 
+struct h2s;
+
 struct txn {
     unsigned magic;
     struct pool *pool;
     struct conn *c;
+    struct h2s *h2;   /* the HTTP/2 stream carrying it; NULL on HTTP/1 */
+    struct buf *rb;   /* request body bytes from the client (c->rbuf on
+                         HTTP/1, the stream's buffer on HTTP/2) */
     enum txn_phase phase;
     int64_t t0_us;
     /* the request, copied out of the read buffer into the arena */
@@ -161,18 +167,79 @@ void conn_accept(struct worker *w, const struct cfg_listener *cl, int fd,
 void conn_close(struct conn *c);
 /* Called when c->txn finished: log, free, keep-alive or close. */
 void conn_txn_done(struct conn *c);
+/* Client I/O (plain or TLS). conn_recv: bytes read, 0 on EOF, -EAGAIN or
+ * -errno. conn_sendv: bytes written, -EAGAIN or -errno. Both clear
+ * c->readable / c->writable themselves when the socket would block. */
+ssize_t conn_recv(struct conn *c, char *p, size_t len);
+ssize_t conn_sendv(struct conn *c, const struct iovec *iov, int n);
 /* Reads from the client into c->rbuf. Returns bytes read, 0 on EOF,
  * -EAGAIN, -ENOBUFS when the buffer is full, or -errno. */
 ssize_t conn_read(struct conn *c);
 void conn_drain_idle(struct worker *w);
 
 /* ---- txn.c ---- */
-/* Starts a transaction for the parsed request head in c->rbuf. */
-void txn_start(struct conn *c, struct h1_msg *req, struct h1_field *fields);
+/* Starts transaction <t> for its parsed request head <req> (== &t->req). */
+void txn_start(struct txn *t, struct h1_msg *req);
 /* Something changed on the client connection. */
 void txn_client_event(struct txn *t);
 void txn_abort(struct txn *t); /* client went away: free everything */
 void txn_timeout(struct txn *t, bool client_side);
+
+/* ---- the client side of a transaction ----
+ *
+ * What a transaction needs from its client, whatever carries it: request
+ * body bytes in, the response head and body out with backpressure, a
+ * timer, and an end (done, or cut short). On HTTP/1 the client is the
+ * connection itself; these wrappers are then the calls the pipeline made
+ * before, at the cost of one branch. */
+
+/* Reads more request body bytes into t->rb: bytes read, 0 at the end of
+ * the client's input, -EAGAIN, or -errno. Call while cli_readable(). */
+static inline ssize_t cli_read(struct txn *t)
+{
+    return conn_read(t->c);
+}
+
+static inline bool cli_readable(const struct txn *t)
+{
+    return t->c->readable;
+}
+
+static inline bool cli_writable(const struct txn *t)
+{
+    return t->c->writable;
+}
+
+/* Sends the rest of <q>'s head and up to <len> body bytes at <data> to the
+ * client. Returns the body bytes taken (the caller consumes them), -EAGAIN
+ * or -errno. */
+ssize_t cli_send(struct txn *t, struct outq *q, const char *data, size_t len);
+
+/* Arms the client-side timer of <t> (body or send timeout) ... */
+static inline void cli_timer(struct txn *t, int64_t ms)
+{
+    timer_set(t->c->w->loop, &t->c->timer, ms, t->c->timer.cb);
+}
+
+/* ... or stops it. */
+static inline void cli_timer_stop(struct txn *t)
+{
+    timer_cancel(t->c->w->loop, &t->c->timer);
+}
+
+/* The response went out whole: log, free <t>, go on with the client. */
+static inline void cli_done(struct txn *t)
+{
+    conn_txn_done(t->c);
+}
+
+/* The client cannot be answered properly any more (it went away, or the
+ * response broke after its head was sent): cut it off; <t> is freed
+ * (and logged, with t->reason) on the way. */
+static inline void cli_abort(struct txn *t)
+{
+    conn_close(t->c);
+}
 
 /* ---- respond.c ---- */
 /* Answers with <status> and a short body, a Proxy-Status naming <error>

@@ -16,47 +16,30 @@
 
 int txn_flush_local(struct txn *t)
 {
-    struct conn *c = t->c;
     while (t->cout.head_off < t->cout.head_len || t->local_off < t->local_len) {
-        if (!c->writable)
+        if (!cli_writable(t))
             goto Wait;
-        struct iovec iov[2];
-        int n = 0;
-        size_t hl = t->cout.head_len - t->cout.head_off;
-        if (hl > 0)
-            iov[n++] = (struct iovec){ t->cout.head + t->cout.head_off, hl };
-        if (t->local_off < t->local_len)
-            iov[n++] = (struct iovec){ (void *)(t->local_body + t->local_off),
-                                       t->local_len - t->local_off };
-        ssize_t w = writev(c->ev.fd, iov, n);
-        if (w == -1) {
-            int err = errno;
-            if (err == EINTR)
-                continue;
-            if (err == EAGAIN) {
-                c->writable = false;
-                goto Wait;
-            }
-            return -err;
-        }
-        size_t uw = (size_t)w;
-        size_t h = uw < hl ? uw : hl;
-        t->cout.head_off += h;
-        t->local_off += uw - h;
+        ssize_t n = cli_send(t, &t->cout, t->local_body + t->local_off,
+                             t->local_len - t->local_off);
+        if (n == -EAGAIN)
+            goto Wait;
+        if (n < 0)
+            return (int)n;
+        t->local_off += (size_t)n;
     }
     return 0;
 Wait:
-    timer_set(c->w->loop, &c->timer, c->cl->timeouts.send, c->timer.cb);
+    cli_timer(t, t->c->cl->timeouts.send);
     return -EAGAIN;
 }
 
 void txn_local(struct txn *t, int status, const char *ctype, const char *body,
                size_t len, const char *extra)
 {
-    struct conn *c = t->c;
+    struct worker *w = t->c->w;
     if (!t->reqf.done)
         t->keepalive = false; /* the rest of the body is not read */
-    if (c->w->draining)
+    if (w->draining)
         t->keepalive = false;
     if (t->uc != NULL) {
         ups_close(t->uc);
@@ -72,18 +55,18 @@ void txn_local(struct txn *t, int status, const char *ctype, const char *body,
     char *h = pool_alloc(t->pool, cap);
     if (h == NULL) {
         t->reason = "proxy_internal_error";
-        conn_close(c);
+        cli_abort(t);
         return;
     }
     int n = snprintf(h, cap,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\n%s%s\r\n",
-                     status, h1_reason(status), worker_date(c->w),
+                     status, h1_reason(status), worker_date(w),
                      ctype ? ctype : "text/plain; charset=utf-8", len,
                      extra ? extra : "", conn_hdr);
     if (n < 0 || (size_t)n >= cap) {
         t->reason = "proxy_internal_error";
-        conn_close(c);
+        cli_abort(t);
         return;
     }
     t->cout = (struct outq){ h, (size_t)n, 0 };
@@ -93,24 +76,23 @@ void txn_local(struct txn *t, int status, const char *ctype, const char *body,
     t->local_off = 0;
     int rc = txn_flush_local(t);
     if (rc == 0)
-        conn_txn_done(c);
+        cli_done(t);
     else if (rc != -EAGAIN) {
         t->reason = "client_closed";
-        conn_close(c);
+        cli_abort(t);
     }
 }
 
 void txn_error(struct txn *t, int status, const char *error, const char *msg)
 {
-    struct conn *c = t->c;
     if (t->reason == NULL)
         t->reason = error;
     if (t->head_sent && t->phase != T_LOCAL) {
-        conn_close(c); /* too late for a status: cut the response short */
+        cli_abort(t); /* too late for a status: cut the response short */
         return;
     }
     if (t->phase == T_LOCAL) { /* already answering */
-        conn_close(c);
+        cli_abort(t);
         return;
     }
     if (status == 400 || status == 408 || status == 413 || status == 414 ||
@@ -119,7 +101,7 @@ void txn_error(struct txn *t, int status, const char *error, const char *msg)
     char *body = pool_alloc(t->pool, 256);
     char *extra = pool_alloc(t->pool, 256);
     if (body == NULL || extra == NULL) {
-        conn_close(c);
+        cli_abort(t);
         return;
     }
     int bl = snprintf(body, 256, "%d %s\n%s\n", status, h1_reason(status), msg);

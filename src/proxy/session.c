@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/macros.h"
@@ -81,24 +82,23 @@ void conn_close(struct conn *c)
     loop_free_later(w->loop, c);
 }
 
-ssize_t conn_read(struct conn *c)
+/* ---- client I/O ----
+ *
+ * Every byte to or from a client goes through conn_recv() and conn_sendv():
+ * the plain syscalls here, or the TLS layer when the connection has one.
+ * Both keep the edge-triggered readiness flags up to date themselves
+ * (a TLS read may need the socket writable and a write readable), so
+ * callers only look at the return value. */
+
+ssize_t conn_recv(struct conn *c, char *p, size_t len)
 {
-    if (buf_get(&c->rbuf) < 0)
-        return -ENOMEM;
-    if (buf_room(&c->rbuf) == 0) {
-        buf_compact(&c->rbuf);
-        if (buf_room(&c->rbuf) == 0)
-            return -ENOBUFS;
-    }
     for (;;) {
-        size_t room = buf_room(&c->rbuf);
-        ssize_t n = read(c->ev.fd, buf_tail(&c->rbuf), room);
+        ssize_t n = read(c->ev.fd, p, len);
         if (n > 0) {
-            c->rbuf.end += (uint32_t)n;
             /* A short read drained the socket; with edge triggering, any
              * later byte (or FIN) raises a new event, so no read just to
              * hear EAGAIN. */
-            if ((size_t)n < room && !c->rdhup)
+            if ((size_t)n < len && !c->rdhup)
                 c->readable = false;
             return n;
         }
@@ -116,6 +116,58 @@ ssize_t conn_read(struct conn *c)
         }
         return -err;
     }
+}
+
+ssize_t conn_sendv(struct conn *c, const struct iovec *iov, int n)
+{
+    for (;;) {
+        ssize_t w = writev(c->ev.fd, iov, n);
+        if (w >= 0)
+            return w;
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN)
+            c->writable = false;
+        return -err;
+    }
+}
+
+ssize_t cli_send(struct txn *t, struct outq *q, const char *data, size_t len)
+{
+    struct iovec iov[2];
+    int n = 0;
+    size_t hl = q->head_len - q->head_off;
+    if (hl > 0)
+        iov[n++] = (struct iovec){ q->head + q->head_off, hl };
+    if (len > 0)
+        iov[n++] = (struct iovec){ (void *)data, len };
+    if (n == 0)
+        return 0;
+    ssize_t w = conn_sendv(t->c, iov, n);
+    if (w < 0)
+        return w;
+    if ((size_t)w <= hl) {
+        q->head_off += (size_t)w;
+        return 0;
+    }
+    q->head_off = q->head_len;
+    return w - (ssize_t)hl;
+}
+
+ssize_t conn_read(struct conn *c)
+{
+    if (buf_get(&c->rbuf) < 0)
+        return -ENOMEM;
+    if (buf_room(&c->rbuf) == 0) {
+        buf_compact(&c->rbuf);
+        if (buf_room(&c->rbuf) == 0)
+            return -ENOBUFS;
+    }
+    ssize_t n = conn_recv(c, buf_tail(&c->rbuf), buf_room(&c->rbuf));
+    if (n > 0)
+        c->rbuf.end += (uint32_t)n;
+    return n;
 }
 
 static void conn_event(struct loop *l, struct ev *e, uint32_t events)
@@ -155,6 +207,7 @@ static int txn_new(struct conn *c)
     t->magic = TXN_MAGIC;
     t->pool = p;
     t->c = c;
+    t->rb = &c->rbuf;
     t->t0_us = loop_now_us(c->w->loop);
     h1_msg_init(&t->req, f, lim->header_count);
     c->txn = t;
@@ -175,7 +228,7 @@ static bool try_parse(struct conn *c)
     int rc = h1_parse_request(buf_head(&c->rbuf), buf_len(&c->rbuf), &t->req, &hl);
     if (rc > 0) {
         c->state = C_BUSY;
-        txn_start(c, &t->req, t->req.fields);
+        txn_start(t, &t->req);
         return true;
     }
     if (rc == -EBADMSG) {

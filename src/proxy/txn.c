@@ -95,8 +95,8 @@ static void flow_sent(struct flow *f, struct buf *b, size_t n)
     buf_consume(b, n);
 }
 
-/* writev of the pending head and <len> bytes at <data>. Returns the number
- * of <data> bytes written (>= 0), -EAGAIN or -errno. */
+/* writev of the pending head and <len> bytes at <data> to an upstream.
+ * Returns the number of <data> bytes written (>= 0), -EAGAIN or -errno. */
 static ssize_t send_out(int fd, struct outq *q, const char *data, size_t len)
 {
     struct iovec iov[2];
@@ -181,10 +181,9 @@ static int keep_request(struct txn *t, const struct h1_msg *req)
     return 0;
 }
 
-void txn_start(struct conn *c, struct h1_msg *req, struct h1_field *fields)
+void txn_start(struct txn *t, struct h1_msg *req)
 {
-    struct txn *t = c->txn;
-    (void)fields;
+    struct conn *c = t->c;
     t->keepalive = h1_keepalive(req);
     flow_init(&t->reqf, req->body, req->content_length);
     struct str authority = req->form == H1_F_ABSOLUTE ? req->authority : req->host;
@@ -209,7 +208,8 @@ void txn_start(struct conn *c, struct h1_msg *req, struct h1_field *fields)
     size_t head_len = req->head_len;
     if (rc == 0)
         rc = keep_request(t, req);
-    buf_consume(&c->rbuf, head_len);
+    if (t->h2 == NULL)
+        buf_consume(t->rb, head_len);
     if (rc < 0) {
         txn_error(t, 503, "proxy_internal_error", "Out of memory.");
         return;
@@ -430,10 +430,8 @@ static void arm_upstream_timer(struct txn *t)
 
 static void arm_client_timer(struct txn *t, bool sending)
 {
-    struct conn *c = t->c;
-    const struct cfg_timeouts *to = &c->cl->timeouts;
-    timer_set(c->w->loop, &c->timer, sending ? to->send : to->client_body,
-              c->timer.cb);
+    const struct cfg_timeouts *to = &t->c->cl->timeouts;
+    cli_timer(t, sending ? to->send : to->client_body);
 }
 
 /* ---- client -> upstream ---- */
@@ -442,15 +440,15 @@ static void arm_client_timer(struct txn *t, bool sending)
  * transaction was ended (failed). */
 static int pump_request(struct txn *t)
 {
-    struct conn *c = t->c;
+    struct buf *rb = t->rb;
     struct uconn *uc = t->uc;
     bool progress = false;
     int rc = 0;
     for (;;) {
         /* classify first, so the head and the first body bytes leave in
          * one writev */
-        if (t->reqf.fwd == 0 && !t->reqf.done && buf_len(&c->rbuf) > 0) {
-            if (flow_take(&t->reqf, &c->rbuf) < 0) {
+        if (t->reqf.fwd == 0 && !t->reqf.done && buf_len(rb) > 0) {
+            if (flow_take(&t->reqf, rb) < 0) {
                 t->keepalive = false;
                 txn_error(t, 400, "http_request_error", "Malformed chunked request body.");
                 return -1;
@@ -465,7 +463,7 @@ static int pump_request(struct txn *t)
         if (outq_pending(&t->uout) || t->reqf.fwd > 0) {
             if (!uc->writable)
                 break;
-            ssize_t n = send_out(uc->ev.fd, &t->uout, buf_head(&c->rbuf), t->reqf.fwd);
+            ssize_t n = send_out(uc->ev.fd, &t->uout, buf_head(rb), t->reqf.fwd);
             if (n == -EAGAIN) {
                 uc->writable = false;
                 break;
@@ -481,22 +479,22 @@ static int pump_request(struct txn *t)
                 upstream_failed(t, (int)n, false);
                 return -1;
             }
-            flow_sent(&t->reqf, &c->rbuf, (size_t)n);
+            flow_sent(&t->reqf, rb, (size_t)n);
             progress = true;
             continue;
         }
         if (t->reqf.done)
             break;
-        if (!c->readable)
+        if (!cli_readable(t))
             break;
-        ssize_t n = conn_read(c);
+        ssize_t n = cli_read(t);
         if (n == -EAGAIN)
             break;
         if (n <= 0) {
             /* the client went away in the middle of its body */
             t->reason = "client_closed";
             rc = -1;
-            conn_close(c);
+            cli_abort(t);
             return rc;
         }
         progress = true;
@@ -624,7 +622,6 @@ static int read_response_head(struct txn *t)
  * the transaction ended. */
 static int pump_response(struct txn *t)
 {
-    struct conn *c = t->c;
     struct uconn *uc = t->uc;
     if (!t->head_sent) {
         int rc = read_response_head(t);
@@ -640,20 +637,18 @@ static int pump_response(struct txn *t)
             log_warn("upstream %s: server %s: malformed chunked body",
                      t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text);
             t->reason = "http_response_transfer_coding";
-            conn_close(c);
+            cli_abort(t);
             return -1;
         }
         if (outq_pending(&t->cout) || t->resf.fwd > 0) {
-            if (!c->writable)
+            if (!cli_writable(t))
                 break;
-            ssize_t n = send_out(c->ev.fd, &t->cout, buf_head(&uc->rbuf), t->resf.fwd);
-            if (n == -EAGAIN) {
-                c->writable = false;
+            ssize_t n = cli_send(t, &t->cout, buf_head(&uc->rbuf), t->resf.fwd);
+            if (n == -EAGAIN)
                 break;
-            }
             if (n < 0) {
                 t->reason = "client_closed";
-                conn_close(c);
+                cli_abort(t);
                 return -1;
             }
             flow_sent(&t->resf, &uc->rbuf, (size_t)n);
@@ -686,7 +681,7 @@ static int pump_response(struct txn *t)
             log_warn("upstream %s: server %s: response body cut short",
                      t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text);
             t->reason = "http_response_incomplete";
-            conn_close(c);
+            cli_abort(t);
             return -1;
         }
         uprog = true;
@@ -696,7 +691,7 @@ static int pump_response(struct txn *t)
     if (outq_pending(&t->cout) || t->resf.fwd > 0)
         arm_client_timer(t, true);
     else if (cprog)
-        timer_cancel(c->w->loop, &c->timer);
+        cli_timer_stop(t);
     return 0;
 }
 
@@ -715,23 +710,26 @@ static void txn_finish(struct txn *t)
         else
             ups_close(uc);
     }
-    conn_txn_done(t->c);
+    cli_done(t);
 }
 
 /* ---- tunnel (after 101 Switching Protocols) ---- */
 
-/* One direction of raw bytes: <src> buffer filled from <from>, written to
- * <to_fd>. Returns 1 on progress, 0 when blocked, -1 on a broken socket. */
-static int tunnel_dir(int to_fd, bool *to_writable, struct buf *b, size_t *fwd)
+/* One direction of raw bytes from <b>, written to the client of <t>, or to
+ * the upstream <uc> when <t> is NULL. Returns 1 on progress, 0 when
+ * blocked, -1 on a broken socket. */
+static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fwd)
 {
     if (*fwd == 0)
         *fwd = buf_len(b);
-    if (*fwd == 0 || !*to_writable)
+    if (*fwd == 0 || !(t != NULL ? cli_writable(t) : uc->writable))
         return 0;
     struct outq none = { 0 };
-    ssize_t n = send_out(to_fd, &none, buf_head(b), *fwd);
+    ssize_t n = t != NULL ? cli_send(t, &none, buf_head(b), *fwd)
+                          : send_out(uc->ev.fd, &none, buf_head(b), *fwd);
     if (n == -EAGAIN) {
-        *to_writable = false;
+        if (t == NULL)
+            uc->writable = false;
         return 0;
     }
     if (n < 0)
@@ -749,19 +747,17 @@ static void pump_tunnel(struct txn *t)
     for (;;) {
         bool moved = false;
         if (outq_pending(&t->cout)) { /* the 101 head first */
-            if (!c->writable)
+            if (!cli_writable(t))
                 break;
-            ssize_t n = send_out(c->ev.fd, &t->cout, NULL, 0);
-            if (n == -EAGAIN) {
-                c->writable = false;
+            ssize_t n = cli_send(t, &t->cout, NULL, 0);
+            if (n == -EAGAIN)
                 break;
-            }
             if (n < 0)
                 goto Broken;
             continue;
         }
         /* client -> upstream */
-        int r = tunnel_dir(uc->ev.fd, &uc->writable, &c->rbuf, &t->reqf.fwd);
+        int r = tunnel_dir(NULL, uc, &c->rbuf, &t->reqf.fwd);
         if (r < 0)
             goto Broken;
         moved |= r > 0;
@@ -778,7 +774,7 @@ static void pump_tunnel(struct txn *t)
             }
         }
         /* upstream -> client */
-        r = tunnel_dir(c->ev.fd, &c->writable, &uc->rbuf, &t->resf.fwd);
+        r = tunnel_dir(t, NULL, &uc->rbuf, &t->resf.fwd);
         if (r < 0)
             goto Broken;
         moved |= r > 0;
@@ -819,7 +815,8 @@ Broken:
 static bool client_gone(struct txn *t)
 {
     struct conn *c = t->c;
-    if (!c->rdhup || t->head_sent || !t->reqf.done || t->rdhup_seen)
+    if (!c->rdhup || t->head_sent || !t->reqf.done || t->rdhup_seen ||
+        t->h2 != NULL)
         return false;
     t->rdhup_seen = true;
     char b;
@@ -827,7 +824,7 @@ static bool client_gone(struct txn *t)
     if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)))
         return false; /* pipelined bytes, or a spurious wake-up */
     t->reason = "client_closed";
-    conn_close(c);
+    cli_abort(t);
     return true;
 }
 
@@ -846,7 +843,7 @@ static void txn_pump(struct txn *t)
         return;
     case T_LOCAL:
         if (txn_flush_local(t) == 0)
-            conn_txn_done(t->c);
+            cli_done(t);
         return;
     default:
         break;
@@ -868,7 +865,7 @@ void txn_client_event(struct txn *t)
 void txn_abort(struct txn *t)
 {
     struct conn *c = t->c;
-    if (c->state == C_BUSY) {
+    if (t->h2 != NULL || c->state == C_BUSY) {
         if (t->reason == NULL)
             t->reason = "client_closed";
         if (!t->head_sent && t->phase != T_LOCAL)
@@ -879,14 +876,14 @@ void txn_abort(struct txn *t)
         ups_close(t->uc);
         t->uc = NULL;
     }
-    c->txn = NULL;
+    if (t->h2 == NULL)
+        c->txn = NULL;
     t->magic = 0;
     pool_free(t->pool);
 }
 
 void txn_timeout(struct txn *t, bool client_side)
 {
-    struct conn *c = t->c;
     if (client_side) {
         bool sending = t->phase == T_LOCAL || t->head_sent;
         if (!sending && !t->reqf.done) {
@@ -895,7 +892,7 @@ void txn_timeout(struct txn *t, bool client_side)
             return;
         }
         t->reason = "client_send_timeout";
-        conn_close(c);
+        cli_abort(t);
         return;
     }
     struct uconn *uc = t->uc;
@@ -918,5 +915,5 @@ void txn_timeout(struct txn *t, bool client_side)
         return;
     }
     t->reason = "connection_read_timeout";
-    conn_close(c);
+    cli_abort(t);
 }
