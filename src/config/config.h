@@ -36,6 +36,7 @@ enum cfg_balance {
 struct cfg_server {
     struct cfg_addr addr;
     int weight; /* 1..1000, default 1 */
+    uint32_t mslot; /* metrics slot, set before the snapshot is shared */
 };
 
 struct cfg_upstream {
@@ -50,6 +51,8 @@ struct cfg_upstream {
                                  server; 0 disables reuse; default 32 */
     cfg_ms keepalive_timeout; /* idle pooled connection lifetime; 60s */
     unsigned keepalive_requests; /* requests per connection; default 10000 */
+    int proxy_protocol; /* PROXY header sent on each new connection: 0 off
+                           (default), 1 or 2 (version); pooling is off then */
 };
 
 enum cfg_xff {
@@ -83,6 +86,7 @@ struct cfg_route {
     size_t ret_body_len;
     const char *ret_type; /* Content-Type, default "text/plain; charset=utf-8" */
     uint64_t max_body;    /* 0: inherit the listener's limit */
+    uint32_t mslot;       /* metrics slot, set before the snapshot is shared */
 };
 
 struct cfg_site {
@@ -122,6 +126,8 @@ struct cfg_listener {
     struct cfg_timeouts timeouts;
     struct cfg_limits limits;
     int backlog; /* default 511 */
+    bool proxy_protocol; /* a PROXY v1/v2 header starts every connection */
+    uint32_t mslot;      /* metrics slot, set before the snapshot is shared */
 };
 
 enum cfg_log_format {
@@ -138,6 +144,22 @@ struct cfg_log {
                            LOG_INFO; names: error warn info debug */
 };
 
+/* An address block: 10.0.0.0/8, ::1/128; a bare address is a /32 or /128. */
+struct cfg_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned bits;
+};
+
+/* The admin listener: /metrics, /status, /healthz and the dashboard. */
+struct cfg_admin {
+    bool enabled;           /* an "admin" section is present */
+    struct cfg_addr addr;   /* default 127.0.0.1:9090 */
+    struct cfg_cidr *allow; /* who may ask; default loopback only */
+    size_t nallow;
+    bool proxy_protocol;    /* a PROXY v1/v2 header starts every connection */
+};
+
 struct cfg {
     atomic_int refs;
     const char *file; /* path loaded, or "<default>" */
@@ -151,6 +173,7 @@ struct cfg {
     struct cfg_listener *listeners;
     size_t nlisteners;
     void *arena_; /* private */
+    struct cfg_admin admin;
 };
 
 /* Loads and validates <path>. On success returns a snapshot with one
@@ -178,5 +201,14 @@ int cfg_parse_size(struct str s, uint64_t *out);    /* 512 64KiB 1MiB 2GiB,
 int cfg_parse_addr(struct str s, struct cfg_addr *out); /* 1.2.3.4:80,
                                                       [::1]:80, localhost:80
                                                       (resolved at load), *:80 */
+
+/* Parses "10.0.0.0/8", "::1", "[::1]/128" (host bits must be zero).
+ * Returns 0 or -EINVAL. */
+int cfg_parse_cidr(struct str s, struct cfg_cidr *out);
+
+/* True when <sa> (IPv4, IPv6 or IPv4-mapped IPv6) lies in one of the <n>
+ * blocks of <list>. */
+bool cfg_cidr_match(const struct cfg_cidr *list, size_t n,
+                    const struct sockaddr *sa);
 
 #endif

@@ -199,4 +199,11 @@ int cfg__walk(struct cfg__ld *ld, const struct cfg__node *m, const char *what,
  * loaded already. Returns 0 or a negative errno with the error written. */
 int cfg__listeners(struct cfg__ld *ld, const struct cfg__node *v);
 
+/* ---- admin.c ---- */
+
+/* Reads the "admin" mapping <v> into ((struct cfg *)obj)->admin. */
+int cfg__admin(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+/* Cross-checks the admin section against the listeners (loaded after). */
+int cfg__admin_check(struct cfg__ld *ld, const struct cfg__node *root);
+
 #endif

@@ -542,6 +542,7 @@ static const struct cfg__field listener_fields[] = {
     CFG__F_FN("headers", set_headers),
     CFG__F_FN("timeouts", set_timeouts),
     CFG__F_FN("limits", set_limits),
+    CFG__F_BOOL("proxy_protocol", struct cfg_listener, proxy_protocol),
 };
 
 static void listener_defaults(struct cfg_listener *l)

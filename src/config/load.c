@@ -220,6 +220,17 @@ static int set_balance(struct cfg__ld *ld, const struct cfg__node *v,
     return rc;
 }
 
+static int set_ups_proxy_protocol(struct cfg__ld *ld,
+                                  const struct cfg__node *v, void *obj)
+{
+    static const char *const names[] = { "off", "v1", "v2" };
+    size_t i;
+    int rc = cfg__enum(ld, v, names, 3, &i);
+    if (rc == 0)
+        ((struct cfg_upstream *)obj)->proxy_protocol = (int)i;
+    return rc;
+}
+
 #define U struct cfg_upstream
 static const struct cfg__field upstream_fields[] = {
     CFG__F_FN("servers", set_servers),
@@ -230,6 +241,7 @@ static const struct cfg__field upstream_fields[] = {
     CFG__F_UINT("keepalive", U, keepalive, 0, 10000),
     CFG__F_MS("keepalive_timeout", U, keepalive_timeout, 1, CFG__DAY),
     CFG__F_UINT("keepalive_requests", U, keepalive_requests, 1, 1000000000),
+    CFG__F_FN("proxy_protocol", set_ups_proxy_protocol),
 };
 #undef U
 
@@ -304,6 +316,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("log", set_log),
     CFG__F_FN("upstreams", set_upstreams),
     CFG__F_FN("listeners", defer_listeners),
+    CFG__F_FN("admin", cfg__admin),
 };
 
 /* The defaults; string defaults are literals, which outlive any snapshot. */
@@ -345,6 +358,8 @@ static int load_root(struct cfg__ld *ld, const struct cfg__node *root)
     if (ld->listeners == NULL)
         return cfg__fail(ld, root, "no \"listeners\": nothing to serve");
     rc = cfg__listeners(ld, ld->listeners);
+    if (rc == 0)
+        rc = cfg__admin_check(ld, root);
     if (rc != 0)
         return rc;
     if (c->workers == 0)
