@@ -127,6 +127,9 @@ fuzz: deps
 
 -include $(FZLIBOBJS:.o=.d)
 
+# The dashboard page is assembled into dashboard.o (.incbin).
+$(O)/src/admin/dashboard.o $(FZ)/src/admin/dashboard.o: src/admin/dashboard.html
+
 bench:
 	@scripts/deps.sh bench
 	$(MAKE) BUILD=release all

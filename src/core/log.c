@@ -34,6 +34,11 @@ void log_set_error_fd(int fd)
     atomic_store(&err_fd, fd);
 }
 
+int log_error_fd(void)
+{
+    return atomic_load(&err_fd);
+}
+
 void log_set_level(int level)
 {
     atomic_store(&min_level, level);

@@ -20,6 +20,7 @@
 /* Sets where error lines go (an open fd; 2 by default) and the lowest level
  * written. Safe to call while workers log (both are atomics). */
 void log_set_error_fd(int fd);
+int log_error_fd(void);
 void log_set_level(int level);
 int log_level(void);
 

@@ -163,7 +163,7 @@ static void put_forwarding(struct out *o, const struct txn *t,
 int hdr_request(struct txn *t, const struct h1_msg *req)
 {
     const struct cfg_headers *h = &t->c->cl->headers;
-    const struct cfg *cfg = t->c->w->cfg;
+    const struct cfg *cfg = t->c->gen->cfg;
     struct out o = { .cap = req->head_len + 1024 + req->authority.len * 2 };
     o.p = pool_alloc(t->pool, o.cap);
     if (o.p == NULL)
@@ -229,7 +229,7 @@ static bool skip_response_field(const struct txn *t, const struct h1_msg *resp,
 int hdr_response(struct txn *t, const struct h1_msg *resp)
 {
     const struct cfg_headers *h = &t->c->cl->headers;
-    const struct cfg *cfg = t->c->w->cfg;
+    const struct cfg *cfg = t->c->gen->cfg;
     bool interim = resp->status < 200 && resp->status != 101;
     struct out o = { .cap = resp->head_len + 512 };
     o.p = pool_alloc(t->pool, o.cap);

@@ -6,10 +6,12 @@
 
 #include "config/config.h"
 
-/* Binds every listener of <cfg>, starts cfg->workers worker threads, and
- * serves until SIGTERM (graceful: stop accepting, finish what is in flight
- * up to cfg->graceful_timeout) or SIGINT (immediate). Takes a reference to
- * <cfg>. Returns the process exit status. */
-int server_run(struct cfg *cfg);
+/* Binds every listener of <cfg>, starts cfg->workers worker threads and the
+ * admin thread, and serves until SIGTERM (graceful: stop accepting, finish
+ * what is in flight up to cfg->graceful_timeout) or SIGINT (immediate).
+ * SIGHUP reloads <file> (the built-in configuration when NULL), SIGUSR1
+ * reopens the log files. Takes its own reference to <cfg>. Returns the
+ * process exit status. */
+int server_run(struct cfg *cfg, const char *file);
 
 #endif

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "admin/metrics.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -35,24 +36,66 @@ union sockaddr_any {
 };
 
 struct worker;
+struct gen;
 
 struct lsock {
     struct ev ev;
     struct worker *w;
+    struct gen *g;
     const struct cfg_listener *cl;
 };
 
 struct conn;
 
+/*
+ * A configuration generation inside one worker: the snapshot it was given,
+ * the upstream state built from it, its listening sockets, and how many
+ * client connections were accepted under it. A connection pins its
+ * generation (one plain counter, no atomic per connection); the generation
+ * holds the snapshot's reference. On reload a new generation takes over the
+ * listeners, the old one is retired (its connections close after their
+ * next response, or at their idle timeout) and freed when its last
+ * connection closes. Per-generation state of later capabilities (TLS
+ * contexts, issue 6) belongs here, built in gen_new() and freed in
+ * gen_free().
+ */
+struct gen {
+    struct worker *w;
+    struct cfg *cfg; /* a reference */
+    struct ups_set *ups;
+    struct lsock *ls; /* listeners, while current */
+    size_t nls;
+    unsigned nconns;
+    unsigned id;      /* 1, 2, ... per process: the reload count + 1 */
+    bool retired;
+    struct gen *next; /* in worker->old */
+};
+
+/* What the main thread hands a worker on reload. */
+struct reload_msg {
+    struct cfg *cfg; /* a reference, for the worker */
+    unsigned id;
+    int *fds;        /* per listener of cfg: a socket opened for this
+                        worker, or -1: take over the current one at the
+                        same address */
+    int alog_fd;     /* access log after the reload, -1 when off */
+    enum cfg_log_format alog_fmt;
+    struct reload_msg *next;
+};
+
 struct worker {
     int id;
     pthread_t thread;
     struct loop *loop;
-    struct cfg *cfg; /* pinned snapshot */
-    struct ups_set *ups;
-    struct lsock *ls;
-    size_t nls;
-    struct ev wake; /* eventfd: the main thread asks us to stop */
+    struct cfg *cfg; /* the current generation's snapshot (new connections);
+                        a request uses its connection's c->gen->cfg */
+    struct ups_set *ups; /* the current generation's */
+    struct gen *gen;     /* current generation */
+    struct gen *old;     /* retired generations with connections left */
+    struct mworker *m;   /* this worker's counters */
+    pthread_mutex_t mu;  /* guards inbox */
+    struct reload_msg *inbox;
+    struct ev wake; /* eventfd: the main thread asks us to stop or reload */
     struct logsink alog;
     bool alog_on;
     enum cfg_log_format alog_fmt;
@@ -81,6 +124,7 @@ struct conn {
     struct timer timer;
     struct defer defer;
     struct worker *w;
+    struct gen *gen; /* pinned: the generation it was accepted under */
     const struct cfg_listener *cl;
     struct buf rbuf;
     struct txn *txn;
@@ -89,7 +133,17 @@ struct conn {
     uint32_t nreq;
     uint8_t state;
     bool readable, writable, rdhup, eof, dead;
+    bool pp_wait;   /* a PROXY header must come first */
+    bool has_local; /* <local> holds the address the client talked to */
+    union sockaddr_any local; /* from the PROXY header, or getsockname */
 };
+
+/* The connection closes after its current response: graceful stop, or its
+ * generation was retired by a reload. */
+static inline bool conn_closing(const struct conn *c)
+{
+    return c->w->draining || c->gen->retired;
+}
 
 /* Direction of body bytes in a transaction. */
 struct flow {
@@ -158,11 +212,24 @@ struct txn {
     bool rdhup_seen;        /* the client's hang-up was looked at */
 };
 
-/* ---- server.c ---- */
+/* ---- server.c / worker.c ---- */
 const char *worker_date(struct worker *w);
+/* A connection of retired generation <g> closed: free it when empty. */
+void gen_conn_closed(struct gen *g);
+
+/* ---- stats.c (metrics and PROXY protocol glue) ---- */
+/* Counts the finished request <t> (where alog_write() logs it). */
+void stats_txn(struct txn *t);
+/* Consumes a PROXY header from c->rbuf. Returns 1 when done (c->peer now
+ * carries the client's address), 0 when more bytes are needed, -1 when the
+ * connection was closed. */
+int pp_accept(struct conn *c);
+/* Puts a PROXY header in front of t->uout when the upstream wants one.
+ * 0 or -ENOMEM. */
+int pp_upstream(struct txn *t);
 
 /* ---- session.c ---- */
-void conn_accept(struct worker *w, const struct cfg_listener *cl, int fd,
+void conn_accept(struct worker *w, struct lsock *ls, int fd,
                  const union sockaddr_any *peer);
 void conn_close(struct conn *c);
 /* Called when c->txn finished: log, free, keep-alive or close. */

@@ -39,7 +39,7 @@ void txn_local(struct txn *t, int status, const char *ctype, const char *body,
     struct worker *w = t->c->w;
     if (!t->reqf.done)
         t->keepalive = false; /* the rest of the body is not read */
-    if (w->draining)
+    if (conn_closing(t->c))
         t->keepalive = false;
     if (t->uc != NULL) {
         ups_close(t->uc);

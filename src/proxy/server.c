@@ -1,204 +1,331 @@
 /*
  * Process model: the main thread binds every listener once per worker
  * (SO_REUSEPORT, so the kernel spreads connections over workers), starts
- * the workers, then waits for signals with sigwaitinfo(). Workers never see
- * a signal; the main thread tells them to stop through an eventfd each.
+ * the workers and the admin thread, then waits for signals with
+ * sigwaitinfo(). Workers never see a signal; the main thread talks to them
+ * through an eventfd and an inbox each.
  *
- * Graceful stop (SIGTERM): workers close their listeners (new connections
- * are refused), close idle keep-alive connections, finish what is in flight
- * with "Connection: close", and exit when nothing is left or when
- * graceful_timeout runs out. SIGINT stops at once.
+ *   SIGTERM, SIGQUIT  graceful stop (worker.c)
+ *   SIGINT            stop now
+ *   SIGHUP            reload the configuration file
+ *   SIGUSR1           reopen the log files (after logrotate moved them)
+ *
+ * Reload, on the main thread: load and validate the file; give its
+ * listeners, routes and servers their metrics slots; open, for each worker,
+ * a socket for every listener address that is new; let the admin listener
+ * prepare likewise. Only when all of that worked is anything committed:
+ * each worker gets a message (worker.c switches generations), the admin
+ * thread gets the snapshot. Any failure before that closes what was opened
+ * and leaves the running configuration serving, with the reason in the
+ * error log and in /status. Capabilities with per-snapshot resources that
+ * can fail to load (TLS certificates, issue 6) prepare them in
+ * reload_prepare() too, so that a bad certificate refuses the reload like
+ * a bad file.
+ *
+ * Log files are reopened with dup2() onto the descriptors in use: a worker
+ * writing at that instant writes to the old file or to the new one, never
+ * to a closed descriptor, and no thread has to be told.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "core/macros.h"
 #include "core/sock.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "proxy/worker.h"
 
-enum { STOP_NONE = 0, STOP_GRACEFUL = 1, STOP_NOW = 2 };
-static atomic_int stop_mode;
+struct server {
+    struct cfg *cur;     /* the snapshot the workers were last given */
+    const char *file;    /* what SIGHUP reloads; NULL: the built-in one */
+    struct worker *ws;
+    int n;
+    struct metrics *m;
+    struct admin *admin;
+    unsigned gen;        /* generation of cur */
+    int alog_fd;         /* -1 when off */
+    const char *alog_path; /* the file behind alog_fd, or NULL */
+    const char *elog_path;
+};
 
-const char *worker_date(struct worker *w)
+/* ---- listeners ---- */
+
+static int open_listener(const struct cfg_listener *cl)
 {
-    int64_t now = loop_wall(w->loop);
-    if (now != w->date_sec) {
-        static const char *mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-        w->date_sec = now;
-        h1_fmt_date(w->date, now);
-        time_t t = (time_t)now;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        snprintf(w->clf_date, sizeof(w->clf_date), "%02d/%s/%04d:%02d:%02d:%02d +0000",
-                 tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec);
-    }
-    return w->date;
+    int fd = sock_listen((const struct sockaddr *)&cl->addr.ss, cl->addr.len,
+                         cl->backlog, true);
+    if (fd < 0)
+        log_err("listen %s: %s", cl->addr.text, strerror(-fd));
+    return fd;
 }
 
-static void accept_event(struct loop *l, struct ev *e, uint32_t events)
+static bool addr_in(const struct cfg *c, const struct cfg_addr *a)
 {
-    (void)l;
-    (void)events;
-    struct lsock *ls = container_of(e, struct lsock, ev);
-    struct worker *w = ls->w;
-    for (int i = 0; i < 64 && !w->draining; i++) {
-        union sockaddr_any peer;
-        socklen_t plen = sizeof(peer);
-        int fd = accept4(e->fd, &peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd == -1) {
-            int err = errno;
-            if (err == EAGAIN || err == EINTR)
-                return;
-            if (err == EMFILE || err == ENFILE) {
-                log_err("accept: %s", strerror(err));
-                return;
+    for (size_t i = 0; c != NULL && i < c->nlisteners; i++) {
+        const struct cfg_addr *b = &c->listeners[i].addr;
+        if (a->len == b->len && strcmp(a->text, b->text) == 0 &&
+            memcmp(&a->ss, &b->ss, a->len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* fds[w * nl + i]: worker w's socket for listener i of <n>, or -1 when
+ * <old> already listens there. Returns 0 or -errno with all closed. */
+static int open_listeners(const struct cfg *old, const struct cfg *n, int nw,
+                          int *fds)
+{
+    size_t nl = n->nlisteners;
+    for (size_t k = 0; k < (size_t)nw * nl; k++)
+        fds[k] = -1;
+    for (int w = 0; w < nw; w++) {
+        for (size_t i = 0; i < nl; i++) {
+            if (addr_in(old, &n->listeners[i].addr))
+                continue;
+            int fd = open_listener(&n->listeners[i]);
+            if (fd < 0) {
+                for (size_t k = 0; k < (size_t)nw * nl; k++)
+                    if (fds[k] >= 0)
+                        close(fds[k]);
+                return fd;
             }
-            continue; /* ECONNABORTED and friends */
+            fds[(size_t)w * nl + i] = fd;
         }
-        conn_accept(w, ls->cl, fd, &peer);
     }
+    return 0;
 }
 
-static void flush_logs(void *arg)
+/* ---- logs ---- */
+
+static bool is_file(const char *dest)
 {
-    struct worker *w = arg;
-    if (w->alog.len > 0)
-        logsink_flush(&w->alog);
-    if (w->draining && w->nconns == 0)
-        loop_stop(w->loop);
+    return dest != NULL && strcmp(dest, "stdout") != 0 &&
+           strcmp(dest, "stderr") != 0 && strcmp(dest, "off") != 0;
 }
 
-static void drain_deadline(struct loop *l, struct timer *t)
+/* Opens <path> and puts it behind <fd> (dup2). 0 or -errno. */
+static int reopen_onto(const char *path, int fd)
 {
-    struct worker *w = container_of(t, struct worker, drain_timer);
-    log_warn("graceful stop: %u connections still open after the deadline; closing", w->nconns);
-    while (w->conns != NULL)
-        conn_close(w->conns);
-    loop_stop(l);
+    int off = 0;
+    int nfd = log_open(path, &off);
+    if (nfd < 0)
+        return nfd;
+    int rc = dup2(nfd, fd) == -1 ? -errno : 0;
+    close(nfd);
+    return rc;
 }
 
-static void start_draining(struct worker *w, bool now)
+static void reopen_logs(struct server *s)
 {
-    if (!w->draining) {
-        w->draining = true;
-        for (size_t i = 0; i < w->nls; i++) {
-            loop_del(w->loop, &w->ls[i].ev);
-            close(w->ls[i].ev.fd);
-            w->ls[i].ev.fd = -1;
-        }
-        conn_drain_idle(w);
-        timer_set(w->loop, &w->drain_timer, w->cfg->graceful_timeout, drain_deadline);
-    }
-    if (now) {
-        while (w->conns != NULL)
-            conn_close(w->conns);
-        loop_stop(w->loop);
-    }
-}
-
-static void wake_event(struct loop *l, struct ev *e, uint32_t events)
-{
-    (void)l;
-    (void)events;
-    struct worker *w = container_of(e, struct worker, wake);
-    uint64_t v;
-    if (read(e->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        return;
-    int mode = atomic_load(&stop_mode);
-    if (mode != STOP_NONE)
-        start_draining(w, mode == STOP_NOW);
-}
-
-static void *worker_main(void *arg)
-{
-    struct worker *w = arg;
-    char tag[16];
-    snprintf(tag, sizeof(tag), "w%d", w->id);
-    log_set_thread_tag(tag);
-    int rc = loop_run(w->loop);
-    if (rc < 0)
-        log_err("worker %d: event loop failed: %s", w->id, strerror(-rc));
-    logsink_flush(&w->alog);
-    ups_set_free(w->ups);
-    w->ups = NULL;
-    pool_thread_cleanup();
-    buf_thread_cleanup();
-    return NULL;
-}
-
-static int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd)
-{
-    w->id = id;
-    w->cfg = cfg;
-    w->loop = loop_new();
-    if (w->loop == NULL)
-        return -errno;
-    loop_set_data(w->loop, w);
-    w->ups = ups_set_new(cfg, w->loop);
-    if (w->ups == NULL)
-        return -ENOMEM;
-    w->alog_on = alog_fd >= 0;
-    w->alog_fmt = cfg->log.format;
-    logsink_init(&w->alog, alog_fd);
-    loop_on_idle(w->loop, flush_logs, w);
-    w->date_sec = -1;
-    (void)worker_date(w);
-
-    w->ls = calloc(cfg->nlisteners, sizeof(*w->ls));
-    if (w->ls == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const struct cfg_listener *cl = &cfg->listeners[i];
-        int fd = sock_listen((const struct sockaddr *)&cl->addr.ss, cl->addr.len,
-                             cl->backlog, true);
-        if (fd < 0) {
-            log_err("listen %s: %s", cl->addr.text, strerror(-fd));
-            return fd;
-        }
-        w->ls[i] = (struct lsock){ .ev = { fd, accept_event }, .w = w, .cl = cl };
-        w->nls++;
-        int rc = loop_add_read(w->loop, &w->ls[i].ev);
+    if (s->alog_path != NULL && s->alog_fd > 2) {
+        int rc = reopen_onto(s->alog_path, s->alog_fd);
         if (rc < 0)
-            return rc;
+            log_err("reopen access log %s: %s", s->alog_path, strerror(-rc));
     }
-    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (efd == -1)
-        return -errno;
-    w->wake = (struct ev){ efd, wake_event };
-    return loop_add_read(w->loop, &w->wake);
+    int efd = log_error_fd();
+    if (s->elog_path != NULL && efd > 2) {
+        int rc = reopen_onto(s->elog_path, efd);
+        if (rc < 0)
+            log_err("reopen error log %s: %s", s->elog_path, strerror(-rc));
+    }
+    log_info("SIGUSR1: log files reopened");
 }
 
-static void worker_fini(struct worker *w)
+/* The access log of <n>: the same descriptor when the destination did not
+ * change, the file reopened behind it when it did. Returns the fd workers
+ * should use (-1: off), or -2 on failure (the reload is refused). */
+static int access_log_for(struct server *s, const struct cfg *n)
 {
-    for (size_t i = 0; i < w->nls; i++)
-        if (w->ls[i].ev.fd >= 0)
-            close(w->ls[i].ev.fd);
-    free(w->ls);
-    if (w->wake.fd > 0)
-        close(w->wake.fd);
-    ups_set_free(w->ups);
-    loop_free(w->loop);
+    const char *dest = n->log.access;
+    if (strcmp(dest, "off") == 0)
+        return -1;
+    if (!is_file(dest))
+        return strcmp(dest, "stderr") == 0 ? 2 : 1;
+    if (s->alog_path != NULL && strcmp(s->alog_path, dest) == 0)
+        return s->alog_fd;
+    int off = 0;
+    int fd = log_open(dest, &off);
+    if (fd < 0) {
+        log_err("reload: access log %s: %s", dest, strerror(-fd));
+        return -2;
+    }
+    if (s->alog_fd > 2 && s->alog_path != NULL) { /* keep the fd number */
+        if (dup2(fd, s->alog_fd) == -1) {
+            close(fd);
+            return -2;
+        }
+        close(fd);
+        fd = s->alog_fd;
+    }
+    return fd;
 }
 
-static void notify_workers(struct worker *ws, int n, int mode)
+/* ---- reload ---- */
+
+static void refuse(struct server *s, const char *why)
 {
-    atomic_store(&stop_mode, mode);
-    uint64_t one = 1;
-    for (int i = 0; i < n; i++)
-        if (write(ws[i].wake.fd, &one, sizeof(one)) < 0)
-            log_err("cannot wake worker %d: %s", i, strerror(errno));
+    log_err("reload refused: %s; generation %u keeps serving", why, s->gen);
+    admin_note_reload(s->admin, false, s->gen, why);
+}
+
+static void warn_fixed(const struct server *s, const struct cfg *n)
+{
+    if (n->workers != s->n)
+        log_warn("reload: \"workers\" changed to %d; a restart applies it "
+                 "(%d keep running)", n->workers, s->n);
+    const char *a = s->cur->pid_file, *b = n->pid_file;
+    if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0))
+        log_warn("reload: \"pid_file\" changed; a restart applies it");
+}
+
+/* Everything that can fail, before anything is committed. */
+static int reload_prepare(struct server *s, struct cfg *n, int *fds,
+                          int *admin_fd, int *alog_fd, char *why, size_t whylen)
+{
+    if (metrics_register(s->m, n) < 0) {
+        snprintf(why, whylen, "out of memory for metrics");
+        return -ENOMEM;
+    }
+    int rc = open_listeners(s->cur, n, s->n, fds);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot listen: %s (see above)", strerror(-rc));
+        return rc;
+    }
+    rc = admin_prepare(s->admin, n, admin_fd);
+    if (rc < 0) {
+        snprintf(why, whylen, "admin listener %s: %s", n->admin.addr.text,
+                 strerror(-rc));
+        goto Close;
+    }
+    /* TLS (issue 6): build the snapshot's certificate contexts here. */
+    *alog_fd = access_log_for(s, n);
+    if (*alog_fd == -2) {
+        snprintf(why, whylen, "cannot open the access log %s", n->log.access);
+        rc = -EIO;
+        if (*admin_fd >= 0)
+            close(*admin_fd);
+        goto Close;
+    }
+    return 0;
+Close:
+    for (size_t k = 0; k < (size_t)s->n * n->nlisteners; k++)
+        if (fds[k] >= 0)
+            close(fds[k]);
+    return rc;
+}
+
+static void reload(struct server *s)
+{
+    char err[1024] = "";
+    struct cfg *n = s->file != NULL
+                        ? cfg_load_file(s->file, err, sizeof(err))
+                        : cfg_load_string(cfg_default_yaml, strlen(cfg_default_yaml),
+                                          "<default>", err, sizeof(err));
+    if (n == NULL) {
+        refuse(s, err);
+        return;
+    }
+    size_t nl = n->nlisteners;
+    int *fds = calloc((size_t)s->n * (nl ? nl : 1), sizeof(*fds));
+    int admin_fd = -1, alog_fd = -1;
+    char why[512];
+    if (fds == NULL) {
+        refuse(s, "out of memory");
+        cfg_unref(n);
+        return;
+    }
+    if (reload_prepare(s, n, fds, &admin_fd, &alog_fd, why, sizeof(why)) < 0) {
+        refuse(s, why);
+        free(fds);
+        cfg_unref(n);
+        return;
+    }
+    warn_fixed(s, n);
+    /* Commit: nothing below fails in a way that keeps the old snapshot. */
+    s->gen++;
+    for (int w = 0; w < s->n; w++) {
+        struct reload_msg *m = calloc(1, sizeof(*m));
+        int *wfds = malloc((nl ? nl : 1) * sizeof(*wfds));
+        AN(m); /* a few bytes: out of memory here is fatal, as at start */
+        AN(wfds);
+        memcpy(wfds, fds + (size_t)w * nl, nl * sizeof(*wfds));
+        *m = (struct reload_msg){ .cfg = cfg_ref(n), .id = s->gen, .fds = wfds,
+                                  .alog_fd = alog_fd, .alog_fmt = n->log.format };
+        worker_post(&s->ws[w], m);
+    }
+    free(fds);
+    if (is_file(n->log.access)) {
+        s->alog_fd = alog_fd;
+        s->alog_path = n->log.access;
+    }
+    log_set_level(n->log.level);
+    admin_commit(s->admin, n, admin_fd);
+    cfg_unref(s->cur);
+    s->cur = n;
+    if (!is_file(n->log.access) && s->alog_path != NULL)
+        s->alog_path = NULL; /* its fd stays open, unused */
+    log_info("reloaded %s: generation %u", n->file, s->gen);
+    admin_note_reload(s->admin, true, s->gen, NULL);
+}
+
+/* ---- signals ---- */
+
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void notify_workers(struct server *s, int mode)
+{
+    worker_set_stop_mode(mode);
+    for (int i = 0; i < s->n; i++)
+        worker_wake(&s->ws[i]);
+}
+
+/* Waits for signals until one asks us to stop. */
+static void wait_signals(struct server *s, const sigset_t *set)
+{
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(set, &si);
+        if (sig == -1)
+            continue;
+        switch (sig) {
+        case SIGTERM:
+        case SIGQUIT:
+            log_info("signal %d: graceful stop", sig);
+            admin_set_draining(s->admin);
+            notify_workers(s, WSTOP_GRACEFUL);
+            return;
+        case SIGINT:
+            log_info("SIGINT: stopping now");
+            notify_workers(s, WSTOP_NOW);
+            return;
+        case SIGHUP:
+            log_info("SIGHUP: reloading %s", s->file ? s->file : "<default>");
+            reload(s);
+            break;
+        case SIGUSR1:
+            reopen_logs(s);
+            break;
+        default:
+            break;
+        }
+    }
 }
 
 static int write_pid(const char *path)
@@ -215,93 +342,100 @@ static int write_pid(const char *path)
     return 0;
 }
 
-/* The signals the main thread takes with sigwaitinfo(); blocked everywhere. */
-static void control_signals(sigset_t *set)
+/* Binds listener sockets for every worker and prepares them. */
+static int start_workers(struct server *s, struct cfg *cfg, int *inited)
 {
-    sigemptyset(set);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGQUIT);
-    sigaddset(set, SIGHUP);
-    sigaddset(set, SIGUSR1);
-}
-
-/* Waits for signals until one asks us to stop; returns the stop mode. */
-static int wait_signals(struct worker *ws, int n)
-{
-    sigset_t set;
-    control_signals(&set);
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
-        if (sig == -1)
-            continue;
-        switch (sig) {
-        case SIGTERM:
-        case SIGQUIT:
-            log_info("signal %d: graceful stop", sig);
-            notify_workers(ws, n, STOP_GRACEFUL);
-            return STOP_GRACEFUL;
-        case SIGINT:
-            log_info("SIGINT: stopping now");
-            notify_workers(ws, n, STOP_NOW);
-            return STOP_NOW;
-        default:
-            log_info("signal %d ignored (reload and log reopen are not built yet)", sig);
+    size_t nl = cfg->nlisteners;
+    int *fds = calloc((size_t)s->n * (nl ? nl : 1), sizeof(*fds));
+    if (fds == NULL)
+        return -ENOMEM;
+    int rc = open_listeners(NULL, cfg, s->n, fds);
+    if (rc < 0) {
+        free(fds);
+        return rc;
+    }
+    for (; *inited < s->n; (*inited)++) {
+        int w = *inited;
+        rc = worker_init(&s->ws[w], w + 1, cfg, s->alog_fd,
+                         metrics_worker(s->m, w), fds + (size_t)w * nl);
+        if (rc < 0) {
+            (*inited)++;
+            for (size_t k = (size_t)(w + 1) * nl; k < (size_t)s->n * nl; k++)
+                close(fds[k]);
             break;
         }
     }
+    free(fds);
+    return rc;
 }
 
-int server_run(struct cfg *cfg)
+int server_run(struct cfg *cfg, const char *file)
 {
     int status = 1;
+    struct server srv = { .file = file, .n = cfg->workers, .gen = 1 };
+    struct server *s = &srv;
     int off = 0;
-    int alog_fd = log_open(cfg->log.access, &off);
-    if (alog_fd < 0 && !off) {
-        log_err("access log %s: %s", cfg->log.access, strerror(-alog_fd));
+    s->alog_fd = log_open(cfg->log.access, &off);
+    if (s->alog_fd < 0 && !off) {
+        log_err("access log %s: %s", cfg->log.access, strerror(-s->alog_fd));
         return 1;
     }
+    if (off)
+        s->alog_fd = -1;
+    if (is_file(cfg->log.access))
+        s->alog_path = cfg->log.access;
+    if (is_file(cfg->log.error))
+        s->elog_path = cfg->log.error;
     sigset_t set;
-    control_signals(&set);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    block_signals(&set);
 
-    int n = cfg->workers;
-    struct worker *ws = calloc((size_t)n, sizeof(*ws));
-    if (ws == NULL)
-        return 1;
+    s->cur = cfg_ref(cfg);
+    s->ws = calloc((size_t)s->n, sizeof(*s->ws));
+    s->m = metrics_new(s->n);
     int started = 0, inited = 0;
-    for (; inited < n; inited++) {
-        if (worker_init(&ws[inited], inited + 1, cfg, off ? -1 : alog_fd) < 0) {
-            inited++;
-            goto Exit;
-        }
-    }
+    bool admin_up = false;
+    if (s->ws == NULL || s->m == NULL || metrics_register(s->m, cfg) < 0)
+        goto Exit;
+    s->admin = admin_new(s->m, cfg, s->n);
+    if (s->admin == NULL)
+        goto Exit;
+    if (start_workers(s, cfg, &inited) < 0)
+        goto Exit;
     if (write_pid(cfg->pid_file) < 0)
         goto Exit;
-    for (; started < n; started++) {
-        int rc = pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]);
+    for (; started < s->n; started++) {
+        int rc = pthread_create(&s->ws[started].thread, NULL, worker_main,
+                                &s->ws[started]);
         if (rc != 0) {
             log_err("cannot start worker: %s", strerror(rc));
-            notify_workers(ws, started, STOP_NOW);
+            notify_workers(s, WSTOP_NOW);
             goto Exit;
         }
     }
+    if (admin_start(s->admin) < 0) {
+        notify_workers(s, WSTOP_NOW);
+        goto Exit;
+    }
+    admin_up = true;
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        log_info("listening on %s (%d workers)", cfg->listeners[i].addr.text, n);
-    wait_signals(ws, n);
+        log_info("listening on %s (%d workers)", cfg->listeners[i].addr.text, s->n);
+    wait_signals(s, &set);
     status = 0;
 Exit:
     for (int i = 0; i < started; i++)
-        pthread_join(ws[i].thread, NULL);
+        pthread_join(s->ws[i].thread, NULL);
+    if (admin_up)
+        admin_stop(s->admin);
+    admin_free(s->admin);
     for (int i = 0; i < inited; i++)
-        worker_fini(&ws[i]);
-    free(ws);
+        worker_fini(&s->ws[i]);
+    free(s->ws);
+    metrics_free(s->m);
     if (cfg->pid_file != NULL && status == 0)
         unlink(cfg->pid_file);
-    if (alog_fd > 2)
-        close(alog_fd);
+    cfg_unref(s->cur);
+    if (s->alog_fd > 2)
+        close(s->alog_fd);
     log_info("stopped");
     return status;
 }

@@ -29,9 +29,10 @@ static void process_deferred(struct loop *l, struct defer *d)
         conn_process(c);
 }
 
-void conn_accept(struct worker *w, const struct cfg_listener *cl, int fd,
+void conn_accept(struct worker *w, struct lsock *ls, int fd,
                  const union sockaddr_any *peer)
 {
+    const struct cfg_listener *cl = ls->cl;
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
@@ -39,8 +40,10 @@ void conn_accept(struct worker *w, const struct cfg_listener *cl, int fd,
     }
     c->magic = CONN_MAGIC; /* TCP_NODELAY is inherited from the listener */
     c->w = w;
+    c->gen = ls->g;
     c->cl = cl;
     c->peer = *peer;
+    c->pp_wait = cl->proxy_protocol;
     c->ev.fd = fd;
     c->ev.cb = conn_event;
     c->state = C_IDLE;
@@ -54,6 +57,8 @@ void conn_accept(struct worker *w, const struct cfg_listener *cl, int fd,
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    c->gen->nconns++;
+    m_add(&m_slot(w->m, cl->mslot)->v[ML_ACCEPTED], 1);
     /* The first request gets the header timeout from accept on. */
     timer_set(w->loop, &c->timer, cl->timeouts.client_header, conn_timeout);
 }
@@ -78,7 +83,9 @@ void conn_close(struct conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     w->nconns--;
+    m_add(&m_slot(w->m, c->cl->mslot)->v[ML_CLOSED], 1);
     c->magic = 0;
+    gen_conn_closed(c->gen);
     loop_free_later(w->loop, c);
 }
 
@@ -244,7 +251,12 @@ static void conn_process(struct conn *c)
 {
     struct worker *w = c->w;
     for (;;) {
-        if (buf_len(&c->rbuf) > 0) {
+        if (c->pp_wait && buf_len(&c->rbuf) > 0) {
+            int rc = pp_accept(c);
+            if (rc < 0)
+                return;
+        }
+        if (buf_len(&c->rbuf) > 0 && !c->pp_wait) {
             if (c->txn == NULL) {
                 if (txn_new(c) < 0) {
                     conn_close(c);
@@ -305,7 +317,8 @@ void conn_txn_done(struct conn *c)
     struct txn *t = c->txn;
     struct worker *w = c->w;
     alog_write(t);
-    bool keep = t->keepalive && !w->draining;
+    stats_txn(t);
+    bool keep = t->keepalive && !conn_closing(c);
     c->txn = NULL;
     pool_free(t->pool);
     c->nreq++;

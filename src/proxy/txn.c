@@ -203,8 +203,10 @@ void txn_start(struct txn *t, struct h1_msg *req)
     /* Build the upstream head while the field views are still valid. */
     bool proxy = t->route != NULL && t->route->action == CFG_ACT_PROXY;
     if (proxy)
-        t->ups = ups_of(c->w->ups, c->w->cfg, t->route->upstream);
+        t->ups = ups_of(c->gen->ups, c->gen->cfg, t->route->upstream);
     int rc = proxy ? hdr_request(t, req) : 0;
+    if (rc == 0 && proxy)
+        rc = pp_upstream(t);
     size_t head_len = req->head_len;
     if (rc == 0)
         rc = keep_request(t, req);
@@ -324,6 +326,8 @@ static void upstream_failed(struct txn *t, int err, bool connecting)
         ups_close(uc);
     }
     if (connecting) {
+        if (srv >= 0)
+            ups_note_connect(t->ups, (unsigned)srv, err);
         t->last_err = err;
         txn_connect(t);
         return;
@@ -396,6 +400,7 @@ static void ups_event(struct loop *l, struct ev *e, uint32_t events)
             upstream_failed(t, -err, true);
             return;
         }
+        ups_note_connect(uc->ups, uc->srv, 0);
         uc->connected = true;
         timer_cancel(l, &uc->timer);
         t->phase = T_REQUEST;
@@ -542,7 +547,7 @@ static int start_response(struct txn *t)
             t->keepalive = false;
         t->phase = T_RESPONSE;
     }
-    if (c->w->draining)
+    if (conn_closing(c))
         t->keepalive = false;
     int rc = hdr_response(t, r);
     buf_consume(&uc->rbuf, r->head_len);
@@ -871,6 +876,7 @@ void txn_abort(struct txn *t)
         if (!t->head_sent && t->phase != T_LOCAL)
             t->status = 499; /* nginx's "client closed request" */
         alog_write(t);
+        stats_txn(t);
     }
     if (t->uc != NULL) {
         ups_close(t->uc);

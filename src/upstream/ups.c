@@ -21,6 +21,10 @@
 #include "core/sock.h"
 #include "upstream/ups.h"
 
+/* Counters of servers whose set has no metrics yet (unit tests): written,
+ * never read. */
+static struct mslot scratch;
+
 struct ups_set *ups_set_new(const struct cfg *cfg, struct loop *loop)
 {
     struct ups_set *s = calloc(1, sizeof(*s));
@@ -37,11 +41,45 @@ struct ups_set *ups_set_new(const struct cfg *cfg, struct loop *loop)
         u->srv = calloc(u->cu->nservers ? u->cu->nservers : 1, sizeof(*u->srv));
         if (u->srv == NULL)
             goto Fail;
+        for (size_t j = 0; j < u->cu->nservers; j++)
+            u->srv[j].m = &scratch;
     }
     return s;
 Fail:
     ups_set_free(s);
     return NULL;
+}
+
+void ups_set_metrics(struct ups_set *s, struct mworker *m)
+{
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t j = 0; j < s->ups[i].cu->nservers; j++)
+            s->ups[i].srv[j].m = m_slot(m, s->ups[i].cu->servers[j].mslot);
+}
+
+void ups_note_connect(struct ups *u, unsigned srv, int err)
+{
+    struct mslot *m = u->srv[srv].m;
+    uint64_t now = (uint64_t)loop_wall_ms(u->loop);
+    m_add(&m->v[err == 0 ? MS_CONNECT_OK : MS_CONNECT_FAIL], 1);
+    m_max(&m->v[err == 0 ? MS_LAST_OK_MS : MS_LAST_FAIL_MS], now);
+}
+
+/* A connection now carries a request / no longer does. */
+static void own(struct ups *u, struct uconn *uc)
+{
+    struct mslot *m = u->srv[uc->srv].m;
+    uc->busy = true;
+    m_add(&m->v[MS_INFLIGHT], 1);
+    m_add(&m->v[MS_REQUESTS], 1);
+}
+
+static void disown(struct uconn *uc)
+{
+    if (!uc->busy)
+        return;
+    uc->busy = false;
+    m_sub(&uc->ups->srv[uc->srv].m->v[MS_INFLIGHT], 1);
 }
 
 void ups_set_free(struct ups_set *s)
@@ -136,6 +174,7 @@ struct uconn *ups_take_idle(struct ups *u, unsigned srv)
     uc->next = NULL;
     timer_cancel(u->loop, &uc->timer);
     uc->reused = true;
+    own(u, uc);
     /* Idle, it had nothing to read (or idle_event would have closed it);
      * the next edge will say when the response arrives. */
     uc->readable = false;
@@ -154,6 +193,7 @@ struct uconn *ups_connect(struct ups *u, unsigned srv, ev_fn *cb, int *err)
     if (fd < 0) {
         *err = fd;
         free(uc);
+        ups_note_connect(u, srv, fd);
         return NULL;
     }
     uc->magic = UCONN_MAGIC;
@@ -168,6 +208,7 @@ struct uconn *ups_connect(struct ups *u, unsigned srv, ev_fn *cb, int *err)
         *err = rc;
         return NULL;
     }
+    own(u, uc);
     return uc;
 }
 
@@ -175,8 +216,10 @@ void ups_release(struct ups *u, struct uconn *uc)
 {
     struct ups_server *s = &u->srv[uc->srv];
     const struct cfg_upstream *cu = u->cu;
+    disown(uc);
+    /* a connection that began with a PROXY header speaks for one client */
     if (s->nidle >= cu->keepalive || uc->nreq >= cu->keepalive_requests ||
-        buf_len(&uc->rbuf) != 0 || uc->rdhup) {
+        buf_len(&uc->rbuf) != 0 || uc->rdhup || cu->proxy_protocol) {
         ups_close(uc);
         return;
     }
@@ -194,6 +237,7 @@ void ups_close(struct uconn *uc)
     if (uc == NULL)
         return;
     CHECK_OBJ(uc, UCONN_MAGIC);
+    disown(uc);
     timer_cancel(uc->ups->loop, &uc->timer);
     if (uc->ev.fd >= 0) {
         close(uc->ev.fd); /* also leaves the epoll set */

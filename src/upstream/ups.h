@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "admin/metrics.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/loop.h"
@@ -34,9 +35,11 @@ struct uconn {
     struct uconn *next;  /* idle list */
     uint32_t nreq;       /* requests sent on this connection */
     bool connected, readable, writable, rdhup, reused;
+    bool busy;           /* owned by a request (counted in flight) */
 };
 
 struct ups_server {
+    struct mslot *m;     /* this server's counters (MS_*) */
     int cw;              /* smooth WRR current weight */
     struct uconn *idle;  /* most recently used first */
     unsigned nidle;
@@ -56,6 +59,13 @@ struct ups_set {
 /* Builds the run-time state for every upstream of <cfg>. Returns NULL on
  * out of memory. */
 struct ups_set *ups_set_new(const struct cfg *cfg, struct loop *loop);
+/* Points every server's counters at its slot in <m> (until then they go
+ * to a scratch slot). */
+void ups_set_metrics(struct ups_set *s, struct mworker *m);
+/* Records the outcome of a connection attempt to server <srv>: 0 for
+ * connected, else the -errno it failed with. */
+void ups_note_connect(struct ups *u, unsigned srv, int err);
+
 /* Closes every idle connection and frees the set. */
 void ups_set_free(struct ups_set *s);
 

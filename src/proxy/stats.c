@@ -1,0 +1,77 @@
+/*
+ * Glue between the pipeline and two operations features: the per-worker
+ * metrics of each finished request, and the PROXY protocol on both sides
+ * (accepted from an L4 balancer, sent to upstreams that want it).
+ *
+ * A PROXY header replaces c->peer with the address it carries, so the
+ * access log, X-Forwarded-For / Forwarded and any access control that
+ * reads c->peer see the real client, not the balancer.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/macros.h"
+#include "core/sock.h"
+#include "proxy/proxy_int.h"
+#include "proxy/proxy_proto.h"
+
+void stats_txn(struct txn *t)
+{
+    struct conn *c = t->c;
+    uint32_t id = t->route != NULL ? t->route->mslot : c->cl->mslot;
+    int64_t us = loop_now_us(c->w->loop) - t->t0_us;
+    m_request(m_slot(c->w->m, id), t->status, t->reqf.bytes,
+              t->resf.bytes + t->local_off, us > 0 ? (uint64_t)us : 0);
+}
+
+int pp_accept(struct conn *c)
+{
+    struct pp_info pi;
+    int rc = pp_parse(buf_head(&c->rbuf), buf_len(&c->rbuf), &pi);
+    if (rc == -EAGAIN)
+        return 0; /* a header fits in the buffer: PP_MAX_V2 < 16 KiB */
+    if (rc < 0) {
+        char ip[64];
+        sock_ntop(&c->peer.sa, ip, sizeof(ip));
+        log_warn("listener %s: client %s: no valid PROXY header; closing",
+                 c->cl->addr.text, ip);
+        m_add(&m_slot(c->w->m, c->cl->mslot)->v[ML_PP_ERRORS], 1);
+        conn_close(c);
+        return -1;
+    }
+    buf_consume(&c->rbuf, (size_t)rc);
+    c->pp_wait = false;
+    if (!pi.local) {
+        memcpy(&c->peer, &pi.src, sizeof(c->peer));
+        memcpy(&c->local, &pi.dst, sizeof(c->local));
+        c->has_local = true;
+    }
+    return 1;
+}
+
+int pp_upstream(struct txn *t)
+{
+    int ver = t->ups->cu->proxy_protocol;
+    if (ver == 0)
+        return 0;
+    struct conn *c = t->c;
+    if (!c->has_local) {
+        socklen_t len = sizeof(c->local);
+        if (getsockname(c->ev.fd, &c->local.sa, &len) == -1)
+            memset(&c->local, 0, sizeof(c->local));
+        c->has_local = true;
+    }
+    char hdr[PP_MAX_V1 + 64];
+    int n = pp_write(hdr, sizeof(hdr), ver, &c->peer.sa, &c->local.sa);
+    if (n < 0)
+        return -ENOMEM;
+    size_t len = (size_t)n + t->uout.head_len;
+    char *p = pool_alloc(t->pool, len);
+    if (p == NULL)
+        return -ENOMEM;
+    memcpy(p, hdr, (size_t)n);
+    memcpy(p + n, t->uout.head, t->uout.head_len);
+    t->uout = (struct outq){ p, len, 0 };
+    return 0;
+}
