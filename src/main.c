@@ -3,10 +3,15 @@
  *
  *   gatehouse [-c FILE]        run (the built-in default config without -c)
  *   gatehouse -t [-c FILE]     check the configuration and exit 0 or 1
+ *   gatehouse reload|reopen|stop [-c FILE]
+ *                              signal the running process named by the
+ *                              configuration's pid_file
  *   gatehouse --version | --help
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,8 +41,16 @@ static void usage(FILE *out)
             "  -v, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n"
             "\n"
+            "Commands (to the process whose pid is in the configuration's\n"
+            "pid_file):\n"
+            "  reload              check the configuration, then ask the\n"
+            "                      process to load it again (SIGHUP)\n"
+            "  reopen              reopen the log files (SIGUSR1)\n"
+            "  stop                stop gracefully (SIGTERM)\n"
+            "\n"
             "Signals: SIGTERM stops gracefully (finishes requests in flight),\n"
-            "SIGINT stops at once.\n"
+            "SIGINT stops at once, SIGHUP reloads the configuration file,\n"
+            "SIGUSR1 reopens the log files.\n"
             "Documentation: docs/config.md\n");
 }
 
@@ -56,13 +69,56 @@ static int open_error_log(const struct cfg *cfg)
     return 0;
 }
 
+/* Sends <sig> to the pid in <cfg>'s pid file. Returns the exit status. */
+static int signal_running(const struct cfg *cfg, const char *cmd, int sig)
+{
+    if (cfg->pid_file == NULL) {
+        fprintf(stderr, "gatehouse %s: %s has no \"pid_file\": cannot find the "
+                        "running process\n", cmd, cfg->file);
+        return 1;
+    }
+    FILE *f = fopen(cfg->pid_file, "re");
+    if (f == NULL) {
+        fprintf(stderr, "gatehouse %s: %s: %s (is gatehouse running?)\n", cmd,
+                cfg->pid_file, strerror(errno));
+        return 1;
+    }
+    char line[32] = "";
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    char *end = NULL;
+    errno = 0;
+    long pid = got ? strtol(line, &end, 10) : 0;
+    if (!got || errno != 0 || end == line || (*end != '\n' && *end != '\0') ||
+        pid <= 1) {
+        fprintf(stderr, "gatehouse %s: %s does not hold a process id\n", cmd,
+                cfg->pid_file);
+        return 1;
+    }
+    if (kill((pid_t)pid, sig) == -1) {
+        fprintf(stderr, "gatehouse %s: process %ld: %s\n", cmd, pid, strerror(errno));
+        return 1;
+    }
+    printf("gatehouse %s: signal sent to process %ld\n", cmd, pid);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *file = NULL;
+    const char *cmd = NULL;
+    int sig = 0;
     int test = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+        if (cmd == NULL && i == 1 && (strcmp(a, "reload") == 0 ||
+                                      strcmp(a, "reopen") == 0 ||
+                                      strcmp(a, "stop") == 0)) {
+            cmd = a;
+            sig = strcmp(a, "reload") == 0   ? SIGHUP
+                  : strcmp(a, "reopen") == 0 ? SIGUSR1
+                                             : SIGTERM;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
             if (++i == argc) {
                 fprintf(stderr, "gatehouse: %s needs a file name\n", a);
                 return 2;
@@ -90,6 +146,11 @@ int main(int argc, char **argv)
     if (cfg == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;
+    }
+    if (cmd != NULL) {
+        int rc = signal_running(cfg, cmd, sig);
+        cfg_unref(cfg);
+        return rc;
     }
     if (test) {
         printf("%s: configuration ok\n", file ? file : "<default>");
