@@ -8,6 +8,7 @@
 #   make test       install deps, build, run unit + integration tests
 #   make fuzz       build and run every libFuzzer target for FUZZ_SECONDS
 #   make bench      benchmarks against the peers (not part of test or CI)
+#   make install    binary, systemd unit, logrotate file, a first config
 
 CC       ?= cc
 PKGS     := yaml-0.1 libcares openssl libnghttp2 zlib libbrotlienc \
@@ -45,7 +46,7 @@ UNITSRCS := $(shell find tests/unit -name '*_test.c' 2>/dev/null | sort)
 UNITBINS := $(UNITSRCS:%.c=$(O)/%)
 
 .PHONY: all debug release run test unit integration fuzz fuzz-build bench \
-        deps clean check-src format clang-check unit-build
+        deps clean check-src format clang-check unit-build install
 
 all: $(O)/gatehouse
 
@@ -134,6 +135,26 @@ bench:
 	@scripts/deps.sh bench
 	$(MAKE) BUILD=release all
 	bench/run.sh
+
+# ---- install (DESTDIR for packaging; the paths are written into the unit) ----
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+DOCDIR     ?= $(PREFIX)/share/doc/gatehouse
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+
+install: $(O)/gatehouse
+	install -D -m 0755 $(O)/gatehouse $(DESTDIR)$(SBINDIR)/gatehouse
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    -e 's|@DOCDIR@|$(DOCDIR)|g' examples/systemd/gatehouse.service \
+	    > $(DESTDIR)$(UNITDIR)/gatehouse.service
+	install -m 0644 examples/systemd/logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/gatehouse
+	test -e $(DESTDIR)$(SYSCONFDIR)/gatehouse/gatehouse.yaml || \
+	    install -D -m 0644 examples/systemd/gatehouse.yaml \
+	        $(DESTDIR)$(SYSCONFDIR)/gatehouse/gatehouse.yaml
+	install -d -m 0755 $(DESTDIR)$(DOCDIR)
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 check-src:
 	@scripts/checksrc.sh
