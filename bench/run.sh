@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Gatehouse benchmarks against nginx and HAProxy, all on loopback.
 #
-#   bench/run.sh [scenario...]     scenarios: reverse idle (default: all)
+#   bench/run.sh [scenario...]     scenarios: reverse idle load (default: all)
+#
+# After the scenarios, bench/lib/report.py writes bench/results/REPORT.md
+# (every scenario's latest tables, the machine, gnuplot charts).
 #
 # Each peer is our own process with our own config in a temp dir; the proxy
 # under test is pinned to one core (BENCH_PROXY_CPU, default 0), the origin and
@@ -18,6 +21,8 @@
 #   BENCH_IDLE_CONNS=10000  connections held open in the idle scenario
 #   BENCH_IDLE_BUDGET=120   seconds the whole idle scenario may take
 #   BENCH_IDLE_ROUNDS=3     idle measurements per peer (median)
+#   BENCH_LOAD_LEVELS="1 4 16 64 256"  wrk connections of the load scenario
+#   BENCH_LOAD_DURATION=5 seconds of each timed run of the load scenario
 #   BENCH_PEERS="gatehouse nginx haproxy"
 #   GATEHOUSE_BIN=build/release/gatehouse
 #   BENCH_RESULTS=bench/results   where <scenario>-<date>.md goes
@@ -46,7 +51,9 @@ read -ra WANT_PEERS <<<"${BENCH_PEERS:-gatehouse nginx haproxy}"
 GH_BIN=${GATEHOUSE_BIN:-$ROOT/build/release/gatehouse}
 RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
-ALL_SCENARIOS=(reverse idle)
+LOAD_LEVELS=${BENCH_LOAD_LEVELS:-1 4 16 64 256}
+LOAD_DURATION=${BENCH_LOAD_DURATION:-5}
+ALL_SCENARIOS=(reverse idle load)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -56,7 +63,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle) ;;
+    reverse | idle | load) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -72,7 +79,7 @@ repro_cmd() {
     local env="" v
     for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNS \
         BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_IDLE_ROUNDS BENCH_PEERS BENCH_PROXY_CPU \
-        BENCH_LOAD_CPU BENCH_QUIET_WAIT; do
+        BENCH_LOAD_CPU BENCH_QUIET_WAIT BENCH_LOAD_LEVELS BENCH_LOAD_DURATION; do
         [[ -n ${!v:-} ]] && env+="$v=${!v} "
     done
     if [[ -n ${MAKELEVEL:-} && $# -eq 0 && -z $env ]]; then
@@ -420,6 +427,7 @@ scenario_reverse() {
         --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""
+    keep_raw reverse "$raw"
     $PY "$LIB/benchlib.py" report reverse "$raw" "$RESULTS/reverse-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
 }
@@ -479,11 +487,79 @@ print("\t".join(str(x) for x in (sys.argv[2], sys.argv[3], d["wanted"], d["alive
         --note "nginx allocates its connection table (worker_connections 20000 x ~430 bytes) at start, so it is in 'before'; see bench/README.md")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""
+    keep_raw idle "$raw"
     $PY "$LIB/benchlib.py" report idle "$raw" "$RESULTS/idle-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+}
+
+# ------------------------------------------------------------ load
+# Latency against offered load: wrk with more and more connections (a
+# closed loop: each connection sends its next request when the last
+# answer came, so the offered load grows with the connections until the
+# proxy or the load core saturates). Debian has wrk, not wrk2, so there is
+# no fixed-rate (open loop) mode; see bench/README.md.
+scenario_load() {
+    local raw=$TMP/load.tsv c p url pids c0 c1 rc status w req secs rps p50 p99 n2 se
+    local la_start
+    read -ra levels <<<"$LOAD_LEVELS"
+    say ""
+    say "== load: wrk -t1 -c{${levels[*]}} -d${LOAD_DURATION}s per peer -> latency against req/s"
+    la_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    start_all
+    printf 'conns\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tnon2xx\tsockerr\tloadavg\tstatus\n' >"$raw"
+    for c in "${levels[@]}"; do
+        for p in "${PEERS[@]}"; do
+            url="http://127.0.0.1:${PEER_PORT[$p]}/1k"
+            if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
+                [[ -n ${DIED[$p]:-} ]] || report_death "$p"
+                printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t%s\tdied\n' "$c" "$p" "$(loadavg)" >>"$raw"
+                continue
+            fi
+            quiet_wait >/dev/null
+            run_bounded 20 "$TMP/lwarm-$p-$c.txt" taskset -c "$LOAD_CPU" "$WRK" -t1 \
+                -c"$c" -d1s "$url" || true
+            read -ra pids <<<"$(measured_pids "$p" | tr '\n' ' ')"
+            c0=$(cpu_ticks "${pids[@]}")
+            rc=0
+            run_bounded $((LOAD_DURATION + 20)) "$TMP/load-$p-$c.txt" \
+                taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$c" -d"${LOAD_DURATION}s" \
+                --latency "$url" || rc=$?
+            c1=$(cpu_ticks "${pids[@]}" 2>/dev/null || echo "$c0")
+            status=ok
+            if [[ $rc -ne 0 ]] || ! w=$($PY "$LIB/benchlib.py" wrk "$TMP/load-$p-$c.txt" 2>"$TMP/parse.err"); then
+                status="wrk-failed"
+                w=$'0\t0\t0\t0\t0\t0\t0'
+            fi
+            kill -0 "${PEER_PID[$p]}" 2>/dev/null || { status=died; report_death "$p"; }
+            read -r req secs rps p50 p99 n2 se <<<"$w"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$p" "$req" "$secs" \
+                "$rps" "$p50" "$p99" $((c1 - c0)) "$n2" "$se" "$(loadavg)" "$status" >>"$raw"
+            tail -n 1 "$raw" | awk -F'\t' -v hz="$(getconf CLK_TCK)" '{
+                printf "  %4s conns %-9s %9.0f req/s  p50 %8.3f ms  p99 %8.3f ms  %6.2f µs/req  %s\n",
+                    $1, $2, $5, $6 / 1e3, $7 / 1e3, ($3 > 0 ? $8 / hz / $3 * 1e6 : 0), $12 }'
+        done
+    done
+    stop_all
+    local notes=(--note "connections ${levels[*]}; per level and peer: a 1 s warm-up, then \`taskset -c $LOAD_CPU wrk -t1 -c<N> -d${LOAD_DURATION}s --latency http://127.0.0.1:<port>/1k\`"
+        --note "proxy pinned to cpu $PROXY_CPU; origin and wrk on cpu $LOAD_CPU; peers interleaved at each level"
+        --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
+    [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
+    say ""
+    keep_raw load "$raw"
+    $PY "$LIB/benchlib.py" report load "$raw" "$RESULTS/load-$DATE.md" \
+        "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+}
+
+# keep_raw SCENARIO FILE: the raw TSV beside the results, for REPORT.md.
+keep_raw() {
+    mkdir -p "$RESULTS/data"
+    cp "$2" "$RESULTS/data/$1-$DATE.tsv"
 }
 
 say "bench: temp dir $TMP; open-file limit $NOFILE"
 for s in "${SCENARIOS[@]}"; do
     "scenario_$s"
 done
+say ""
+$PY "$LIB/report.py" "$RESULTS" --gatehouse "$GH_BIN" --command "$REPRO" ||
+    say "bench: REPORT.md not written (see above)"

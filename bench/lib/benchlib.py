@@ -277,6 +277,39 @@ def report_idle(rows):
     return head, out, ratios, rhead, raw
 
 
+def report_load(rows):
+    """Latency against offered load: one row per (connections, peer).
+    Returns (summary head, rows, per-peer series, raw head, raw rows); the
+    series are [(conns, rps, p50 ms, p99 ms, µs/req)] for the charts."""
+    raw, series = [], {}
+    for r in rows:
+        req = int(r["requests"])
+        us = int(r["cpu_ticks"]) / CLK_TCK / req * 1e6 if req else float("nan")
+        d = (int(r["conns"]), float(r["rps"]), float(r["p50_us"]) / 1e3,
+             float(r["p99_us"]) / 1e3, us)
+        if r["status"] == "ok" and req > 0:
+            series.setdefault(r["peer"], []).append(d)
+        raw.append([r["conns"], r["peer"], "{:,}".format(req), fmt(d[1], 0),
+                    fmt(d[2], 3), fmt(d[3], 3), fmt(us, 2), r["non2xx"],
+                    r["sockerr"], r["loadavg"], r["status"]])
+    for v in series.values():
+        v.sort()
+    levels = sorted({int(r["conns"]) for r in rows})
+    peers = peers_in(rows)
+    head = ["connections"] + ["%s: req/s / p99 ms / µs/req" % p for p in peers]
+    out = []
+    for c in levels:
+        row = [str(c)]
+        for p in peers:
+            m = [x for x in series.get(p, []) if x[0] == c]
+            row.append("%s / %s / %s" % (fmt(m[0][1], 0), fmt(m[0][3], 3),
+                                       fmt(m[0][4], 2)) if m else "failed")
+        out.append(row)
+    rhead = ["connections", "peer", "requests", "req/s", "p50 ms", "p99 ms",
+             "µs/req", "non-2xx", "socket errors", "loadavg (1m)", "status"]
+    return head, out, series, rhead, raw
+
+
 def cmd_report(argv):
     scen, raw_path, out_path, command = argv[:4]
     gh_bin, notes = None, []
@@ -327,6 +360,15 @@ def cmd_report(argv):
         else:
             md += ["No ratios: gatehouse did not run (see notes).", ""]
         md += ["## Raw per-round numbers", "", md_table(rhead, raw), ""]
+    elif scen == "load":
+        head, out, series, rhead, raw = report_load(rows)
+        print(text_table(head, out))
+        md += ["## Result", "",
+               "Each cell: req/s achieved, p99 latency, CPU µs per request of "
+               "the proxy process, at that many wrk connections (closed loop: "
+               "the offered load grows with the connections).", "",
+               md_table(head, out), ""]
+        md += ["## Raw numbers", "", md_table(rhead, raw), ""]
     else:
         raise SystemExit("unknown scenario " + scen)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
