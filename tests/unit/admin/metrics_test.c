@@ -1,0 +1,137 @@
+/* Metrics (issue 8): slots by labels survive a new snapshot, per-worker
+ * counters sum, the Prometheus text has the expected series, quantiles
+ * interpolate within buckets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/metrics.h"
+#include "admin/sbuf.h"
+#include "config/config.h"
+
+static char err[512];
+
+static struct cfg *load(const char *yaml)
+{
+    struct cfg *c = cfg_load_string(yaml, strlen(yaml), "t.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("load failed: %s", err);
+    return c;
+}
+
+#define CFG_A                                                                  \
+    "upstreams:\n  was: { servers: [127.0.0.1:9001, 127.0.0.1:9002] }\n"       \
+    "listeners:\n  - listen: 127.0.0.1:8080\n    sites:\n"                     \
+    "      - hosts: [a.test]\n        routes: [{ path: /, upstream: was },"     \
+    " { exact: /x, return: { status: 204 } }]\n"
+
+#define CFG_B                                                                  \
+    "upstreams:\n  was: { servers: [127.0.0.1:9002] }\n"                       \
+    "listeners:\n  - listen: 127.0.0.1:8080\n    sites:\n"                     \
+    "      - hosts: [a.test]\n        routes: [{ path: /new/, upstream: was }," \
+    " { path: /, upstream: was }]\n"
+
+static void test_slots_survive_reload(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new(2);
+    struct cfg *a = load(CFG_A), *b = load(CFG_B);
+    assert_int_equal(metrics_register(m, a), 0);
+    assert_int_equal(metrics_register(m, b), 0);
+    /* same labels, same slot */
+    assert_int_equal(a->listeners[0].mslot, b->listeners[0].mslot);
+    assert_int_equal(a->listeners[0].sites[0].routes[0].mslot,
+                     b->listeners[0].sites[0].routes[1].mslot);
+    assert_int_equal(a->upstreams[0].servers[1].mslot, b->upstreams[0].servers[0].mslot);
+    assert_int_not_equal(b->listeners[0].sites[0].routes[0].mslot,
+                         b->listeners[0].sites[0].routes[1].mslot);
+    /* counts in two workers sum */
+    uint32_t r = a->listeners[0].sites[0].routes[0].mslot;
+    m_request(m_slot(metrics_worker(m, 0), r), 200, 10, 100, 300);
+    m_request(m_slot(metrics_worker(m, 1), r), 503, 0, 50, 2000000);
+    m_request(m_slot(metrics_worker(m, 1), r), 0, 0, 0, 1);
+    assert_int_equal(metrics_slot_sum(m, r, MR_2XX), 1);
+    assert_int_equal(metrics_slot_sum(m, r, MR_5XX), 1);
+    assert_int_equal(metrics_slot_sum(m, r, MR_OTHER), 1);
+    assert_int_equal(metrics_slot_sum(m, r, MR_BYTES_OUT), 150);
+    uint64_t tot[MR_END];
+    metrics_requests_total(m, tot);
+    assert_int_equal(tot[MR_2XX] + tot[MR_5XX] + tot[MR_OTHER], 3);
+    /* last-connect clocks are a max, not a sum */
+    uint32_t s = a->upstreams[0].servers[0].mslot;
+    m_max(&m_slot(metrics_worker(m, 0), s)->v[MS_LAST_FAIL_MS], 5000);
+    m_max(&m_slot(metrics_worker(m, 1), s)->v[MS_LAST_FAIL_MS], 7000);
+    assert_int_equal(metrics_slot_sum(m, s, MS_LAST_FAIL_MS), 7000);
+
+    size_t len;
+    char *text = metrics_prometheus(m, b, "# extra\n", &len);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    assert_true(strncmp(text, "# extra\n", 8) == 0);
+    assert_non_null(strstr(text, "gatehouse_requests_total{listener=\"127.0.0.1:8080\","
+                                 "site=\"a.test\",route=\"/\",code=\"2xx\"} 1\n"));
+    assert_non_null(strstr(text, "gatehouse_requests_total{listener=\"127.0.0.1:8080\","
+                                 "site=\"a.test\",route=\"/\",code=\"other\"} 1\n"));
+    assert_non_null(strstr(text, "gatehouse_request_duration_seconds_bucket{listener="
+                                 "\"127.0.0.1:8080\",site=\"a.test\",route=\"/\","
+                                 "le=\"0.0005\"} 2\n"));
+    assert_non_null(strstr(text, "le=\"+Inf\"} 3\n"));
+    /* b has no server 9001 and no exact route /x: not listed */
+    assert_null(strstr(text, "127.0.0.1:9001"));
+    assert_null(strstr(text, "route=\"= /x\""));
+    assert_non_null(strstr(text, "route=\"/new/\""));
+    assert_non_null(strstr(text, "# TYPE gatehouse_cache_requests_total counter\n"
+                                 "gatehouse_cache_requests_total{result=\"hit\"} 0\n"));
+    free(text);
+    text = metrics_prometheus(m, a, NULL, &len);
+    assert_non_null(strstr(text, "route=\"= /x\""));
+    free(text);
+    cfg_unref(a);
+    cfg_unref(b);
+    metrics_free(m);
+}
+
+static void test_quantile(void **state)
+{
+    (void)state;
+    uint64_t h[M_HIST_N] = { 0 };
+    assert_true(metrics_quantile(h, 0.5) == 0);
+    h[0] = 100; /* 100 requests in [0, 100us] */
+    double q = metrics_quantile(h, 0.5);
+    assert_true(q >= 49 && q <= 51);
+    h[0] = 0;
+    h[3] = 10; /* (500us, 1ms] */
+    q = metrics_quantile(h, 0.99);
+    assert_true(q > 500 && q <= 1000);
+    h[M_HIST_N - 1] = 1000; /* +Inf bucket dominates */
+    q = metrics_quantile(h, 0.99);
+    assert_true(q >= (double)m_hist_le_us[M_HIST_N - 2]);
+}
+
+static void test_sbuf_escapes(void **state)
+{
+    (void)state;
+    struct sbuf b = { 0 };
+    sb_label(&b, "a\"b\\c\nd");
+    sb_puts(&b, " ");
+    sb_json(&b, "q\"\\\x01");
+    size_t len;
+    char *s = sb_take(&b, &len);
+    assert_string_equal(s, "a\\\"b\\\\c\\nd \"q\\\"\\\\\\u0001\"");
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slots_survive_reload),
+        cmocka_unit_test(test_quantile),
+        cmocka_unit_test(test_sbuf_escapes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
