@@ -164,7 +164,7 @@ int main(int argc, char **argv)
     }
     if (file == NULL)
         log_info("no -c given: running the built-in default configuration");
-    int status = server_run(cfg, file);
+    int status = server_run(cfg, file, argv);
     cfg_unref(cfg);
     return status;
 }

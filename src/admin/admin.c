@@ -361,7 +361,12 @@ static void wake_event(struct loop *l, struct ev *e, uint32_t events)
         loop_stop(l);
 }
 
-struct admin *admin_new(struct metrics *m, struct cfg *cfg, int nworkers)
+int admin_listen_fd(const struct admin *a)
+{
+    return a->lsn.fd;
+}
+
+struct admin *admin_new(struct metrics *m, struct cfg *cfg, int nworkers, int fd)
 {
     struct admin *a = calloc(1, sizeof(*a));
     if (a == NULL)
@@ -372,6 +377,8 @@ struct admin *admin_new(struct metrics *m, struct cfg *cfg, int nworkers)
     a->wake.fd = -1;
     a->pending_fd = -1;
     a->generation = 1;
+    if (!cfg->admin.enabled && fd >= 0)
+        close(fd);
     pthread_mutex_init(&a->mu, NULL);
     a->cfg = cfg_ref(cfg);
     a->loop = loop_new();
@@ -386,7 +393,8 @@ struct admin *admin_new(struct metrics *m, struct cfg *cfg, int nworkers)
         goto Fail;
     a->start_ms = admin_wall_ms();
     if (cfg->admin.enabled) {
-        int fd = open_admin(cfg);
+        if (fd < 0)
+            fd = open_admin(cfg);
         if (fd < 0)
             goto Fail;
         set_listener(a, fd);

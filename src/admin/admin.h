@@ -20,11 +20,14 @@
 
 struct admin;
 
-/* Creates the admin state for <cfg> and binds its listener when the config
- * has an admin section. Main thread, before the workers start. Returns NULL
- * (with the reason logged) when the listener cannot be bound or out of
- * memory. */
-struct admin *admin_new(struct metrics *m, struct cfg *cfg, int nworkers);
+/* Creates the admin state for <cfg> and, when the config has an admin
+ * section, uses <fd> as its listener (a socket handed over by a previous
+ * process) or binds one when <fd> is -1. Main thread, before the workers
+ * start. Returns NULL (with the reason logged) when the listener cannot be
+ * bound or out of memory. */
+struct admin *admin_new(struct metrics *m, struct cfg *cfg, int nworkers, int fd);
+/* The listening socket admin_new() set up, -1 when none. */
+int admin_listen_fd(const struct admin *a);
 /* Starts the thread. 0 or -errno. */
 int admin_start(struct admin *a);
 /* Stops and joins the thread. */

@@ -10,8 +10,9 @@
  * admin thread, and serves until SIGTERM (graceful: stop accepting, finish
  * what is in flight up to cfg->graceful_timeout) or SIGINT (immediate).
  * SIGHUP reloads <file> (the built-in configuration when NULL), SIGUSR1
- * reopens the log files. Takes its own reference to <cfg>. Returns the
- * process exit status. */
-int server_run(struct cfg *cfg, const char *file);
+ * reopens the log files, SIGUSR2 starts the binary anew with <argv> and
+ * hands it the listening sockets. Takes its own reference to <cfg>.
+ * Returns the process exit status. */
+int server_run(struct cfg *cfg, const char *file, char **argv);
 
 #endif

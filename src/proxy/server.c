@@ -9,6 +9,8 @@
  *   SIGINT            stop now
  *   SIGHUP            reload the configuration file
  *   SIGUSR1           reopen the log files (after logrotate moved them)
+ *   SIGUSR2           binary upgrade: hand the listening sockets to a new
+ *                     process, then finish (upgrade.c)
  *
  * Reload, on the main thread: load and validate the file; give its
  * listeners, routes and servers their metrics slots; open, for each worker,
@@ -40,6 +42,7 @@
 #include "core/sock.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "proxy/upgrade.h"
 #include "proxy/worker.h"
 
 struct server {
@@ -53,6 +56,10 @@ struct server {
     int alog_fd;         /* -1 when off */
     const char *alog_path; /* the file behind alog_fd, or NULL */
     const char *elog_path;
+    int *lfds;           /* worker x listener of cur: the listening sockets */
+    int admin_fd;        /* the admin listener's socket, -1 when none */
+    char **argv;         /* to start the binary anew (upgrade) */
+    bool upgraded;       /* a new process took over: leave the pid file */
 };
 
 /* ---- listeners ---- */
@@ -78,7 +85,9 @@ static bool addr_in(const struct cfg *c, const struct cfg_addr *a)
 }
 
 /* fds[w * nl + i]: worker w's socket for listener i of <n>, or -1 when
- * <old> already listens there. Returns 0 or -errno with all closed. */
+ * <old> already listens there. At start (old NULL) a socket handed over
+ * by a previous process is used first. Returns 0 or -errno with all
+ * closed. */
 static int open_listeners(const struct cfg *old, const struct cfg *n, int nw,
                           int *fds)
 {
@@ -89,7 +98,10 @@ static int open_listeners(const struct cfg *old, const struct cfg *n, int nw,
         for (size_t i = 0; i < nl; i++) {
             if (addr_in(old, &n->listeners[i].addr))
                 continue;
-            int fd = open_listener(&n->listeners[i]);
+            const struct cfg_addr *a = &n->listeners[i].addr;
+            int fd = old == NULL ? upgrade_take(a->text, a) : -1;
+            if (fd < 0)
+                fd = open_listener(&n->listeners[i]);
             if (fd < 0) {
                 for (size_t k = 0; k < (size_t)nw * nl; k++)
                     if (fds[k] >= 0)
@@ -168,6 +180,30 @@ static int access_log_for(struct server *s, const struct cfg *n)
 }
 
 /* ---- reload ---- */
+
+/* After a reload: the sockets each worker will listen on, in <lfds>
+ * (replacing s->lfds): the new ones in <fds>, the others taken over from
+ * the current table. */
+static void track_listeners(struct server *s, const struct cfg *n,
+                           const int *fds, int *lfds)
+{
+    size_t nl = n->nlisteners, ol = s->cur->nlisteners;
+    for (int w = 0; w < s->n; w++) {
+        for (size_t i = 0; i < nl; i++) {
+            size_t k = (size_t)w * nl + i;
+            lfds[k] = fds[k];
+            for (size_t j = 0; lfds[k] < 0 && j < ol; j++) {
+                const struct cfg_addr *a = &n->listeners[i].addr;
+                const struct cfg_addr *b = &s->cur->listeners[j].addr;
+                if (a->len == b->len && strcmp(a->text, b->text) == 0 &&
+                    memcmp(&a->ss, &b->ss, a->len) == 0)
+                    lfds[k] = s->lfds[(size_t)w * ol + j];
+            }
+        }
+    }
+    free(s->lfds);
+    s->lfds = lfds;
+}
 
 static void refuse(struct server *s, const char *why)
 {
@@ -248,7 +284,22 @@ static void reload(struct server *s)
         return;
     }
     warn_fixed(s, n);
+    int *lfds = malloc((size_t)s->n * (nl ? nl : 1) * sizeof(*lfds));
+    if (lfds == NULL) {
+        refuse(s, "out of memory");
+        for (size_t k = 0; k < (size_t)s->n * nl; k++)
+            if (fds[k] >= 0)
+                close(fds[k]);
+        if (admin_fd >= 0)
+            close(admin_fd);
+        free(fds);
+        cfg_unref(n);
+        return;
+    }
     /* Commit: nothing below fails in a way that keeps the old snapshot. */
+    track_listeners(s, n, fds, lfds);
+    if (admin_fd >= 0 || admin_fd == -2)
+        s->admin_fd = admin_fd >= 0 ? admin_fd : -1;
     s->gen++;
     for (int w = 0; w < s->n; w++) {
         struct reload_msg *m = calloc(1, sizeof(*m));
@@ -285,6 +336,7 @@ static void block_signals(sigset_t *set)
     sigaddset(set, SIGQUIT);
     sigaddset(set, SIGHUP);
     sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -322,6 +374,15 @@ static void wait_signals(struct server *s, const sigset_t *set)
         case SIGUSR1:
             reopen_logs(s);
             break;
+        case SIGUSR2:
+            log_info("SIGUSR2: binary upgrade");
+            if (upgrade_start(s->argv, s->cur, s->n, s->lfds, s->admin_fd) > 0) {
+                s->upgraded = true;
+                admin_commit(s->admin, s->cur, -2); /* the new one has it */
+                notify_workers(s, WSTOP_UPGRADE);
+                return;
+            }
+            break;
         default:
             break;
         }
@@ -354,6 +415,14 @@ static int start_workers(struct server *s, struct cfg *cfg, int *inited)
         free(fds);
         return rc;
     }
+    s->lfds = malloc((size_t)s->n * (nl ? nl : 1) * sizeof(*s->lfds));
+    if (s->lfds == NULL) {
+        for (size_t k = 0; k < (size_t)s->n * nl; k++)
+            close(fds[k]);
+        free(fds);
+        return -ENOMEM;
+    }
+    memcpy(s->lfds, fds, (size_t)s->n * nl * sizeof(*fds));
     for (; *inited < s->n; (*inited)++) {
         int w = *inited;
         rc = worker_init(&s->ws[w], w + 1, cfg, s->alog_fd,
@@ -369,10 +438,11 @@ static int start_workers(struct server *s, struct cfg *cfg, int *inited)
     return rc;
 }
 
-int server_run(struct cfg *cfg, const char *file)
+int server_run(struct cfg *cfg, const char *file, char **argv)
 {
     int status = 1;
-    struct server srv = { .file = file, .n = cfg->workers, .gen = 1 };
+    struct server srv = { .file = file, .n = cfg->workers, .gen = 1,
+                          .argv = argv, .admin_fd = -1 };
     struct server *s = &srv;
     int off = 0;
     s->alog_fd = log_open(cfg->log.access, &off);
@@ -388,6 +458,7 @@ int server_run(struct cfg *cfg, const char *file)
         s->elog_path = cfg->log.error;
     sigset_t set;
     block_signals(&set);
+    upgrade_inherit_init();
 
     s->cur = cfg_ref(cfg);
     s->ws = calloc((size_t)s->n, sizeof(*s->ws));
@@ -396,11 +467,14 @@ int server_run(struct cfg *cfg, const char *file)
     bool admin_up = false;
     if (s->ws == NULL || s->m == NULL || metrics_register(s->m, cfg) < 0)
         goto Exit;
-    s->admin = admin_new(s->m, cfg, s->n);
+    s->admin = admin_new(s->m, cfg, s->n,
+                         cfg->admin.enabled ? upgrade_take("@admin", &cfg->admin.addr) : -1);
     if (s->admin == NULL)
         goto Exit;
+    s->admin_fd = admin_listen_fd(s->admin);
     if (start_workers(s, cfg, &inited) < 0)
         goto Exit;
+    upgrade_inherit_done();
     if (write_pid(cfg->pid_file) < 0)
         goto Exit;
     for (; started < s->n; started++) {
@@ -419,6 +493,7 @@ int server_run(struct cfg *cfg, const char *file)
     admin_up = true;
     for (size_t i = 0; i < cfg->nlisteners; i++)
         log_info("listening on %s (%d workers)", cfg->listeners[i].addr.text, s->n);
+    upgrade_ready();
     wait_signals(s, &set);
     status = 0;
 Exit:
@@ -431,8 +506,10 @@ Exit:
         worker_fini(&s->ws[i]);
     free(s->ws);
     metrics_free(s->m);
-    if (cfg->pid_file != NULL && status == 0)
+    if (cfg->pid_file != NULL && status == 0 && !s->upgraded)
         unlink(cfg->pid_file);
+    upgrade_inherit_done();
+    free(s->lfds);
     cfg_unref(s->cur);
     if (s->alog_fd > 2)
         close(s->alog_fd);

@@ -276,7 +276,12 @@ static void drain_deadline(struct loop *l, struct timer *t)
     loop_stop(l);
 }
 
-static void start_draining(struct worker *w, bool now)
+/* Stops accepting and lets connections finish. <now>: close them all at
+ * once. <keep_idle> (binary upgrade): idle keep-alive connections are not
+ * closed under their clients either; like those of a retired generation
+ * they serve one more request with "Connection: close" or time out, since
+ * a new process now accepts on the same sockets. */
+static void start_draining(struct worker *w, bool now, bool keep_idle)
 {
     if (!w->draining) {
         w->draining = true;
@@ -288,7 +293,8 @@ static void start_draining(struct worker *w, bool now)
             close(g->ls[i].ev.fd);
             g->ls[i].ev.fd = -1;
         }
-        conn_drain_idle(w);
+        if (!keep_idle)
+            conn_drain_idle(w);
         timer_set(w->loop, &w->drain_timer, g->cfg->graceful_timeout, drain_deadline);
     }
     if (now) {
@@ -309,7 +315,7 @@ static void wake_event(struct loop *l, struct ev *e, uint32_t events)
     take_inbox(w);
     int mode = worker_stop_mode();
     if (mode != WSTOP_NONE)
-        start_draining(w, mode == WSTOP_NOW);
+        start_draining(w, mode == WSTOP_NOW, mode == WSTOP_UPGRADE);
 }
 
 /* ---- life cycle ---- */

@@ -8,7 +8,10 @@
 #include "config/config.h"
 #include "proxy/proxy_int.h"
 
-enum { WSTOP_NONE = 0, WSTOP_GRACEFUL = 1, WSTOP_NOW = 2 };
+/* WSTOP_UPGRADE: a new process took the listening sockets over; stop
+ * accepting, finish every connection, including idle keep-alive ones
+ * (one more request each, with "Connection: close"). */
+enum { WSTOP_NONE = 0, WSTOP_GRACEFUL = 1, WSTOP_NOW = 2, WSTOP_UPGRADE = 3 };
 
 /* Prepares worker <id> (1-based) on <cfg> (takes its own reference) with
  * the listening sockets <fds> (one per listener of cfg, owned by the worker
