@@ -134,8 +134,8 @@ struct conn {
     uint8_t state;
     bool readable, writable, rdhup, eof, dead;
     bool pp_wait;   /* a PROXY header must come first */
-    bool has_local; /* <local> holds the address the client talked to */
-    union sockaddr_any local; /* from the PROXY header, or getsockname */
+    union sockaddr_any *pp_dst; /* the address a PROXY header said the
+                                   client talked to (malloc'd), or NULL */
 };
 
 /* The connection closes after its current response: graceful stop, or its

@@ -76,6 +76,7 @@ void conn_close(struct conn *c)
     close(c->ev.fd); /* also leaves the epoll set: the fd is never shared */
     c->ev.fd = -1;
     buf_put(&c->rbuf);
+    FREE_NULL(c->pp_dst);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

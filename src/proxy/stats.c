@@ -8,6 +8,7 @@
  * reads c->peer see the real client, not the balancer.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -44,8 +45,11 @@ int pp_accept(struct conn *c)
     c->pp_wait = false;
     if (!pi.local) {
         memcpy(&c->peer, &pi.src, sizeof(c->peer));
-        memcpy(&c->local, &pi.dst, sizeof(c->local));
-        c->has_local = true;
+        /* kept only where a header carried it: 28 bytes an idle
+         * connection elsewhere does not pay for */
+        c->pp_dst = malloc(sizeof(*c->pp_dst));
+        if (c->pp_dst != NULL)
+            memcpy(c->pp_dst, &pi.dst, sizeof(*c->pp_dst));
     }
     return 1;
 }
@@ -56,14 +60,16 @@ int pp_upstream(struct txn *t)
     if (ver == 0)
         return 0;
     struct conn *c = t->c;
-    if (!c->has_local) {
-        socklen_t len = sizeof(c->local);
-        if (getsockname(c->ev.fd, &c->local.sa, &len) == -1)
-            memset(&c->local, 0, sizeof(c->local));
-        c->has_local = true;
+    union sockaddr_any local;
+    if (c->pp_dst != NULL) {
+        local = *c->pp_dst;
+    } else {
+        socklen_t len = sizeof(local);
+        if (getsockname(c->ev.fd, &local.sa, &len) == -1)
+            memset(&local, 0, sizeof(local));
     }
     char hdr[PP_MAX_V1 + 64];
-    int n = pp_write(hdr, sizeof(hdr), ver, &c->peer.sa, &c->local.sa);
+    int n = pp_write(hdr, sizeof(hdr), ver, &c->peer.sa, &local.sa);
     if (n < 0)
         return -ENOMEM;
     size_t len = (size_t)n + t->uout.head_len;
