@@ -427,7 +427,6 @@ scenario_reverse() {
         --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""
-    keep_raw reverse "$raw"
     $PY "$LIB/benchlib.py" report reverse "$raw" "$RESULTS/reverse-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
 }
@@ -487,7 +486,6 @@ print("\t".join(str(x) for x in (sys.argv[2], sys.argv[3], d["wanted"], d["alive
         --note "nginx allocates its connection table (worker_connections 20000 x ~430 bytes) at start, so it is in 'before'; see bench/README.md")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""
-    keep_raw idle "$raw"
     $PY "$LIB/benchlib.py" report idle "$raw" "$RESULTS/idle-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
 }
@@ -545,15 +543,8 @@ scenario_load() {
         --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""
-    keep_raw load "$raw"
     $PY "$LIB/benchlib.py" report load "$raw" "$RESULTS/load-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
-}
-
-# keep_raw SCENARIO FILE: the raw TSV beside the results, for REPORT.md.
-keep_raw() {
-    mkdir -p "$RESULTS/data"
-    cp "$2" "$RESULTS/data/$1-$DATE.tsv"
 }
 
 say "bench: temp dir $TMP; open-file limit $NOFILE"

@@ -7,7 +7,8 @@ one page, with charts drawn by gnuplot (PNG).
 For each scenario it takes the newest <scenario>-<date>.md in RESULTS_DIR
 and copies its result tables (everything from "## Result" up to the raw
 numbers), so a scenario added to run.sh appears here without a change.
-The charts come from the raw TSVs run.sh keeps in RESULTS_DIR/data/:
+The charts come from the same files (their result and raw tables), so
+results committed from earlier runs chart as well:
 
   charts/cpu_per_request.png   CPU µs per request of the proxy process, per
                                scenario and peer (lower is better)
@@ -35,7 +36,7 @@ COLORS = {"gatehouse": "#2f6fde", "nginx": "#1f9d55", "haproxy": "#d48a00"}
 
 
 def latest(results, scen, ext):
-    pat = os.path.join(results, "data" if ext == "tsv" else "", "%s-*.%s" % (scen, ext))
+    pat = os.path.join(results, "%s-*.%s" % (scen, ext))
     files = sorted(f for f in glob.glob(pat)
                    if re.search(r"-\d{4}-\d\d-\d\d\.%s$" % ext, f))
     return files[-1] if files else None
@@ -128,45 +129,85 @@ def load_chart(out, series):
     gnuplot(s, out)
 
 
-def charts(results, chart_dir):
-    """Draws what the raw data allows; returns [(title, file, caption)]."""
+def md_tables(text, section):
+    """The tables under the heading <section> ("## Result...") of a results
+    file: a list of [dict(header -> cell)]."""
+    m = re.search(r"^## %s.*?(?=^## |\Z)" % re.escape(section), text, re.M | re.S)
+    if not m:
+        return []
+    tables, cur, head = [], None, None
+    for line in m.group(0).splitlines():
+        if not line.startswith("|"):
+            cur, head = None, None
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if head is None:
+            head, cur = cells, []
+            tables.append(cur)
+        elif all(re.fullmatch(r":?-+:?", c) for c in cells):
+            continue
+        else:
+            cur.append(dict(zip(head, cells)))
+    return tables
+
+
+def num(cell):
+    try:
+        return float(cell.replace(",", ""))
+    except (AttributeError, ValueError):
+        return None
+
+
+def charts(results, chart_dir, scen):
+    """Draws what the results files allow; returns [(title, file, caption)].
+    Any scenario whose result table has the columns "peer", "µs/req
+    (process)" and "p99 ms" joins the CPU and p99 charts."""
     made = []
     groups, cpu, p99 = [], {}, {}
 
     def add(group, per):  # per: {peer: (us_req, p99_ms)}
         groups.append(group)
-        for p in set(per) | set(cpu):
-            cpu.setdefault(p, [None] * (len(groups) - 1))
-            p99.setdefault(p, [None] * (len(groups) - 1))
+        for p in per:
+            if p not in cpu:
+                cpu[p] = [None] * (len(groups) - 1)
+                p99[p] = [None] * (len(groups) - 1)
         for p in cpu:
             v = per.get(p)
             cpu[p].append(v[0] if v else None)
             p99[p].append(v[1] if v else None)
 
-    rev = latest(results, "reverse", "tsv")
-    if rev:
-        head, srows, _, _, _ = benchlib.report_reverse(benchlib.read_tsv(rev))
-        per = {}
-        for r in srows:
-            try:
-                per[r[0]] = (float(r[5].replace(",", "")), float(r[4].replace(",", "")))
-            except ValueError:
-                pass
-        add("reverse (50 conns)", per)
-    load_series = None
-    ld = latest(results, "load", "tsv")
-    if ld:
-        _, _, load_series, _, _ = benchlib.report_load(benchlib.read_tsv(ld))
-        levels = sorted({x[0] for v in load_series.values() for x in v})
-        for c in levels:
-            add("load, %d conns" % c, {p: (x[4], x[3]) for p, v in load_series.items()
-                                       for x in v if x[0] == c})
+    texts = {}
+    for s in scen:
+        with open(latest(results, s, "md")) as f:
+            texts[s] = f.read()
+    load_series = {}
+    for s in scen:
+        t = texts[s]
+        if s == "load":
+            for r in (md_tables(t, "Raw") or [[]])[0]:
+                if r.get("status") != "ok":
+                    continue
+                load_series.setdefault(r["peer"], []).append(
+                    (int(r["connections"]), num(r["req/s"]), num(r["p50 ms"]),
+                     num(r["p99 ms"]), num(r["µs/req"])))
+            continue
+        for tab in md_tables(t, "Result")[:1]:
+            if tab and {"peer", "µs/req (process)", "p99 ms"} <= set(tab[0]):
+                add(s, {r["peer"]: (num(r["µs/req (process)"]), num(r["p99 ms"]))
+                        for r in tab})
+    for v in load_series.values():
+        v.sort()
+    levels = sorted({x[0] for v in load_series.values() for x in v})
+    for c in levels:
+        add("load %d conns" % c, {p: (x[4], x[3]) for p, v in load_series.items()
+                                  for x in v if x[0] == c})
     if groups:
         out = os.path.join(chart_dir, "cpu_per_request.png")
         bar_chart(out, "CPU per request of the proxy process (lower is better)",
                   "µs / request", groups, cpu)
         made.append(("CPU per request", out, "utime+stime of the proxy process "
-                     "over the timed run, divided by the requests served."))
+                     "over each timed run, divided by the requests it served "
+                     "(medians over rounds for reverse)."))
         out = os.path.join(chart_dir, "p99.png")
         bar_chart(out, "p99 latency (lower is better)", "ms", groups, p99)
         made.append(("p99 latency", out, "wrk --latency, per scenario and "
@@ -177,20 +218,17 @@ def charts(results, chart_dir):
         made.append(("Latency against offered load", out, "Each point is one wrk "
                      "run, labelled with its connection count; solid p99, dashed "
                      "p50."))
-    idle = latest(results, "idle", "tsv")
-    if idle:
-        _, out_rows, _, _, _ = benchlib.report_idle(benchlib.read_tsv(idle))
+    if "idle" in texts:
         vals = {}
-        for r in out_rows:
-            try:
-                vals[r[0]] = [float(r[2].replace(",", ""))]
-            except ValueError:
-                vals[r[0]] = [None]
-        out = os.path.join(chart_dir, "idle_memory.png")
-        bar_chart(out, "Memory per idle keep-alive connection (lower is better)",
-                  "bytes / connection", ["idle"], vals)
-        made.append(("Memory per idle connection", out, "ΔRSS / connections "
-                     "held open (see the idle scenario's notes on nginx)."))
+        for tab in md_tables(texts["idle"], "Result")[:1]:
+            for r in tab:
+                vals[r["peer"]] = [num(r.get("bytes/conn"))]
+        if vals:
+            out = os.path.join(chart_dir, "idle_memory.png")
+            bar_chart(out, "Memory per idle keep-alive connection (lower is better)",
+                      "bytes / connection", ["idle"], vals)
+            made.append(("Memory per idle connection", out, "ΔRSS / connections "
+                         "held open (see the idle scenario's notes on nginx)."))
     return made
 
 
@@ -217,16 +255,19 @@ def main():
           "root); bench/README.md explains the method of each scenario."
           % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), command), "",
           "## Machine", "",
+          "Where this report was written; each scenario's results file names "
+          "the machine, the peers' versions and the gatehouse binary it ran "
+          "with, and the load average during its run.", "",
           benchlib.md_table(["", ""], [[k, v.replace("|", "\\|")]
                                        for k, v in benchlib.machine(gh_bin)]),
           "", "Load average when the report was written: %s."
-          % open("/proc/loadavg").read().split()[0:3], ""]
+          % " ".join(open("/proc/loadavg").read().split()[0:3]), ""]
     md += ["## Charts", ""]
     if shutil.which("gnuplot") is None:
         md += ["gnuplot is not installed (Debian package gnuplot-nox): no charts.", ""]
     else:
         try:
-            for title, path, caption in charts(results, chart_dir):
+            for title, path, caption in charts(results, chart_dir, scen):
                 rel = os.path.relpath(path, results)
                 md += ["### %s" % title, "", "![%s](%s)" % (title, rel), "", caption, ""]
         except (RuntimeError, OSError, ValueError, KeyError, IndexError) as e:
