@@ -115,7 +115,7 @@ def load_chart(out, series):
             f.write("\n\n")
     s = HEAD % (out, "Latency against offered load (wrk connections 1..N)")
     s += "set xlabel \"requests / s achieved\"\nset ylabel \"latency, ms (log)\"\n"
-    s += "set logscale y\nset key top left\n"
+    s += "set logscale y\nset key top right\n"
     parts = []
     for i, p in enumerate(peers):
         col = COLORS.get(p, "#7a4fd6")
