@@ -39,6 +39,7 @@
 
 #include "admin/admin.h"
 #include "core/macros.h"
+#include "core/notify.h"
 #include "core/sock.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
@@ -257,7 +258,7 @@ Close:
     return rc;
 }
 
-static void reload(struct server *s)
+static void reload_config(struct server *s)
 {
     char err[1024] = "";
     struct cfg *n = s->file != NULL
@@ -326,6 +327,14 @@ static void reload(struct server *s)
     admin_note_reload(s->admin, true, s->gen, NULL);
 }
 
+/* SIGHUP, told to systemd (Type=notify) as it happens. */
+static void reload(struct server *s)
+{
+    notify_send("RELOADING=1\nSTATUS=reloading %s", s->file ? s->file : "<default>");
+    reload_config(s);
+    notify_send("READY=1\nSTATUS=generation %u", s->gen);
+}
+
 /* ---- signals ---- */
 
 static void block_signals(sigset_t *set)
@@ -360,11 +369,13 @@ static void wait_signals(struct server *s, const sigset_t *set)
         case SIGTERM:
         case SIGQUIT:
             log_info("signal %d: graceful stop", sig);
+            notify_send("STOPPING=1");
             admin_set_draining(s->admin);
             notify_workers(s, WSTOP_GRACEFUL);
             return;
         case SIGINT:
             log_info("SIGINT: stopping now");
+            notify_send("STOPPING=1");
             notify_workers(s, WSTOP_NOW);
             return;
         case SIGHUP:
@@ -494,6 +505,9 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     for (size_t i = 0; i < cfg->nlisteners; i++)
         log_info("listening on %s (%d workers)", cfg->listeners[i].addr.text, s->n);
     upgrade_ready();
+    /* after an upgrade this is a new process: systemd follows it (the
+     * unit says NotifyAccess=all), the old one then exits */
+    notify_send("MAINPID=%ld\nREADY=1\nSTATUS=generation 1", (long)getpid());
     wait_signals(s, &set);
     status = 0;
 Exit:

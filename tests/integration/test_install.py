@@ -39,7 +39,8 @@ def test_files_and_unit(installed):
     for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict",
                       "DynamicUser=yes", "SystemCallFilter=@system-service",
                       "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
-                      "ExecReload=/bin/kill -HUP $MAINPID"):
+                      "ExecReload=/bin/kill -HUP $MAINPID", "Type=notify",
+                      "NotifyAccess=all"):
         assert directive in unit, directive
     assert "--signal=SIGUSR1" in (d / "etc/logrotate.d/gatehouse").read_text()
     p = run_cli(["-t", "-c", str(d / "etc/gatehouse/gatehouse.yaml")])
