@@ -143,16 +143,18 @@ static void put_forwarding(struct out *o, const struct txn *t,
         put_merged(o, req, "X-Forwarded-For", sip);
     else if (h->x_forwarded_for == CFG_XFF_REPLACE)
         put_field(o, STR_LIT("X-Forwarded-For"), sip);
+    bool https = t->c->tls != NULL;
     if (h->x_forwarded_proto)
-        put_field(o, STR_LIT("X-Forwarded-Proto"), STR_LIT("http"));
+        put_field(o, STR_LIT("X-Forwarded-Proto"),
+                  https ? STR_LIT("https") : STR_LIT("http"));
     if (h->x_forwarded_host && host.len > 0)
         put_field(o, STR_LIT("X-Forwarded-Host"), host);
     if (h->forwarded) {
         /* RFC 7239 §4: IPv6 addresses are quoted and bracketed */
         char fwd[512];
         bool v6 = t->c->peer.sa.sa_family == AF_INET6;
-        int n = snprintf(fwd, sizeof(fwd), "for=%s%s%s;proto=http%s%.*s%s",
-                         v6 ? "\"[" : "", ip, v6 ? "]\"" : "",
+        int n = snprintf(fwd, sizeof(fwd), "for=%s%s%s;proto=%s%s%.*s%s",
+                         v6 ? "\"[" : "", ip, v6 ? "]\"" : "", https ? "https" : "http",
                          host.len ? ";host=\"" : "", (int)MIN(host.len, 256u),
                          host.p ? host.p : "", host.len ? "\"" : "");
         if (n > 0)
@@ -211,6 +213,12 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
     return 0;
 }
 
+/* The HSTS field the site adds, when the client came over TLS. */
+static const char *hsts_of(const struct txn *t)
+{
+    return t->c->tls != NULL && t->site != NULL ? t->site->hsts : NULL;
+}
+
 static bool skip_response_field(const struct txn *t, const struct h1_msg *resp,
                                 struct str n)
 {
@@ -223,6 +231,9 @@ static bool skip_response_field(const struct txn *t, const struct h1_msg *resp,
         return true;
     if (h->via && str_ieq_lit(n, "via"))
         return true;
+    if (n.len == 25 && hsts_of(t) != NULL &&
+        str_ieq_lit(n, "strict-transport-security"))
+        return true; /* ours replaces the server's */
     return connection_lists(resp, n);
 }
 
@@ -265,6 +276,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
             puts_(&o, worker_date(t->c->w));
             puts_(&o, "\r\n");
         }
+        if (hsts_of(t) != NULL)
+            puts_(&o, hsts_of(t));
         if (resp->status != 101) {
             if (!t->keepalive)
                 puts_(&o, "Connection: close\r\n");

@@ -25,6 +25,7 @@
 #include "core/sock.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "tls/tls.h"
 
 enum { STOP_NONE = 0, STOP_GRACEFUL = 1, STOP_NOW = 2 };
 static atomic_int stop_mode;
@@ -135,6 +136,7 @@ static void *worker_main(void *arg)
     w->ups = NULL;
     pool_thread_cleanup();
     buf_thread_cleanup();
+    tls_thread_cleanup();
     return NULL;
 }
 
@@ -226,6 +228,18 @@ static void control_signals(sigset_t *set)
     sigaddset(set, SIGUSR1);
 }
 
+/* SIGHUP: certificates, keys and OCSP responses are read again for new
+ * handshakes (a full configuration reload will also rebuild them, since a
+ * snapshot owns its TLS contexts). */
+static void reload_tls(const struct cfg *cfg)
+{
+    char err[600];
+    if (tls_reload_all(cfg, err, sizeof(err)) < 0)
+        log_err("SIGHUP: certificates not reloaded: %s (the running ones stay)", err);
+    else
+        log_info("SIGHUP: certificates reloaded");
+}
+
 /* Waits for signals until one asks us to stop; returns the stop mode. */
 static int wait_signals(struct worker *ws, int n)
 {
@@ -246,11 +260,27 @@ static int wait_signals(struct worker *ws, int n)
             log_info("SIGINT: stopping now");
             notify_workers(ws, n, STOP_NOW);
             return STOP_NOW;
+        case SIGHUP:
+            reload_tls(ws[0].cfg);
+            break;
         default:
             log_info("signal %d ignored (reload and log reopen are not built yet)", sig);
             break;
         }
     }
+}
+
+/* Says once whether kernel TLS can take over the record layer. */
+static void log_tls(const struct cfg *cfg)
+{
+    bool want = false;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        want |= cfg->listeners[i].tls != NULL && cfg->listeners[i].tls->ktls;
+    if (want)
+        log_info("kernel TLS: %s", tls_ktls_available()
+                                       ? "offered by the kernel (used when the cipher allows)"
+                                       : "not offered by this kernel (no \"tls\" TCP ULP); "
+                                         "OpenSSL does the records");
 }
 
 int server_run(struct cfg *cfg)
@@ -289,7 +319,9 @@ int server_run(struct cfg *cfg)
         }
     }
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        log_info("listening on %s (%d workers)", cfg->listeners[i].addr.text, n);
+        log_info("listening on %s%s (%d workers)", cfg->listeners[i].addr.text,
+                 cfg->listeners[i].tls != NULL ? " with TLS" : "", n);
+    log_tls(cfg);
     wait_signals(ws, n);
     status = 0;
 Exit:
