@@ -26,6 +26,8 @@
 #include "h2/h2.h"
 
 #define MAX_CONTINUATIONS 8
+/* NGHTTP2_ERR_TOO_MANY_CONTINUATIONS, by value: older headers lack it */
+#define ERR_TOO_MANY_CONTINUATIONS (-905)
 #define NV_STACK 64
 
 /* Per-stream state kept by this module (nghttp2's stream user data). */
@@ -371,6 +373,13 @@ int h2_recv(struct h2_sess *s, const uint8_t *p, size_t len)
     }
     if (rv < 0) {
         log_debug("h2: %s", nghttp2_strerror((int)rv));
+        /* nghttp2's own flood checks (newer versions, or Debian's
+         * backports): the same answer as ours */
+        if (rv == NGHTTP2_ERR_FLOODED || rv == ERR_TOO_MANY_CONTINUATIONS) {
+            s->ended = rv == NGHTTP2_ERR_FLOODED ? H2_END_GLITCHES : H2_END_HEADERS;
+            nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+            return 0;
+        }
         s->ended = H2_END_PROTOCOL;
         if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
             nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);

@@ -54,6 +54,7 @@ struct h2s {
     size_t cookie_len, cookie_cap;
     int status;             /* 431 from the session, 400 from us */
     bool queued, started, head_done, end_seen, has_cl, closed;
+    bool no_body;           /* END_STREAM came with the head */
 };
 
 struct h2c {
@@ -288,7 +289,7 @@ static void start(struct h2s *s)
 {
     struct txn *t = s->t;
     s->started = true;
-    int status = s->status != 0 ? s->status : make_request(s, s->end_seen);
+    int status = s->status != 0 ? s->status : make_request(s, s->no_body);
     if (status != 0) {
         if (status == 503) {
             txn_error(t, 503, "proxy_internal_error", "Out of memory.");
@@ -338,6 +339,7 @@ static void cb_head(void *sud, bool end, int status)
     struct h2s *s = sud;
     s->head_done = true;
     s->end_seen = end;
+    s->no_body = end;
     if (status != 0)
         s->status = status;
     enqueue(s);

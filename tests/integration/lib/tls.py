@@ -144,6 +144,10 @@ class H2Conn:
         self.next_id = 1
         self.goaway = None
         self.settings = {}
+        self.pending = []  # frames read while sending, for response()
+        self.auto_window = True  # give DATA back to the windows on arrival
+        self.conn_win = 65535
+        self.stream_win = {}
         settings = b""
         if window is not None:  # SETTINGS_INITIAL_WINDOW_SIZE
             settings = struct.pack(">HI", 4, window)
@@ -162,20 +166,38 @@ class H2Conn:
         return self.enc.encode(hs)
 
     def request(self, method="GET", path="/", body=None, extra=(),
-                authority="localhost", scheme="https", end=True):
+                authority="localhost", scheme="https", end=True, timeout=20.0):
+        """Sends a request; a body is sent as the server's windows allow
+        (reading WINDOW_UPDATEs, keeping other frames for response())."""
         sid = self.next_id
         self.next_id += 2
         block = self.headers_block(method, path, authority, scheme, extra)
         flags = END_HEADERS | (END_STREAM if end and body is None else 0)
-        out = frame(HEADERS, flags, sid, block)
-        if body is not None:
-            for i in range(0, max(len(body), 1), 16384):
-                chunk = body[i:i + 16384]
-                last = i + 16384 >= len(body)
-                out += frame(DATA, END_STREAM if (last and end) else 0, sid,
-                             chunk)
-        self.sock.sendall(out)
-        return sid
+        self.sock.sendall(frame(HEADERS, flags, sid, block))
+        if body is None:
+            return sid
+        self.stream_win[sid] = self.settings.get(4, 65535)
+        deadline = time.monotonic() + timeout
+        off = 0
+        while True:
+            n = min(16384, len(body) - off, self.conn_win, self.stream_win[sid])
+            if n > 0 or off == len(body):
+                last = off + n == len(body)
+                self.sock.sendall(frame(DATA, END_STREAM if (last and end) else 0,
+                                        sid, body[off:off + n]))
+                off += n
+                self.conn_win -= n
+                self.stream_win[sid] -= n
+                if last:
+                    return sid
+                continue
+            f = self.read_frame(max(0.01, deadline - time.monotonic()))
+            if f is None:
+                raise ConnectionError("closed while sending (goaway=%r)" % self.goaway)
+            if f.type != WINDOW_UPDATE:
+                self.pending.append(f)
+            if f.type == RST_STREAM and f.stream == sid:
+                return sid
 
     def _fill(self, deadline):
         left = deadline - time.monotonic()
@@ -211,6 +233,23 @@ class H2Conn:
                 return None
 
     def _auto(self, f):
+        if f.type == HEADERS or f.type == CONTINUATION:
+            # HPACK state is per connection: decode every block, in order
+            f.headers = self.dec.decode(self._header_payload(f)) \
+                if f.flags & END_HEADERS else []
+        if f.type == DATA and f.payload and self.auto_window:
+            n = struct.pack(">I", len(f.payload))
+            try:
+                self.sock.sendall(frame(WINDOW_UPDATE, 0, 0, n) +
+                                  frame(WINDOW_UPDATE, 0, f.stream, n))
+            except OSError:
+                pass
+        if f.type == WINDOW_UPDATE:
+            inc = struct.unpack(">I", f.payload[:4])[0] & 0x7fffffff
+            if f.stream == 0:
+                self.conn_win += inc
+            elif f.stream in self.stream_win:
+                self.stream_win[f.stream] += inc
         try:
             if f.type == SETTINGS and not f.flags & ACK:
                 for i in range(0, len(f.payload), 6):
@@ -224,7 +263,7 @@ class H2Conn:
         except OSError:
             pass
 
-    def response(self, sid, timeout=20.0, window_update=True):
+    def response(self, sid, timeout=20.0):
         """Reads until stream <sid> ends: (status, headers dict, body).
         Other streams' frames are skipped. Returns None for the status when
         the stream was reset (and the error code in the dict as
@@ -232,15 +271,21 @@ class H2Conn:
         deadline = time.monotonic() + timeout
         status, headers, body = None, {}, bytearray()
         while True:
-            f = self.read_frame(max(0.01, deadline - time.monotonic()))
+            mine = [f for f in self.pending if f.stream == sid]
+            if mine:
+                f = mine[0]
+                self.pending.remove(f)
+            else:
+                f = self.read_frame(max(0.01, deadline - time.monotonic()))
             if f is None:
                 raise ConnectionError("connection closed before stream %d "
                                       "ended (goaway=%r)" % (sid, self.goaway))
             if f.stream != sid:
+                if f.stream != 0:
+                    self.pending.append(f)
                 continue
             if f.type == HEADERS:
-                hs = self.dec.decode(self._header_payload(f))
-                d = {k: v for k, v in hs}
+                d = {k: v for k, v in f.headers}
                 if d.get(":status", "200").startswith("1"):
                     continue
                 if status is None:
@@ -248,10 +293,6 @@ class H2Conn:
                 headers.update(d)
             elif f.type == DATA:
                 body += f.payload
-                if window_update and f.payload:
-                    n = struct.pack(">I", len(f.payload))
-                    self.sock.sendall(frame(WINDOW_UPDATE, 0, 0, n) +
-                                      frame(WINDOW_UPDATE, 0, sid, n))
             elif f.type == RST_STREAM:
                 headers["rst"] = f.error_code
                 return status, headers, bytes(body)
