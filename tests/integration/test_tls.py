@@ -499,3 +499,35 @@ def test_cpu_of_idle_tls_connections_is_nil(tls_reverse, origin, test_ca):
     for s in socks:
         s.close()
     assert used < 0.2
+
+
+# ---- examples/tls.yaml ------------------------------------------------------
+
+
+def test_example_tls_yaml_runs(gatehouse, origins, tmp_path):
+    """examples/tls.yaml with a CA made by the script it names, its ports
+    rewritten to free ones: HTTPS over h2 and HTTP/1.1, HSTS, and the plain
+    port redirecting."""
+    from lib.proxy import ROOT
+    from lib.tls import TestCA
+    from lib.net import free_port
+    text = open(os.path.join(ROOT, "examples", "tls.yaml")).read()
+    assert "scripts/test-ca.sh init build/tls-example" in text
+    ca = TestCA(tmp_path / "tls-example")
+    o = origins("was")
+    tls_port, plain_port = free_port(), free_port()
+    text = text.replace("build/tls-example/", str(tmp_path / "tls-example") + "/")
+    text = text.replace("127.0.0.1:8443", "127.0.0.1:%d" % tls_port)
+    text = text.replace("127.0.0.1:8080", "127.0.0.1:%d" % plain_port)
+    text = text.replace("redirect_https: 8443", "redirect_https: %d" % tls_port)
+    text = text.replace("127.0.0.1:9001", "127.0.0.1:%d" % o.port)
+    g = gatehouse(text, tls_port)
+    for proto, v in (("--http2", "2"), ("--http1.1", "1.1")):
+        p = curl("--cacert", ca.ca, proto, "-D", "-", "-w", "\n%{http_version}",
+                 "https://localhost:%d/echo" % tls_port)
+        text_out = p.stdout.decode()
+        assert text_out.endswith("\n" + v)
+        assert "strict-transport-security: max-age=31536000" in text_out.lower()
+    p = curl("-i", "http://localhost:%d/x?y" % plain_port)
+    assert "Location: https://localhost:%d/x?y" % tls_port in p.stdout.decode()
+    assert o.count() == 2
