@@ -180,13 +180,13 @@ render() {
     ! grep -n '^[^#]*@[A-Z_][A-Z_]*@' "$out" || die "unfilled placeholder in $out"
 }
 
-# wait_ready PID PORT SECONDS: GET /1k answers 200 with 1024 bytes.
+# wait_ready PID PORT SECONDS [SCHEME]: GET /1k answers 200 with 1024 bytes.
 wait_ready() {
-    local pid=$1 port=$2 end=$((SECONDS + $3)) out
+    local pid=$1 port=$2 end=$((SECONDS + $3)) out scheme=${4:-$SCHEME}
     while ((SECONDS <= end)); do
         kill -0 "$pid" 2>/dev/null || return 1
         out=$(curl -sk -o /dev/null --max-time 1 -w '%{http_code} %{size_download}' \
-            "$SCHEME://127.0.0.1:$port/1k" || true)
+            "$scheme://127.0.0.1:$port/1k" || true)
         [[ $out == "200 1024" ]] && return 0
         sleep 0.1
     done
@@ -217,7 +217,7 @@ start_origin() {
     start "$TMP/origin.out" taskset -c "$LOAD_CPU" "$NGINX" -p "$TMP" \
         -e "$TMP/origin-error.log" -c "$TMP/origin.conf" -g 'daemon off;'
     ORIGIN_PID=$LAST_PID
-    wait_ready "$ORIGIN_PID" "$ORIGIN_PORT" 10 || {
+    wait_ready "$ORIGIN_PID" "$ORIGIN_PORT" 10 http || {
         tail_logs "$TMP/origin.out" "$TMP/origin-error.log"
         die "origin nginx did not come up"
     }

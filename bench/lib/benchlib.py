@@ -91,10 +91,10 @@ def parse_h2load(text):
                   r"(\d+) failed, (\d+) errored, (\d+) timeout", text, re.M)
     if not m:
         raise ValueError("no 'requests:' line in h2load output")
-    out["requests"] = int(m.group(3))
+    done = int(m.group(2))
     out["sockerr"] = int(m.group(4)) + int(m.group(5)) + int(m.group(6))
     m = re.search(r"^status codes: (\d+) 2xx", text, re.M)
-    out["non2xx"] = out["requests"] - (int(m.group(1)) if m else 0)
+    out["non2xx"] = max(0, done - out["sockerr"] - (int(m.group(1)) if m else 0))
     m = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
     out["p50"] = _dur_us(m.group(3)) if m else 0.0
     out["p99"] = _dur_us(m.group(2)) if m else 0.0

@@ -99,6 +99,8 @@ struct ocsp {
 };
 
 static int gen_idx = -1, ring_idx = -1, ocsp_idx = -1;
+/* fetched once: OpenSSL 3 would look the name up for every ticket */
+static EVP_CIPHER *aes256cbc;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* Set by the BIO callback: the last socket read returned less than asked
@@ -181,6 +183,7 @@ static void init_once(void)
     gen_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_gen);
     ring_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ring);
     ocsp_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ocsp);
+    aes256cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
 }
 
 /* ---- ticket keys ---- */
@@ -262,7 +265,7 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
     if (enc) {
         ring_current(r, &k);
         memcpy(name, k.name, sizeof(k.name));
-        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1)
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes256cbc)) != 1)
             ret = -1;
     } else {
         int i = ring_find(r, name, &k);
@@ -276,8 +279,8 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
     };
     if (ret > 0 &&
         (EVP_MAC_init(hctx, k.hmac, sizeof(k.hmac), params) != 1 ||
-         (enc ? EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k.aes, iv)
-              : EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k.aes, iv)) != 1))
+         (enc ? EVP_EncryptInit_ex(ectx, aes256cbc, NULL, k.aes, iv)
+              : EVP_DecryptInit_ex(ectx, aes256cbc, NULL, k.aes, iv)) != 1))
         ret = -1;
     OPENSSL_cleanse(&k, sizeof(k));
     return ret;
@@ -414,6 +417,10 @@ static SSL_CTX *ctx_new(struct tls_srv *srv, const char **what, char *err,
     static const unsigned char sid[] = "gatehouse";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     SSL_CTX_set_read_ahead(ctx, 1);
+    /* one TLS 1.3 ticket per full handshake, not OpenSSL's two: a client
+     * resumes one connection with it, and each ticket costs an encryption
+     * and a record on every new connection */
+    SSL_CTX_set_num_tickets(ctx, 1);
     if (srv->ring != NULL) {
         /* a ticket stays good while its key is in the ring: two periods
          * at least (rotation is lazy, on the next ticket made) */

@@ -425,9 +425,10 @@ def test_kernel_tls_is_reported(tls_reverse, origin, test_ca):
     g = tls_reverse({"o": [origin.port]})
     with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
         offered = "tls" in f.read().split()
+    from lib.net import wait_until
+    assert wait_until(lambda: "kernel TLS:" in g.error_log_text(), 5)
     log = g.error_log_text()
     assert ("kernel TLS: offered" in log) == offered, log
-    assert "kernel TLS:" in log
 
 
 # ---- whole-stack checks ---------------------------------------------------
