@@ -38,6 +38,19 @@ struct cfg_server {
     int weight; /* 1..1000, default 1 */
 };
 
+struct tls_cli; /* src/tls/: the client context built from a cfg_upstream_tls */
+
+/* TLS to the servers of an upstream (src/config/tls.c). */
+struct cfg_upstream_tls {
+    bool verify;       /* check the server's certificate; default true */
+    const char *ca;    /* PEM CAs to trust; NULL: the system's */
+    const char *name;  /* SNI and the name checked in the certificate;
+                          NULL: each server's IP address is checked */
+    const char *cert;  /* client certificate (PEM), or NULL */
+    const char *key;   /* its key; default: the cert file */
+    struct tls_cli *cli; /* built at load, freed with the snapshot */
+};
+
 struct cfg_upstream {
     const char *name;
     struct cfg_server *servers;
@@ -50,6 +63,7 @@ struct cfg_upstream {
                                  server; 0 disables reuse; default 32 */
     cfg_ms keepalive_timeout; /* idle pooled connection lifetime; 60s */
     unsigned keepalive_requests; /* requests per connection; default 10000 */
+    struct cfg_upstream_tls *tls; /* NULL: plain HTTP to the servers */
 };
 
 enum cfg_xff {

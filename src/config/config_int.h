@@ -213,6 +213,12 @@ int cfg__tls(struct cfg__ld *ld, const struct cfg__node *v, void *listener);
 int cfg__http2(struct cfg__ld *ld, const struct cfg__node *v, void *listener);
 int cfg__redirect_https(struct cfg__ld *ld, const struct cfg__node *v, void *site);
 int cfg__hsts(struct cfg__ld *ld, const struct cfg__node *v, void *site);
+/* An upstream's "tls" (true or a mapping), read into u->tls; and, once
+ * the upstream is read whole, its client context (cfg__upstream_tls_build,
+ * <v> the upstream's node). */
+int cfg__upstream_tls(struct cfg__ld *ld, const struct cfg__node *v, void *upstream);
+int cfg__upstream_tls_build(struct cfg__ld *ld, const struct cfg__node *v,
+                            struct cfg_upstream *u);
 /* Defaults of the listener's "http2" mapping. */
 void cfg__http2_defaults(struct cfg_http2 *h);
 

@@ -402,3 +402,90 @@ int cfg__hsts(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
     s->hsts = cfg__arena_strndup(ld->a, buf, (size_t)n);
     return s->hsts != NULL ? 0 : cfg__fail(ld, v, "out of memory");
 }
+
+/* ---- TLS to upstream servers ---- */
+
+#define UT struct cfg_upstream_tls
+#define UPATH_FN(fn, member)                                                   \
+    static int fn(struct cfg__ld *ld, const struct cfg__node *v, void *obj)    \
+    {                                                                          \
+        return set_path(ld, v, &((UT *)obj)->member);                          \
+    }
+UPATH_FN(set_ut_ca, ca)
+UPATH_FN(set_ut_cert, cert)
+UPATH_FN(set_ut_key, key)
+
+static int set_ut_name(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
+{
+    UT *ut = obj;
+    int rc = cfg__str(ld, v, false, &ut->name);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < v->val.len; i++) {
+        char c = v->val.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+            return cfg__bad(ld, v, "expected a host name such as app.internal");
+    }
+    return 0;
+}
+
+static const struct cfg__field ut_fields[] = {
+    CFG__F_BOOL("verify", UT, verify),
+    CFG__F_FN("ca", set_ut_ca),
+    CFG__F_FN("name", set_ut_name),
+    CFG__F_FN("cert", set_ut_cert),
+    CFG__F_FN("key", set_ut_key),
+};
+#undef UT
+
+int cfg__upstream_tls(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
+{
+    struct cfg_upstream *u = obj;
+    struct cfg_upstream_tls *ut = cfg__alloc(ld, sizeof(*ut));
+    if (ut == NULL)
+        return -ENOMEM;
+    ut->verify = true;
+    int rc;
+    if (v->type == CFG_N_SCALAR) {
+        bool on;
+        rc = cfg__bool(ld, v, &on);
+        if (rc != 0 || !on)
+            return rc;
+    } else {
+        rc = cfg__walk(ld, v, "tls", ut_fields, NFIELDS(ut_fields), ut);
+        if (rc != 0)
+            return rc;
+        if (ut->key != NULL && ut->cert == NULL)
+            return cfg__bad(ld, cfg__map_get(v, "key"), "needs \"cert\"");
+        if (!ut->verify && ut->ca != NULL)
+            return cfg__bad(ld, cfg__map_get(v, "ca"),
+                            "is not used with verify: false");
+    }
+    u->tls = ut;
+    return 0;
+}
+
+static void free_cli(void *p)
+{
+    tls_cli_free(p);
+}
+
+int cfg__upstream_tls_build(struct cfg__ld *ld, const struct cfg__node *v,
+                            struct cfg_upstream *u)
+{
+    char err[512];
+    const char *what = NULL;
+    const struct cfg__node *tn = cfg__map_get(v, "tls");
+    u->tls->cli = tls_cli_new(u->tls, u->nservers, &what, err, sizeof(err));
+    if (u->tls->cli == NULL) {
+        const struct cfg__node *at = what != NULL ? cfg__map_get(tn, what) : NULL;
+        return cfg__bad(ld, at != NULL ? at : tn, "%s", err);
+    }
+    if (cfg__arena_on_free(ld->a, free_cli, u->tls->cli) != 0) {
+        tls_cli_free(u->tls->cli);
+        u->tls->cli = NULL;
+        return cfg__fail(ld, tn, "out of memory");
+    }
+    return 0;
+}

@@ -126,10 +126,10 @@ static size_t outq_advance(struct outq *q, size_t w)
 }
 
 /* writev of the pending head, the pending chunk framing <ch> (or NULL) and
- * <len> bytes at <data> to an upstream. Returns the number of <data> bytes
- * written (>= 0), -EAGAIN or -errno. */
-static ssize_t send_out(int fd, struct outq *q, struct outq *ch, const char *data,
-                        size_t len)
+ * <len> bytes at <data> to an upstream (plain or TLS). Returns the number
+ * of <data> bytes written (>= 0), -EAGAIN or -errno. */
+static ssize_t send_out(struct uconn *uc, struct outq *q, struct outq *ch,
+                        const char *data, size_t len)
 {
     struct iovec iov[3];
     int n = 0;
@@ -142,19 +142,13 @@ static ssize_t send_out(int fd, struct outq *q, struct outq *ch, const char *dat
         iov[n++] = (struct iovec){ (void *)data, len };
     if (n == 0)
         return 0;
-    for (;;) {
-        ssize_t w = writev(fd, iov, n);
-        if (w >= 0) {
-            size_t left = outq_advance(q, (size_t)w);
-            if (ch != NULL)
-                left = outq_advance(ch, left);
-            return (ssize_t)left;
-        }
-        int err = errno;
-        if (err == EINTR)
-            continue;
-        return -err;
-    }
+    ssize_t w = ups_sendv(uc, iov, n);
+    if (w < 0)
+        return w;
+    size_t left = outq_advance(q, (size_t)w);
+    if (ch != NULL)
+        left = outq_advance(ch, left);
+    return (ssize_t)left;
 }
 
 /* ---- start ---- */
@@ -295,7 +289,13 @@ static void attach(struct txn *t, struct uconn *uc)
 /* Every server was tried and none could be reached. */
 static void connect_exhausted(struct txn *t)
 {
-    if (t->last_err == -ETIMEDOUT)
+    if (t->last_err == -EKEYREJECTED)
+        txn_error(t, 502, "tls_certificate_error",
+                  "The upstream server's certificate was not accepted.");
+    else if (t->last_err == -EPROTO)
+        txn_error(t, 502, "tls_protocol_error",
+                  "The TLS handshake with the upstream server failed.");
+    else if (t->last_err == -ETIMEDOUT)
         txn_error(t, 504, "connection_timeout",
                   "The upstream server did not accept the connection in time.");
     else
@@ -383,28 +383,10 @@ static ssize_t ups_read(struct uconn *uc)
         if (buf_room(&uc->rbuf) == 0)
             return -ENOBUFS;
     }
-    for (;;) {
-        size_t room = buf_room(&uc->rbuf);
-        ssize_t n = read(uc->ev.fd, buf_tail(&uc->rbuf), room);
-        if (n > 0) {
-            uc->rbuf.end += (uint32_t)n;
-            if ((size_t)n < room && !uc->rdhup)
-                uc->readable = false; /* drained: the next byte raises an edge */
-            return n;
-        }
-        if (n == 0) {
-            uc->readable = false;
-            return 0;
-        }
-        int err = errno;
-        if (err == EINTR)
-            continue;
-        if (err == EAGAIN) {
-            uc->readable = false;
-            return -EAGAIN;
-        }
-        return -err;
-    }
+    ssize_t n = ups_recv(uc, buf_tail(&uc->rbuf), buf_room(&uc->rbuf));
+    if (n > 0)
+        uc->rbuf.end += (uint32_t)n;
+    return n;
 }
 
 static void ups_event(struct loop *l, struct ev *e, uint32_t events)
@@ -422,12 +404,22 @@ static void ups_event(struct loop *l, struct ev *e, uint32_t events)
     if (events & EPOLLRDHUP)
         uc->rdhup = true;
     if (!uc->connected) {
-        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !uc->tls_started)
             return;
-        int err = sock_error(uc->ev.fd);
+        int err = uc->tls_started ? 0 : sock_error(uc->ev.fd);
         if (err != 0) {
             upstream_failed(t, -err, true);
             return;
+        }
+        if (uc->tls != NULL) { /* TLS: the handshake first, within connect_timeout */
+            uc->tls_started = true;
+            int rc = ups_handshake(uc);
+            if (rc == -EAGAIN)
+                return;
+            if (rc < 0) {
+                upstream_failed(t, rc, true);
+                return;
+            }
         }
         uc->connected = true;
         timer_cancel(l, &uc->timer);
@@ -496,12 +488,10 @@ static int pump_request(struct txn *t)
         if (outq_pending(&t->uout) || t->reqf.fwd > 0 || outq_pending(&t->reqf.chunk)) {
             if (!uc->writable)
                 break;
-            ssize_t n = send_out(uc->ev.fd, &t->uout, &t->reqf.chunk, buf_head(rb),
+            ssize_t n = send_out(uc, &t->uout, &t->reqf.chunk, buf_head(rb),
                                  t->reqf.fwd);
-            if (n == -EAGAIN) {
-                uc->writable = false;
+            if (n == -EAGAIN)
                 break;
-            }
             if (n < 0) {
                 if (t->resp_started) { /* it answered early: stop sending */
                     t->reqf.done = true;
@@ -787,12 +777,9 @@ static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fw
         return 0;
     struct outq none = { 0 };
     ssize_t n = t != NULL ? cli_send(t, &none, buf_head(b), *fwd)
-                          : send_out(uc->ev.fd, &none, NULL, buf_head(b), *fwd);
-    if (n == -EAGAIN) {
-        if (t == NULL)
-            uc->writable = false;
+                          : send_out(uc, &none, NULL, buf_head(b), *fwd);
+    if (n == -EAGAIN)
         return 0;
-    }
     if (n < 0)
         return -1;
     *fwd -= (size_t)n;
@@ -824,7 +811,7 @@ static void pump_tunnel(struct txn *t)
         moved |= r > 0;
         if (buf_len(&c->rbuf) == 0 && !t->c_shut) {
             if (c->eof) {
-                shutdown(uc->ev.fd, SHUT_WR);
+                ups_shutdown(uc);
                 t->c_shut = true;
             } else if (c->readable) {
                 ssize_t n = conn_read(c);

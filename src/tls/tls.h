@@ -62,6 +62,25 @@ int tls_reload_all(const struct cfg *cfg, char *err, size_t errlen);
  * use alive until they close. */
 void tls_srv_free(struct tls_srv *s);
 
+/* ---- client contexts (TLS to upstream servers) ---- */
+
+/* The client context of an upstream with <nservers> servers: trusted CAs,
+ * verification, an optional client certificate, a session cache per
+ * server. Returns NULL with a message in <err> and the key it is about in
+ * *<what> ("ca", "cert", "key"). */
+struct tls_cli *tls_cli_new(const struct cfg_upstream_tls *ut, size_t nservers,
+                            const char **what, char *err, size_t errlen);
+void tls_cli_free(struct tls_cli *c);
+
+/* A client connection to server <srv> (its address <ip>, for the check
+ * when no name is configured) on <fd> (not owned), resuming the last
+ * session with that server when there is one. NULL on out of memory. */
+struct tls_conn *tls_connect(struct tls_cli *c, int fd, unsigned srv, const char *ip);
+
+/* After a failed client handshake: why the certificate was refused, or
+ * NULL when that was not the reason. */
+const char *tls_verify_error(const struct tls_conn *tc);
+
 /* ---- connections ---- */
 
 /* What a call that returned -EAGAIN waits for, and after a read whether

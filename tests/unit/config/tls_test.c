@@ -201,12 +201,61 @@ static void test_errors(void **state)
                  "unknown key \"push\" in http2");
 }
 
+static const char *ups(const char *tls)
+{
+    snprintf(yaml, sizeof(yaml),
+             "upstreams:\n"
+             "  u:\n"
+             "    servers: [127.0.0.1:9443, 127.0.0.1:9444]\n"
+             "    tls: %s\n"
+             "listeners:\n"
+             "  - listen: 127.0.0.1:8080\n"
+             "    sites: [{ routes: [{ path: /, upstream: u }] }]\n",
+             tls);
+    return yaml;
+}
+
+static void test_upstream_tls(void **state)
+{
+    (void)state;
+    char t[512];
+    struct cfg *c = load_ok(ups("true"));
+    const struct cfg_upstream_tls *ut = c->upstreams[0].tls;
+    assert_non_null(ut);
+    assert_true(ut->verify);
+    assert_null(ut->ca);
+    assert_null(ut->name);
+    assert_non_null(ut->cli);
+    cfg_unref(c);
+    c = load_ok(ups("false"));
+    assert_null(c->upstreams[0].tls);
+    cfg_unref(c);
+    snprintf(t, sizeof(t), "{ ca: %s/ca.pem, name: app.internal, cert: %s/localhost.pem, "
+                           "key: %s/localhost.key }", dir, dir, dir);
+    c = load_ok(ups(t));
+    ut = c->upstreams[0].tls;
+    assert_string_equal(ut->name, "app.internal");
+    assert_non_null(ut->cli);
+    cfg_unref(c);
+    c = load_ok(ups("{ verify: false }"));
+    assert_false(c->upstreams[0].tls->verify);
+    cfg_unref(c);
+    expect_error(ups("{ key: x.key }"), "t.yaml:4:17: \"key\": needs \"cert\"");
+    expect_error(ups("{ verify: false, ca: x.pem }"), "\"ca\": is not used with verify: false");
+    expect_error(ups("{ ca: /nonexistent.pem }"), "\"ca\": cannot load CA certificates from /nonexistent.pem");
+    expect_error(ups("{ name: \"a b\" }"), "\"name\": expected a host name");
+    snprintf(t, sizeof(t), "{ cert: %s/localhost.pem, key: %s/other.key }", dir, dir);
+    expect_error(ups(t), "\"key\": cannot load a PEM private key");
+    expect_error(ups("{ sni: x }"), "unknown key \"sni\" in tls");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_upstream_tls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
