@@ -1,5 +1,5 @@
 /*
- * TLS termination with OpenSSL 3.
+ * TLS termination with OpenSSL 3: the server contexts of listeners.
  *
  * The design problem is sharing: every worker thread accepts connections
  * for the same listeners, a reload may swap certificates under them, and a
@@ -18,10 +18,8 @@
  *   shared by every generation and thread of a listener: the current key
  *   encrypts, the previous ones still decrypt (and the ticket is renewed),
  *   and a new key is made every `ticket_rotate`.
- * - I/O uses OpenSSL's socket BIO (so kernel TLS can take over when the
- *   kernel has it). A BIO callback notes whether the last read found the
- *   socket drained, so the caller can stop reading at a short read as it
- *   does for plain sockets, instead of reading once more to hear EAGAIN.
+ *
+ * Connections themselves are in tls_io.c, client contexts in tls_cli.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,7 +40,7 @@
 
 #include "core/log.h"
 #include "core/macros.h"
-#include "tls/tls.h"
+#include "tls/tls_int.h"
 
 #define RING_KEYS 3
 #define MAX_NAMES 4096
@@ -86,26 +84,17 @@ struct tls_srv {
     struct ring *ring;  /* NULL without tickets */
 };
 
-struct tls_conn {
-    SSL *ssl;
-    bool done;   /* handshake complete */
-    bool failed; /* a fatal error: no close_notify */
-};
-
 /* What to staple: a DER OCSP response. */
 struct ocsp {
     unsigned char *der;
     size_t len;
 };
 
-static int gen_idx = -1, ring_idx = -1, ocsp_idx = -1, cli_idx = -1;
+static int gen_idx = -1, ring_idx = -1, ocsp_idx = -1;
+int tls__cli_idx = -1;
 /* fetched once: OpenSSL 3 would look the name up for every ticket */
 static EVP_CIPHER *aes256cbc;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-/* Set by the BIO callback: the last socket read returned less than asked
- * (or would block). One SSL call runs at a time per thread. */
-static _Thread_local bool t_drained;
 
 /* ALPN wire-format lists, by preference. */
 static const unsigned char alpn_both[] = "\x02h2\x08http/1.1";
@@ -119,8 +108,7 @@ static int64_t mono_sec(void)
     return (int64_t)ts.tv_sec;
 }
 
-/* The reason of the newest OpenSSL error, and the queue cleared. */
-static const char *ssl_reason(void)
+const char *tls__reason(void)
 {
     unsigned long e = ERR_peek_last_error();
     const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
@@ -184,7 +172,12 @@ static void init_once(void)
     ring_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ring);
     ocsp_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_ocsp);
     aes256cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
-    cli_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    tls__cli_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+void tls__init(void)
+{
+    pthread_once(&once, init_once);
 }
 
 /* ---- ticket keys ---- */
@@ -364,22 +357,9 @@ static int ocsp_cb(SSL *s, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-static long bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
-                   long argl, int ret, size_t *processed)
-{
-    (void)b, (void)argp, (void)argi, (void)argl;
-    if (oper == (BIO_CB_READ | BIO_CB_RETURN))
-        t_drained = ret <= 0 || (processed != NULL && *processed < len);
-    return ret;
-}
-
 /* ---- building contexts ---- */
 
-#define FAIL(...)                                                              \
-    do {                                                                       \
-        snprintf(err, errlen, __VA_ARGS__);                                    \
-        goto Fail;                                                             \
-    } while (0)
+#define FAIL TLS__FAIL
 
 /* A server context with the listener's settings, no certificate yet. */
 static SSL_CTX *ctx_new(struct tls_srv *srv, const char **what, char *err,
@@ -388,7 +368,7 @@ static SSL_CTX *ctx_new(struct tls_srv *srv, const char **what, char *err,
     const struct cfg_tls *ct = srv->ct;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
-        snprintf(err, errlen, "cannot create a TLS context: %s", ssl_reason());
+        snprintf(err, errlen, "cannot create a TLS context: %s", tls__reason());
         return NULL;
     }
     uint64_t opts = SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
@@ -405,13 +385,13 @@ static SSL_CTX *ctx_new(struct tls_srv *srv, const char **what, char *err,
     SSL_CTX_set_max_proto_version(ctx, ct->max_version);
     *what = "ciphers";
     if (SSL_CTX_set_cipher_list(ctx, ct->ciphers) != 1)
-        FAIL("no usable cipher in \"%s\" (%s)", ct->ciphers, ssl_reason());
+        FAIL("no usable cipher in \"%s\" (%s)", ct->ciphers, tls__reason());
     *what = "ciphersuites";
     if (SSL_CTX_set_ciphersuites(ctx, ct->ciphersuites) != 1)
-        FAIL("no usable TLS 1.3 suite in \"%s\" (%s)", ct->ciphersuites, ssl_reason());
+        FAIL("no usable TLS 1.3 suite in \"%s\" (%s)", ct->ciphersuites, tls__reason());
     *what = "groups";
     if (SSL_CTX_set1_groups_list(ctx, ct->groups) != 1)
-        FAIL("unknown group in \"%s\" (%s)", ct->groups, ssl_reason());
+        FAIL("unknown group in \"%s\" (%s)", ct->groups, tls__reason());
     *what = NULL;
     /* tickets only: no server-side session cache to lock and grow */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -440,7 +420,7 @@ static SSL_CTX *ctx_new(struct tls_srv *srv, const char **what, char *err,
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ct->client_ca);
         if (names == NULL || SSL_CTX_load_verify_locations(ctx, ct->client_ca, NULL) != 1) {
             sk_X509_NAME_pop_free(names, X509_NAME_free);
-            FAIL("cannot load CA certificates from %s (%s)", ct->client_ca, ssl_reason());
+            FAIL("cannot load CA certificates from %s (%s)", ct->client_ca, tls__reason());
         }
         SSL_CTX_set_client_CA_list(ctx, names);
         *what = NULL;
@@ -575,7 +555,7 @@ static int add_chain(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
     while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
         if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
             X509_free(x);
-            snprintf(err, errlen, "%s: %s", path, ssl_reason());
+            snprintf(err, errlen, "%s: %s", path, tls__reason());
             rc = -EINVAL;
             break;
         }
@@ -669,7 +649,7 @@ static int gen_add(struct tls_srv *srv, struct gen *g, const struct cfg_tls_cert
         FAIL("cannot open %s: %s", cc->cert, strerror(errno));
     fclose(f);
     if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert) != 1)
-        FAIL("cannot load a PEM certificate from %s (%s)", cc->cert, ssl_reason());
+        FAIL("cannot load a PEM certificate from %s (%s)", cc->cert, tls__reason());
     if (cc->chain != NULL) {
         *what = "chain";
         if (add_chain(ctx, cc->chain, err, errlen) < 0)
@@ -682,7 +662,7 @@ static int gen_add(struct tls_srv *srv, struct gen *g, const struct cfg_tls_cert
         FAIL("cannot open %s: %s", key, strerror(errno));
     fclose(f);
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        const char *why = ssl_reason();
+        const char *why = tls__reason();
         if (strcmp(why, "key values mismatch") == 0)
             FAIL("the key in %s does not match the certificate in %s", key, cc->cert);
         if (cc->key == NULL)
@@ -716,7 +696,7 @@ Fail:
 
 struct tls_srv *tls_srv_new(const struct cfg_tls *ct, char *err, size_t errlen)
 {
-    pthread_once(&once, init_once);
+    tls__init();
     struct tls_srv *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -810,142 +790,6 @@ void tls_srv_free(struct tls_srv *s)
     free(s);
 }
 
-/* ---- client contexts ---- */
-
-struct tls_cli {
-    SSL_CTX *ctx;
-    const struct cfg_upstream_tls *ut;
-    pthread_mutex_t mu;
-    SSL_SESSION **sess; /* the last session with each server */
-    size_t n;
-};
-
-/* A new session from a server: keep it for the next connection to it. */
-static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
-{
-    struct tls_cli *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), cli_idx);
-    uintptr_t srv = (uintptr_t)SSL_get_app_data(ssl);
-    if (c == NULL || srv == 0 || srv > c->n)
-        return 0;
-    pthread_mutex_lock(&c->mu);
-    SSL_SESSION *old = c->sess[srv - 1];
-    c->sess[srv - 1] = sess; /* takes the reference we were given */
-    pthread_mutex_unlock(&c->mu);
-    SSL_SESSION_free(old);
-    return 1;
-}
-
-struct tls_cli *tls_cli_new(const struct cfg_upstream_tls *ut, size_t nservers,
-                            const char **what, char *err, size_t errlen)
-{
-    pthread_once(&once, init_once);
-    *what = NULL;
-    struct tls_cli *c = calloc(1, sizeof(*c));
-    SSL_CTX *ctx = NULL;
-    if (c == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    pthread_mutex_init(&c->mu, NULL);
-    c->n = nservers;
-    c->ut = ut;
-    if ((c->sess = calloc(nservers ? nservers : 1, sizeof(*c->sess))) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto Fail;
-    }
-    ctx = c->ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL)
-        FAIL("cannot create a TLS context: %s", ssl_reason());
-    SSL_CTX_set_ex_data(ctx, cli_idx, c);
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_read_ahead(ctx, 1);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
-                                            SSL_SESS_CACHE_NO_INTERNAL_STORE);
-    SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
-    static const unsigned char h11[] = "\x08http/1.1";
-    SSL_CTX_set_alpn_protos(ctx, h11, sizeof(h11) - 1);
-    if (ut->verify) {
-        *what = "ca";
-        if (ut->ca != NULL ? SSL_CTX_load_verify_locations(ctx, ut->ca, NULL) != 1
-                           : SSL_CTX_set_default_verify_paths(ctx) != 1)
-            FAIL("cannot load CA certificates from %s (%s)",
-                 ut->ca ? ut->ca : "the system's store", ssl_reason());
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    }
-    if (ut->cert != NULL) {
-        *what = "cert";
-        if (SSL_CTX_use_certificate_chain_file(ctx, ut->cert) != 1)
-            FAIL("cannot load a PEM certificate from %s (%s)", ut->cert, ssl_reason());
-        const char *key = ut->key != NULL ? ut->key : ut->cert;
-        *what = ut->key != NULL ? "key" : "cert";
-        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-            FAIL("cannot load a PEM private key from %s that fits %s (%s)", key,
-                 ut->cert, ssl_reason());
-    }
-    *what = NULL;
-    return c;
-Fail:
-    tls_cli_free(c);
-    return NULL;
-}
-
-void tls_cli_free(struct tls_cli *c)
-{
-    if (c == NULL)
-        return;
-    for (size_t i = 0; c->sess != NULL && i < c->n; i++)
-        SSL_SESSION_free(c->sess[i]);
-    free(c->sess);
-    SSL_CTX_free(c->ctx);
-    pthread_mutex_destroy(&c->mu);
-    free(c);
-}
-
-struct tls_conn *tls_connect(struct tls_cli *c, int fd, unsigned srv, const char *ip)
-{
-    struct tls_conn *tc = calloc(1, sizeof(*tc));
-    if (tc == NULL)
-        return NULL;
-    tc->ssl = SSL_new(c->ctx);
-    if (tc->ssl == NULL || SSL_set_fd(tc->ssl, fd) != 1)
-        goto Fail;
-    const char *name = c->ut->name;
-    if (name != NULL) {
-        if (SSL_set_tlsext_host_name(tc->ssl, name) != 1 ||
-            (c->ut->verify && SSL_set1_host(tc->ssl, name) != 1))
-            goto Fail;
-    } else if (c->ut->verify &&
-               X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tc->ssl), ip) != 1) {
-        goto Fail;
-    }
-    SSL_set_app_data(tc->ssl, (void *)(uintptr_t)(srv + 1));
-    pthread_mutex_lock(&c->mu);
-    if (srv < c->n && c->sess[srv] != NULL)
-        SSL_set_session(tc->ssl, c->sess[srv]);
-    pthread_mutex_unlock(&c->mu);
-    BIO_set_callback_ex(SSL_get_rbio(tc->ssl), bio_cb);
-    SSL_set_connect_state(tc->ssl);
-    return tc;
-Fail:
-    ERR_clear_error();
-    SSL_free(tc->ssl);
-    free(tc);
-    return NULL;
-}
-
-const char *tls_verify_error(const struct tls_conn *tc)
-{
-    long v = SSL_get_verify_result(tc->ssl);
-    return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
-}
-
-/* ---- connections ---- */
-
 struct tls_conn *tls_accept(struct tls_srv *s, int fd)
 {
     struct tls_conn *tc = calloc(1, sizeof(*tc));
@@ -960,206 +804,7 @@ struct tls_conn *tls_accept(struct tls_srv *s, int fd)
         free(tc);
         return NULL;
     }
-    BIO_set_callback_ex(SSL_get_rbio(tc->ssl), bio_cb);
+    tls__watch_reads(tc->ssl);
     SSL_set_accept_state(tc->ssl);
     return tc;
-}
-
-void tls_free(struct tls_conn *tc, bool notify)
-{
-    if (tc == NULL)
-        return;
-    if (notify && tc->done && !tc->failed) {
-        SSL_shutdown(tc->ssl); /* close_notify if the socket takes it */
-        ERR_clear_error();
-    }
-    SSL_free(tc->ssl);
-    free(tc);
-}
-
-/* Maps an SSL_get_error() result after a failed call. */
-static int io_error(struct tls_conn *tc, int ret, unsigned *want)
-{
-    int e = SSL_get_error(tc->ssl, ret);
-    int err = errno;
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-        *want = TLS_WANT_READ;
-        return -EAGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        *want = TLS_WANT_WRITE;
-        return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_SYSCALL:
-        tc->failed = true;
-        ERR_clear_error();
-        return err != 0 ? -err : -ECONNRESET;
-    default:
-        tc->failed = true;
-        log_debug("tls: %s", ssl_reason());
-        return -EPROTO;
-    }
-}
-
-int tls_handshake(struct tls_conn *tc, unsigned *want)
-{
-    *want = 0;
-    errno = 0;
-    int r = SSL_do_handshake(tc->ssl);
-    if (r == 1) {
-        tc->done = true;
-        return 0;
-    }
-    int rc = io_error(tc, r, want);
-    return rc == 0 ? -ECONNRESET : rc;
-}
-
-ssize_t tls_read(struct tls_conn *tc, void *p, size_t len, unsigned *flags)
-{
-    size_t n = 0;
-    *flags = 0;
-    t_drained = false;
-    errno = 0;
-    int r = SSL_read_ex(tc->ssl, p, len, &n);
-    if (r == 1) {
-        if (t_drained && !SSL_has_pending(tc->ssl))
-            *flags = TLS_DRAINED;
-        return (ssize_t)n;
-    }
-    return io_error(tc, r, flags);
-}
-
-ssize_t tls_writev(struct tls_conn *tc, const struct iovec *iov, int n,
-                   unsigned *want)
-{
-    static _Thread_local char stage[16384];
-    const void *p = iov[0].iov_base;
-    size_t len = iov[0].iov_len;
-    if (n > 1 && len < sizeof(stage)) {
-        /* gather small pieces (a head and the first body bytes) into one
-         * record rather than one record each */
-        len = 0;
-        for (int i = 0; i < n && len < sizeof(stage); i++) {
-            size_t k = MIN(iov[i].iov_len, sizeof(stage) - len);
-            memcpy(stage + len, iov[i].iov_base, k);
-            len += k;
-        }
-        p = stage;
-    }
-    size_t w = 0;
-    *want = 0;
-    errno = 0;
-    int r = SSL_write_ex(tc->ssl, p, len, &w);
-    if (r == 1)
-        return (ssize_t)w;
-    int rc = io_error(tc, r, want);
-    return rc == 0 ? -EPIPE : rc;
-}
-
-int tls_shutdown(struct tls_conn *tc)
-{
-    if (!tc->done || tc->failed)
-        return 0;
-    int r = SSL_shutdown(tc->ssl);
-    if (r >= 0)
-        return 0;
-    unsigned want;
-    int rc = io_error(tc, r, &want);
-    return rc == -EAGAIN ? -EAGAIN : 0;
-}
-
-bool tls_pending(struct tls_conn *tc)
-{
-    return SSL_has_pending(tc->ssl) != 0;
-}
-
-bool tls_peer_gone(struct tls_conn *tc)
-{
-    char b;
-    size_t n;
-    errno = 0;
-    int r = SSL_peek_ex(tc->ssl, &b, 1, &n);
-    if (r == 1)
-        return false;
-    unsigned want = 0;
-    int rc = io_error(tc, r, &want);
-    return rc != -EAGAIN;
-}
-
-const char *tls_alpn(const struct tls_conn *tc)
-{
-    const unsigned char *p;
-    unsigned len;
-    SSL_get0_alpn_selected(tc->ssl, &p, &len);
-    if (len == 2 && memcmp(p, "h2", 2) == 0)
-        return "h2";
-    if (len == 8 && memcmp(p, "http/1.1", 8) == 0)
-        return "http/1.1";
-    return NULL;
-}
-
-const char *tls_version(const struct tls_conn *tc)
-{
-    return SSL_get_version(tc->ssl);
-}
-
-const char *tls_cipher(const struct tls_conn *tc)
-{
-    return SSL_get_cipher_name(tc->ssl);
-}
-
-const char *tls_sni(const struct tls_conn *tc)
-{
-    return SSL_get_servername(tc->ssl, TLSEXT_NAMETYPE_host_name);
-}
-
-bool tls_resumed(const struct tls_conn *tc)
-{
-    return SSL_session_reused(tc->ssl) == 1;
-}
-
-size_t tls_peer_subject(const struct tls_conn *tc, char *out, size_t len)
-{
-    if (len == 0 || SSL_get_verify_result(tc->ssl) != X509_V_OK)
-        return 0;
-    X509 *x = SSL_get0_peer_certificate(tc->ssl);
-    if (x == NULL)
-        return 0;
-    BIO *b = BIO_new(BIO_s_mem());
-    if (b == NULL)
-        return 0;
-    X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
-    int n = BIO_read(b, out, (int)len - 1);
-    BIO_free(b);
-    ERR_clear_error();
-    if (n <= 0)
-        return 0;
-    out[n] = '\0';
-    return (size_t)n;
-}
-
-bool tls_ktls_available(void)
-{
-    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
-    if (f == NULL)
-        return false;
-    char line[256] = "";
-    bool yes = false;
-    if (fgets(line, sizeof(line), f) != NULL) {
-        for (char *tok = line; *tok != '\0';) {
-            size_t n = strcspn(tok, " \n");
-            if (n == 3 && memcmp(tok, "tls", 3) == 0)
-                yes = true;
-            tok += n;
-            tok += strspn(tok, " \n");
-        }
-    }
-    fclose(f);
-    return yes;
-}
-
-void tls_thread_cleanup(void)
-{
-    OPENSSL_thread_stop();
 }
