@@ -204,6 +204,30 @@ def test_flow_control_is_backpressure(h2c_gh, origin):
     c.close()
 
 
+def test_upload_backpressure_from_a_stalled_upstream(h2c_gh, origin):
+    """The origin reads the head and never the body: the client's windows
+    stop opening once gatehouse's stream buffer (64 KiB) and the socket
+    buffers are full, and gatehouse's memory stays flat."""
+    import socket as socket_mod
+    g = h2c_gh({"o": [origin.port]})
+    c = h2c(g.port)
+    rss0 = g.vm_rss_kib()
+    body = pattern(64 * BLOCK_SIZE)
+    try:
+        c.request("POST", "/noread", body=body, scheme="http", timeout=3)
+        finished = True
+    except (socket_mod.timeout, ConnectionError):
+        finished = False
+    assert not finished
+    sid = c.next_id - 2
+    # what the windows let through: 64 KiB in gatehouse, plus what the
+    # kernel's socket buffers towards the origin hold
+    assert 0 < c.data_sent < 32 * BLOCK_SIZE, c.data_sent
+    assert g.vm_rss_kib() - rss0 < 8 * 1024
+    c.send(frame(RST_STREAM, 0, sid, struct.pack(">I", CANCEL)))
+    c.close()
+
+
 def test_graceful_stop_finishes_streams(h2c_gh, origin):
     g = h2c_gh({"o": [origin.port]})
     c = h2c(g.port)

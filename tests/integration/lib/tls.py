@@ -148,6 +148,7 @@ class H2Conn:
         self.auto_window = True  # give DATA back to the windows on arrival
         self.conn_win = 65535
         self.stream_win = {}
+        self.data_sent = 0  # DATA payload bytes written by request()
         settings = b""
         if window is not None:  # SETTINGS_INITIAL_WINDOW_SIZE
             settings = struct.pack(">HI", 4, window)
@@ -186,6 +187,7 @@ class H2Conn:
                 self.sock.sendall(frame(DATA, END_STREAM if (last and end) else 0,
                                         sid, body[off:off + n]))
                 off += n
+                self.data_sent += n
                 self.conn_win -= n
                 self.stream_win[sid] -= n
                 if last:
