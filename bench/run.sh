@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gatehouse benchmarks against nginx and HAProxy, all on loopback.
 #
-#   bench/run.sh [scenario...]     scenarios: reverse idle load (default: all)
+#   bench/run.sh [scenario...]     scenarios: reverse idle load tls (default: all)
 #
 # After the scenarios, bench/lib/report.py writes bench/results/REPORT.md
 # (every scenario's latest tables, the machine, gnuplot charts).
@@ -53,7 +53,10 @@ RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
 LOAD_LEVELS=${BENCH_LOAD_LEVELS:-1 4 16 64 256}
 LOAD_DURATION=${BENCH_LOAD_DURATION:-5}
-ALL_SCENARIOS=(reverse idle load)
+ALL_SCENARIOS=(reverse idle load tls)
+H2LOAD=/usr/bin/h2load
+CONF_SUFFIX=""   # "-tls": the peers' TLS configs (scenario tls)
+SCHEME=http
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -63,7 +66,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle | load) ;;
+    reverse | idle | load | tls) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -184,13 +187,13 @@ render() {
     ! grep -n '^[^#]*@[A-Z_][A-Z_]*@' "$out" || die "unfilled placeholder in $out"
 }
 
-# wait_ready PID PORT SECONDS: GET /1k answers 200 with 1024 bytes.
+# wait_ready PID PORT SECONDS [SCHEME]: GET /1k answers 200 with 1024 bytes.
 wait_ready() {
-    local pid=$1 port=$2 end=$((SECONDS + $3)) out
+    local pid=$1 port=$2 end=$((SECONDS + $3)) out scheme=${4:-$SCHEME}
     while ((SECONDS <= end)); do
         kill -0 "$pid" 2>/dev/null || return 1
-        out=$(curl -s -o /dev/null --max-time 1 -w '%{http_code} %{size_download}' \
-            "http://127.0.0.1:$port/1k" || true)
+        out=$(curl -sk -o /dev/null --max-time 1 -w '%{http_code} %{size_download}' \
+            "$scheme://127.0.0.1:$port/1k" || true)
         [[ $out == "200 1024" ]] && return 0
         sleep 0.1
     done
@@ -221,7 +224,7 @@ start_origin() {
     start "$TMP/origin.out" taskset -c "$LOAD_CPU" "$NGINX" -p "$TMP" \
         -e "$TMP/origin-error.log" -c "$TMP/origin.conf" -g 'daemon off;'
     ORIGIN_PID=$LAST_PID
-    wait_ready "$ORIGIN_PID" "$ORIGIN_PORT" 10 || {
+    wait_ready "$ORIGIN_PID" "$ORIGIN_PORT" 10 http || {
         tail_logs "$TMP/origin.out" "$TMP/origin-error.log"
         die "origin nginx did not come up"
     }
@@ -237,19 +240,19 @@ start_peer() {
             say "bench: $GH_NOTE"
             return 1
         fi
-        render "$BENCH/conf/gatehouse.yaml" "$TMP/gatehouse.yaml" \
+        render "$BENCH/conf/gatehouse$CONF_SUFFIX.yaml" "$TMP/gatehouse.yaml" \
             "PORT=$port" "ORIGIN_PORT=$ORIGIN_PORT"
         start "$TMP/gatehouse.out" "${pin[@]}" "$GH_BIN" -c "$TMP/gatehouse.yaml"
         ;;
     nginx)
         mkdir -p "$TMP/nginx-tmp"
-        render "$BENCH/conf/proxy.nginx.conf" "$TMP/nginx.conf" \
+        render "$BENCH/conf/proxy$CONF_SUFFIX.nginx.conf" "$TMP/nginx.conf" \
             "PORT=$port" "ORIGIN_PORT=$ORIGIN_PORT"
         start "$TMP/nginx.out" "${pin[@]}" "$NGINX" -p "$TMP" \
             -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" -g 'daemon off;'
         ;;
     haproxy)
-        render "$BENCH/conf/proxy.haproxy.cfg" "$TMP/haproxy.cfg" \
+        render "$BENCH/conf/proxy$CONF_SUFFIX.haproxy.cfg" "$TMP/haproxy.cfg" \
             "PORT=$port" "ORIGIN_PORT=$ORIGIN_PORT"
         start "$TMP/haproxy.out" "${pin[@]}" "$HAPROXY" -f "$TMP/haproxy.cfg" -db
         ;;
@@ -545,6 +548,100 @@ scenario_load() {
     say ""
     $PY "$LIB/benchlib.py" report load "$raw" "$RESULTS/load-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+}
+
+# ------------------------------------------------------------ tls
+# One timed load run of KIND (handshake | keepalive | h2) against URL, its
+# output in OUT; prints the TSV fields requests seconds rps p50 p99 non2xx
+# sockerr (benchlib parses wrk and h2load alike).
+tls_load() {
+    local kind=$1 url=$2 secs=$3 out=$4 rc=0 parser=wrk
+    local load=(taskset -c "$LOAD_CPU")
+    case $kind in
+    handshake) load+=("$WRK" -t1 -c"$CONNS" -d"${secs}s" --latency -H "Connection: close" "$url") ;;
+    keepalive) load+=("$WRK" -t1 -c"$CONNS" -d"${secs}s" --latency "$url") ;;
+    h2) load+=("$H2LOAD" -t1 -c1 -m100 -D "$secs" "$url"); parser=h2load ;;
+    esac
+    run_bounded $((secs + 20)) "$out" "${load[@]}" || rc=$?
+    [[ $rc -eq 0 ]] || return 1
+    $PY "$LIB/benchlib.py" "$parser" "$out"
+}
+
+# measure_rounds KIND RAW: interleaved rounds of KIND over the peers, as in
+# the reverse scenario, into RAW (the same TSV columns).
+measure_rounds() {
+    local kind=$1 raw=$2 r p url pids c0 c1 b0 b1 s0 s1 l0 l1 w status waited
+    printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tload_busy_ticks\tnon2xx\tsockerr\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for p in "${PEERS[@]}"; do
+            url="https://127.0.0.1:${PEER_PORT[$p]}/1k"
+            if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
+                [[ -n ${DIED[$p]:-} ]] || report_death "$p"
+                printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\t0\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
+                continue
+            fi
+            waited=$(quiet_wait)
+            tls_load "$kind" "$url" "$WARMUP" "$TMP/warmup-$kind-$p-$r.txt" >/dev/null 2>&1 || true
+            read -ra pids <<<"$(measured_pids "$p" | tr '\n' ' ')"
+            c0=$(cpu_ticks "${pids[@]}")
+            read -r b0 s0 l0 <<<"$(core_ticks)"
+            status=ok
+            if ! w=$(tls_load "$kind" "$url" "$DURATION" "$TMP/$kind-$p-$r.txt" 2>"$TMP/parse.err"); then
+                status="load-failed"
+                w=$'0\t0\t0\t0\t0\t0\t0'
+                tail_logs "$TMP/$kind-$p-$r.txt" "$TMP/parse.err"
+            fi
+            read -r b1 s1 l1 <<<"$(core_ticks)"
+            c1=$(cpu_ticks "${pids[@]}" 2>/dev/null || echo "$c0")
+            if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
+                status="died"
+                report_death "$p"
+            fi
+            printf '%s\t' "$r" "$p" $w $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) $((l1 - l0)) | \
+                awk -F'\t' -v OFS='\t' '{ print $1, $2, $3, $4, $5, $6, $7, $10, $11, $12, $13, $8, $9 }' | tr -d '\n' >>"$raw"
+            printf '\t%s\t%s\t%s\n' "$(loadavg)" "$waited" "$status" >>"$raw"
+            tail -n 1 "$raw" | awk -F'\t' -v hz="$(getconf CLK_TCK)" -v R="$ROUNDS" -v K="$kind" '{
+                us = $3 > 0 ? $8 / hz / $3 * 1e6 : 0; core = $3 > 0 ? $9 / hz / $3 * 1e6 : 0
+                printf "  %-9s round %s/%s %-9s %9.0f req/s  %7.2f µs/req (core %7.2f)  non-2xx %s  errors %s  waited %ss  %s\n",
+                    K, $1, R, $2, $5, us, core, $12, $13, $15, $16 }'
+        done
+    done
+}
+
+scenario_tls() {
+    local la_start kind raw
+    say ""
+    say "== tls: new TLS handshakes (wrk, Connection: close), HTTPS keep-alive (wrk), h2load -c1 -m100; $ROUNDS rounds each"
+    la_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    "$ROOT/scripts/test-ca.sh" init "$TMP/ca" >/dev/null || die "scripts/test-ca.sh failed"
+    cat "$TMP/ca/localhost.pem" "$TMP/ca/localhost.key" >"$TMP/ca/haproxy.pem"
+    chmod -R a+rX "$TMP/ca"
+    command -v "$H2LOAD" >/dev/null || die "h2load not found; run scripts/deps.sh bench"
+    CONF_SUFFIX=-tls
+    SCHEME=https
+    start_all
+    for kind in handshake keepalive h2; do
+        raw=$TMP/tls-$kind.tsv
+        measure_rounds "$kind" "$raw"
+        local what
+        case $kind in
+        handshake) what="\`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency -H 'Connection: close' https://127.0.0.1:<port>/1k\`: every request a new connection and a full TLS 1.3 handshake (ECDSA P-256 certificate, X25519), so µs/req is µs per handshake plus one request" ;;
+        keepalive) what="\`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency https://127.0.0.1:<port>/1k\`: HTTPS/1.1 keep-alive" ;;
+        h2) what="\`taskset -c $LOAD_CPU h2load -t1 -c1 -m100 -D $DURATION https://127.0.0.1:<port>/1k\`: one HTTP/2 connection, 100 concurrent streams (h2load gives no percentiles: p50 column = mean, p99 column = max)" ;;
+        esac
+        local notes=(--note "$ROUNDS interleaved rounds; each: ${WARMUP} s warm-up, then $what"
+            --note "proxy pinned to cpu $PROXY_CPU; origin (nginx, 1 worker, 1 KiB file, plain HTTP/1.1) and the load generator pinned to cpu $LOAD_CPU"
+            --note "the same certificate (scripts/test-ca.sh, ECDSA P-256, leaf + intermediate), TLS 1.2/1.3 with ECDHE AEAD ciphers, tickets on, for every peer (bench/conf/*-tls.*)"
+            --note "before each run, up to ${QUIET_WAIT} s of waiting for both cores to be 90% idle (column 'quiet wait s')"
+            --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
+        [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
+        say ""
+        $PY "$LIB/benchlib.py" report "tls-$kind" "$raw" "$RESULTS/tls-$kind-$DATE.md" \
+            "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+    done
+    stop_all
+    CONF_SUFFIX=""
+    SCHEME=http
 }
 
 say "bench: temp dir $TMP; open-file limit $NOFILE"

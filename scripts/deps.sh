@@ -14,10 +14,10 @@ TEST_PKGS=(
     libcmocka-dev libclang-rt-14-dev
     curl openssl python3 python3-pytest python3-websockets python3-h2
     nghttp2-client procps iproute2 util-linux
-    chromium python3-prometheus-client
+    chromium python3-prometheus-client testssl.sh libnss3-tools
 )
 BENCH_PKGS=(
-    nginx haproxy wrk util-linux gnuplot-nox
+    nginx haproxy wrk util-linux gnuplot-nox nghttp2-client
 )
 
 case "${1:-test}" in

@@ -78,6 +78,31 @@ def parse_wrk(text):
     return out
 
 
+def parse_h2load(text):
+    """h2load's summary as the fields parse_wrk gives; h2load has no
+    percentiles, so p50 is the mean and p99 the max request time."""
+    out = {}
+    m = re.search(r"^finished in ([0-9.]+)(us|ms|s|m), ([0-9.]+) req/s", text, re.M)
+    if not m:
+        raise ValueError("no 'finished in' line in h2load output")
+    out["seconds"] = _dur_us(m.group(1) + m.group(2)) / 1e6
+    out["rps"] = float(m.group(3))
+    m = re.search(r"^requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", text, re.M)
+    if not m:
+        raise ValueError("no 'requests:' line in h2load output")
+    done = int(m.group(2))
+    out["sockerr"] = int(m.group(4)) + int(m.group(5)) + int(m.group(6))
+    m = re.search(r"^status codes: (\d+) 2xx", text, re.M)
+    out["non2xx"] = max(0, done - out["sockerr"] - (int(m.group(1)) if m else 0))
+    m = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+    out["p50"] = _dur_us(m.group(3)) if m else 0.0
+    out["p99"] = _dur_us(m.group(2)) if m else 0.0
+    # -D: the rate is over the measured duration, not the warm-up
+    out["requests"] = int(round(out["rps"] * out["seconds"])) if out["seconds"] else 0
+    return out
+
+
 # ---------------------------------------------------------------- machine
 def _cmd_first_line(argv):
     try:
@@ -124,6 +149,8 @@ def machine(gh_bin):
         ("nginx", _cmd_first_line(["/usr/sbin/nginx", "-v"])),
         ("haproxy", _cmd_first_line(["/usr/sbin/haproxy", "-v"])),
         ("wrk", _cmd_first_line(["/usr/bin/wrk", "--version"])),
+        ("h2load", _cmd_first_line(["/usr/bin/h2load", "--version"])),
+        ("openssl", _cmd_first_line(["openssl", "version"])),
         ("gatehouse", _gatehouse_version(gh_bin)),
     ]
 
@@ -330,7 +357,7 @@ def cmd_report(argv):
     md.append("")
     if notes:
         md += ["## Run", ""] + ["- " + n for n in notes] + [""]
-    if scen == "reverse":
+    if scen in ("reverse", "tls-handshake", "tls-keepalive", "tls-h2"):
         head, srows, ratios, rhead, raw = report_reverse(rows)
         print(text_table(head, srows))
         rh = ["ratio", "µs/req (process)", "µs/req (core 0)", "µs/req (core 1)",
@@ -383,9 +410,10 @@ def main():
     cmd = sys.argv[1]
     if cmd == "ports":
         print(" ".join(str(p) for p in free_ports(int(sys.argv[2]))))
-    elif cmd == "wrk":
+    elif cmd in ("wrk", "h2load"):
         with open(sys.argv[2]) as f:
-            w = parse_wrk(f.read())
+            text = f.read()
+        w = parse_wrk(text) if cmd == "wrk" else parse_h2load(text)
         print("\t".join(str(w[k]) for k in ("requests", "seconds", "rps", "p50",
                                             "p99", "non2xx", "sockerr")))
     elif cmd == "report":

@@ -26,8 +26,15 @@ struct block {
     max_align_t data[];
 };
 
+struct cleanup {
+    struct cleanup *next;
+    void (*fn)(void *);
+    void *arg;
+};
+
 struct cfg__arena {
     struct block *head; /* the block being filled; full ones follow */
+    struct cleanup *cleanups; /* newest first */
 };
 
 struct cfg__arena *cfg__arena_new(void)
@@ -39,6 +46,8 @@ void cfg__arena_free(struct cfg__arena *a)
 {
     if (a == NULL)
         return;
+    for (struct cleanup *c = a->cleanups; c != NULL; c = c->next)
+        c->fn(c->arg); /* the records themselves live in the blocks */
     struct block *b = a->head;
     while (b != NULL) {
         struct block *next = b->next;
@@ -105,4 +114,16 @@ char *cfg__arena_strndup(struct cfg__arena *a, const char *p, size_t len)
     if (s != NULL && len > 0)
         memcpy(s, p, len);
     return s;
+}
+
+int cfg__arena_on_free(struct cfg__arena *a, void (*fn)(void *), void *arg)
+{
+    struct cleanup *c = cfg__arena_alloc(a, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    c->fn = fn;
+    c->arg = arg;
+    c->next = a->cleanups;
+    a->cleanups = c;
+    return 0;
 }

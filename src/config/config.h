@@ -39,6 +39,19 @@ struct cfg_server {
     uint32_t mslot; /* metrics slot, set before the snapshot is shared */
 };
 
+struct tls_cli; /* src/tls/: the client context built from a cfg_upstream_tls */
+
+/* TLS to the servers of an upstream (src/config/tls.c). */
+struct cfg_upstream_tls {
+    bool verify;       /* check the server's certificate; default true */
+    const char *ca;    /* PEM CAs to trust; NULL: the system's */
+    const char *name;  /* SNI and the name checked in the certificate;
+                          NULL: each server's IP address is checked */
+    const char *cert;  /* client certificate (PEM), or NULL */
+    const char *key;   /* its key; default: the cert file */
+    struct tls_cli *cli; /* built at load, freed with the snapshot */
+};
+
 struct cfg_upstream {
     const char *name;
     struct cfg_server *servers;
@@ -53,6 +66,7 @@ struct cfg_upstream {
     unsigned keepalive_requests; /* requests per connection; default 10000 */
     int proxy_protocol; /* PROXY header sent on each new connection: 0 off
                            (default), 1 or 2 (version); pooling is off then */
+    struct cfg_upstream_tls *tls; /* NULL: plain HTTP to the servers */
 };
 
 enum cfg_xff {
@@ -97,6 +111,11 @@ struct cfg_site {
     struct cfg_route *routes; /* in config order; the longest matching
                                  prefix wins, an exact match beats all */
     size_t nroutes;
+    /* site options for TLS (src/config/tls.c) */
+    unsigned redirect_https; /* plain requests get 301/308 to https on this
+                                port; 0: no redirect */
+    const char *hsts;        /* "Strict-Transport-Security: ...\r\n" added
+                                to responses over TLS, or NULL */
 };
 
 enum cfg_listener_kind {
@@ -117,6 +136,55 @@ struct cfg_limits {
     uint64_t body_bytes;  /* request body; 1GiB -> 413; 0 = unlimited */
 };
 
+/* ---- TLS and HTTP/2 on a listener (src/config/tls.c) ---- */
+
+struct tls_srv; /* src/tls/: the OpenSSL contexts built from a cfg_tls */
+
+struct cfg_tls_cert {
+    const char *cert;  /* PEM: the certificate, then optionally its chain */
+    const char *key;   /* PEM private key; default: the cert file */
+    const char *chain; /* PEM intermediates, or NULL */
+    const char *ocsp;  /* DER OCSP response to staple, or NULL */
+    bool is_default;   /* served without SNI or when no name matches */
+};
+
+enum cfg_verify {
+    CFG_VERIFY_OFF = 0,  /* no client certificate asked for */
+    CFG_VERIFY_OPTIONAL, /* asked for; verified when sent */
+    CFG_VERIFY_REQUIRED, /* a verified client certificate is required */
+};
+
+struct cfg_tls {
+    struct cfg_tls_cert *certs;
+    size_t ncerts;
+    int min_version, max_version; /* 0x0303 TLS 1.2, 0x0304 TLS 1.3 */
+    const char *ciphers;      /* TLS 1.2 cipher list (OpenSSL syntax) */
+    const char *ciphersuites; /* TLS 1.3 suites */
+    const char *groups;       /* key exchange groups */
+    bool alpn_h2, alpn_http11;
+    bool tickets;             /* session tickets; default true */
+    cfg_ms ticket_rotate;     /* new ticket key every; default 1h */
+    const char *client_ca;    /* PEM CAs for client certificates, or NULL */
+    enum cfg_verify verify;   /* default: required with client_ca, else off */
+    int verify_depth;         /* default 4 */
+    bool ktls;                /* kernel TLS when available; default true */
+    cfg_ms handshake_timeout; /* default 10s */
+    struct tls_srv *srv;      /* built at load, freed with the snapshot */
+};
+
+struct cfg_http2 {
+    bool h2c;                   /* HTTP/2 with prior knowledge on a plain
+                                   listener; default false */
+    unsigned max_streams;       /* SETTINGS_MAX_CONCURRENT_STREAMS; 100 */
+    uint32_t stream_window;     /* request body bytes buffered per stream;
+                                   64KiB */
+    uint32_t conn_window;       /* ... per connection; 1MiB */
+    unsigned max_resets;        /* client RST_STREAMs in a burst; 200 */
+    unsigned reset_rate;        /* ... allowed per second after it; 100 */
+    unsigned max_glitches;      /* protocol misbehaviours before GOAWAY;
+                                   100 */
+};
+
 struct cfg_listener {
     struct cfg_addr addr;
     enum cfg_listener_kind kind;
@@ -128,6 +196,8 @@ struct cfg_listener {
     int backlog; /* default 511 */
     bool proxy_protocol; /* a PROXY v1/v2 header starts every connection */
     uint32_t mslot;      /* metrics slot, set before the snapshot is shared */
+    struct cfg_tls *tls;     /* NULL: plain TCP */
+    struct cfg_http2 http2;  /* used with ALPN h2, or h2c */
 };
 
 enum cfg_log_format {

@@ -34,6 +34,10 @@ void cfg__arena_free(struct cfg__arena *a);
 void *cfg__arena_alloc(struct cfg__arena *a, size_t n);
 /* Copies <len> bytes of <p> and a NUL into <a>; NULL when out of memory. */
 char *cfg__arena_strndup(struct cfg__arena *a, const char *p, size_t len);
+/* Runs fn(arg) when <a> is freed (newest first): for objects outside the
+ * arena that the snapshot owns, such as TLS contexts. Returns 0, or -1
+ * when out of memory (fn is then not registered). */
+int cfg__arena_on_free(struct cfg__arena *a, void (*fn)(void *), void *arg);
 
 /* ---- yaml_tree.c ---- */
 
@@ -205,5 +209,23 @@ int cfg__listeners(struct cfg__ld *ld, const struct cfg__node *v);
 int cfg__admin(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
 /* Cross-checks the admin section against the listeners (loaded after). */
 int cfg__admin_check(struct cfg__ld *ld, const struct cfg__node *root);
+/* ---- tls.c ---- */
+
+/* Listener keys "tls" and "http2", site keys "redirect_https" and "hsts";
+ * field functions for the tables in listener.c. "tls" also builds the
+ * listener's TLS contexts (reading the certificates), owned by the
+ * snapshot. */
+int cfg__tls(struct cfg__ld *ld, const struct cfg__node *v, void *listener);
+int cfg__http2(struct cfg__ld *ld, const struct cfg__node *v, void *listener);
+int cfg__redirect_https(struct cfg__ld *ld, const struct cfg__node *v, void *site);
+int cfg__hsts(struct cfg__ld *ld, const struct cfg__node *v, void *site);
+/* An upstream's "tls" (true or a mapping), read into u->tls; and, once
+ * the upstream is read whole, its client context (cfg__upstream_tls_build,
+ * <v> the upstream's node). */
+int cfg__upstream_tls(struct cfg__ld *ld, const struct cfg__node *v, void *upstream);
+int cfg__upstream_tls_build(struct cfg__ld *ld, const struct cfg__node *v,
+                            struct cfg_upstream *u);
+/* Defaults of the listener's "http2" mapping. */
+void cfg__http2_defaults(struct cfg_http2 *h);
 
 #endif

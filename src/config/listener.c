@@ -351,6 +351,8 @@ static const struct cfg__field site_fields[] = {
     CFG__F_FN("hosts", set_hosts),
     CFG__F_BOOL("default", struct cfg_site, is_default),
     CFG__F_FN("routes", set_routes),
+    CFG__F_FN("redirect_https", cfg__redirect_https),
+    CFG__F_FN("hsts", cfg__hsts),
 };
 
 /* The node of host <k> of a site (its "host", or item k of "hosts"). */
@@ -543,6 +545,8 @@ static const struct cfg__field listener_fields[] = {
     CFG__F_FN("timeouts", set_timeouts),
     CFG__F_FN("limits", set_limits),
     CFG__F_BOOL("proxy_protocol", struct cfg_listener, proxy_protocol),
+    CFG__F_FN("tls", cfg__tls),
+    CFG__F_FN("http2", cfg__http2),
 };
 
 static void listener_defaults(struct cfg_listener *l)
@@ -569,6 +573,34 @@ static void listener_defaults(struct cfg_listener *l)
         .target_length = 8 * CFG__KIB,
         .body_bytes = 1 * CFG__GIB,
     };
+    cfg__http2_defaults(&l->http2);
+}
+
+/* Site options that need (or cannot have) TLS on their listener. */
+static int check_tls_sites(struct cfg__ld *ld, const struct cfg_listener *l,
+                           const struct cfg__node *v)
+{
+    const struct cfg__node *it = cfg__map_get(v, "sites")->head;
+    for (size_t i = 0; i < l->nsites; i++, it = it->next) {
+        const struct cfg_site *s = &l->sites[i];
+        if (l->tls != NULL && s->redirect_https != 0)
+            return cfg__bad(ld, cfg__map_get(it, "redirect_https"),
+                            "this listener already has tls (redirect on the "
+                            "plain listener)");
+        if (l->tls == NULL && s->hsts != NULL)
+            return cfg__bad(ld, cfg__map_get(it, "hsts"),
+                            "is only sent over TLS and this listener has no "
+                            "tls");
+    }
+    if (l->tls != NULL && l->proxy_protocol)
+        return cfg__bad(ld, cfg__map_get(v, "proxy_protocol"),
+                        "cannot be combined with tls on one listener yet "
+                        "(the PROXY header would reach the TLS handshake)");
+    const struct cfg__node *h2c = cfg__map_get(cfg__map_get(v, "http2"), "h2c");
+    if (l->tls != NULL && l->http2.h2c)
+        return cfg__bad(ld, h2c, "is for plain listeners; with tls, HTTP/2 "
+                                 "is chosen by ALPN (tls.alpn)");
+    return 0;
 }
 
 static int read_listener(struct cfg__ld *ld, const struct cfg__node *v,
@@ -586,7 +618,7 @@ static int read_listener(struct cfg__ld *ld, const struct cfg__node *v,
         return cfg__fail(ld, sn != NULL ? sn : v, "listener %s has no sites",
                          l->addr.text);
     }
-    return 0;
+    return check_tls_sites(ld, l, v);
 }
 
 int cfg__listeners(struct cfg__ld *ld, const struct cfg__node *v)

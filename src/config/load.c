@@ -242,6 +242,7 @@ static const struct cfg__field upstream_fields[] = {
     CFG__F_MS("keepalive_timeout", U, keepalive_timeout, 1, CFG__DAY),
     CFG__F_UINT("keepalive_requests", U, keepalive_requests, 1, 1000000000),
     CFG__F_FN("proxy_protocol", set_ups_proxy_protocol),
+    CFG__F_FN("tls", cfg__upstream_tls),
 };
 #undef U
 
@@ -293,6 +294,8 @@ static int set_upstreams(struct cfg__ld *ld, const struct cfg__node *v,
         if (rc == 0 && u->nservers == 0)
             rc = cfg__fail(ld, it->key, "upstream \"%s\" has no servers",
                            u->name);
+        if (rc == 0 && u->tls != NULL)
+            rc = cfg__upstream_tls_build(ld, it, u);
         if (rc != 0)
             return rc;
         c->nupstreams++;

@@ -89,7 +89,10 @@ static void combined(struct line *l, const struct txn *t, const char *ip,
         add_esc(l, m->method, 32, false);
         add(l, " ");
         add_esc(l, m->target, 1024, false);
-        add(l, " HTTP/%d.%d\" ", m->version / 10, m->version % 10);
+        if (t->h2 != NULL)
+            add(l, " HTTP/2.0\" ");
+        else
+            add(l, " HTTP/%d.%d\" ", m->version / 10, m->version % 10);
     } else {
         add(l, "-\" ");
     }
@@ -116,8 +119,8 @@ static void json(struct line *l, const struct txn *t, const char *ip, double sec
     add_esc(l, m->method, 32, true);
     add(l, "\",\"target\":\"");
     add_esc(l, m->target, 1024, true);
-    add(l, "\",\"protocol\":\"HTTP/%d.%d\",\"host\":\"", m->version / 10,
-        m->version % 10);
+    add(l, "\",\"protocol\":\"HTTP/%d.%d\",\"host\":\"",
+        t->h2 != NULL ? 2 : m->version / 10, t->h2 != NULL ? 0 : m->version % 10);
     add_esc(l, t->host, 256, true);
     add(l, "\",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,"
            "\"upstream\":\"%s\",\"upstream_status\":%d,\"reason\":\"%s\","

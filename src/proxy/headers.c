@@ -99,11 +99,33 @@ static void put_merged(struct out *o, const struct h1_msg *m, const char *name,
     put(o, "\r\n", 2);
 }
 
+/* Decimal digits of <n> into the end of <buf> (20 bytes at least);
+ * returns where they start. No printf on the per-request path. */
+static char *u64_digits(char *end, uint64_t n)
+{
+    do {
+        *--end = (char)('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    return end;
+}
+
 static void put_content_length(struct out *o, uint64_t n)
 {
-    char cl[48];
-    int len = snprintf(cl, sizeof(cl), "Content-Length: %llu\r\n", (unsigned long long)n);
-    put(o, cl, (size_t)len);
+    char d[24];
+    char *p = u64_digits(d + sizeof(d), n);
+    puts_(o, "Content-Length: ");
+    put(o, p, (size_t)(d + sizeof(d) - p));
+    put(o, "\r\n", 2);
+}
+
+/* "1.1 <via_name>" into <buf> (80 bytes); returns the view. */
+static struct str via_value(const struct cfg *cfg, char *buf)
+{
+    size_t n = MIN(strlen(cfg->via_name), 75u);
+    memcpy(buf, "1.1 ", 4);
+    memcpy(buf + 4, cfg->via_name, n);
+    return str_make(buf, n + 4);
 }
 
 static size_t client_ip(const struct conn *c, char *out, size_t len)
@@ -143,16 +165,18 @@ static void put_forwarding(struct out *o, const struct txn *t,
         put_merged(o, req, "X-Forwarded-For", sip);
     else if (h->x_forwarded_for == CFG_XFF_REPLACE)
         put_field(o, STR_LIT("X-Forwarded-For"), sip);
+    bool https = t->c->tls != NULL;
     if (h->x_forwarded_proto)
-        put_field(o, STR_LIT("X-Forwarded-Proto"), STR_LIT("http"));
+        put_field(o, STR_LIT("X-Forwarded-Proto"),
+                  https ? STR_LIT("https") : STR_LIT("http"));
     if (h->x_forwarded_host && host.len > 0)
         put_field(o, STR_LIT("X-Forwarded-Host"), host);
     if (h->forwarded) {
         /* RFC 7239 §4: IPv6 addresses are quoted and bracketed */
         char fwd[512];
         bool v6 = t->c->peer.sa.sa_family == AF_INET6;
-        int n = snprintf(fwd, sizeof(fwd), "for=%s%s%s;proto=http%s%.*s%s",
-                         v6 ? "\"[" : "", ip, v6 ? "]\"" : "",
+        int n = snprintf(fwd, sizeof(fwd), "for=%s%s%s;proto=%s%s%.*s%s",
+                         v6 ? "\"[" : "", ip, v6 ? "]\"" : "", https ? "https" : "http",
                          host.len ? ";host=\"" : "", (int)MIN(host.len, 256u),
                          host.p ? host.p : "", host.len ? "\"" : "");
         if (n > 0)
@@ -201,14 +225,19 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
     put_forwarding(&o, t, req, host);
     if (h->via) {
         char via[80];
-        int n = snprintf(via, sizeof(via), "1.1 %s", cfg->via_name);
-        put_merged(&o, req, "Via", str_make(via, (size_t)MAX(n, 0)));
+        put_merged(&o, req, "Via", via_value(cfg, via));
     }
     put(&o, "\r\n", 2);
     if (o.overflow)
         return -ENOMEM;
     t->uout = (struct outq){ o.p, o.len, 0 };
     return 0;
+}
+
+/* The HSTS field the site adds, when the client came over TLS. */
+static const char *hsts_of(const struct txn *t)
+{
+    return t->c->tls != NULL && t->site != NULL ? t->site->hsts : NULL;
 }
 
 static bool skip_response_field(const struct txn *t, const struct h1_msg *resp,
@@ -223,6 +252,9 @@ static bool skip_response_field(const struct txn *t, const struct h1_msg *resp,
         return true;
     if (h->via && str_ieq_lit(n, "via"))
         return true;
+    if (n.len == 25 && hsts_of(t) != NULL &&
+        str_ieq_lit(n, "strict-transport-security"))
+        return true; /* ours replaces the server's */
     return connection_lists(resp, n);
 }
 
@@ -235,9 +267,12 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
     o.p = pool_alloc(t->pool, o.cap);
     if (o.p == NULL)
         return -ENOMEM;
-    char sl[16];
-    int n = snprintf(sl, sizeof(sl), "HTTP/1.1 %03d ", resp->status);
-    put(&o, sl, (size_t)n);
+    char sl[16] = "HTTP/1.1 000 ";
+    int st = resp->status % 1000;
+    sl[9] = (char)('0' + st / 100);
+    sl[10] = (char)('0' + st / 10 % 10);
+    sl[11] = (char)('0' + st % 10);
+    put(&o, sl, 13);
     putstr(&o, resp->reason);
     put(&o, "\r\n", 2);
     bool has_date = false;
@@ -265,6 +300,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
             puts_(&o, worker_date(t->c->w));
             puts_(&o, "\r\n");
         }
+        if (hsts_of(t) != NULL)
+            puts_(&o, hsts_of(t));
         if (resp->status != 101) {
             if (!t->keepalive)
                 puts_(&o, "Connection: close\r\n");
@@ -274,8 +311,7 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
     }
     if (h->via) {
         char via[80];
-        int vn = snprintf(via, sizeof(via), "1.1 %s", cfg->via_name);
-        put_merged(&o, resp, "Via", str_make(via, (size_t)MAX(vn, 0)));
+        put_merged(&o, resp, "Via", via_value(cfg, via));
     }
     put(&o, "\r\n", 2);
     if (o.overflow)

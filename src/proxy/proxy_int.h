@@ -114,9 +114,13 @@ enum conn_state {
     C_HEAD,     /* reading a request head */
     C_BUSY,     /* a transaction is running */
     C_LINGER,   /* answered and closing: discarding input briefly */
+    C_HANDSHAKE, /* TLS handshake in progress */
+    C_H2,       /* HTTP/2: streams and their transactions in c->h2 */
 };
 
 struct txn;
+struct tls_conn;
+struct h2c;
 
 struct conn {
     unsigned magic;
@@ -128,6 +132,8 @@ struct conn {
     const struct cfg_listener *cl;
     struct buf rbuf;
     struct txn *txn;
+    struct tls_conn *tls; /* NULL on a plain connection */
+    struct h2c *h2;       /* HTTP/2 state (C_H2), else NULL */
     struct conn *prev, *next;
     union sockaddr_any peer;
     uint32_t nreq;
@@ -144,6 +150,11 @@ static inline bool conn_closing(const struct conn *c)
 {
     return c->w->draining || c->gen->retired;
 }
+/* Output to one side: a serialized head from the arena, then body bytes. */
+struct outq {
+    char *head;
+    size_t head_len, head_off;
+};
 
 /* Direction of body bytes in a transaction. */
 struct flow {
@@ -155,12 +166,11 @@ struct flow {
     size_t fwd;            /* bytes at the buffer's start ready to send */
     size_t skip;           /* bytes after them to drop (chunk framing) */
     uint64_t bytes;        /* body bytes sent on */
-};
-
-/* Output to one side: a serialized head from the arena, then body bytes. */
-struct outq {
-    char *head;
-    size_t head_len, head_off;
+    bool encode;           /* raw in, chunked out (an HTTP/2 request body
+                              without Content-Length) */
+    bool term;             /* encode: the last chunk is in <chunk> */
+    struct outq chunk;     /* encode: chunk framing to send before fwd */
+    char chunk_buf[24];
 };
 
 enum txn_phase {
@@ -229,6 +239,9 @@ int pp_accept(struct conn *c);
 int pp_upstream(struct txn *t);
 
 /* ---- session.c ---- */
+/* A transaction (arena, parser state) for a request on <c>, not attached to
+ * it; NULL when out of memory. */
+struct txn *txn_alloc(struct conn *c);
 void conn_accept(struct worker *w, struct lsock *ls, int fd,
                  const union sockaddr_any *peer);
 void conn_close(struct conn *c);
@@ -239,6 +252,11 @@ void conn_txn_done(struct conn *c);
  * c->readable / c->writable themselves when the socket would block. */
 ssize_t conn_recv(struct conn *c, char *p, size_t len);
 ssize_t conn_sendv(struct conn *c, const struct iovec *iov, int n);
+/* The client hung up (checked when the socket reported RDHUP): no more
+ * request bytes are waiting, only the end. */
+bool conn_peer_gone(struct conn *c);
+/* Ends our sending side (TLS close_notify, then FIN). */
+void conn_shutdown(struct conn *c);
 /* Reads from the client into c->rbuf. Returns bytes read, 0 on EOF,
  * -EAGAIN, -ENOBUFS when the buffer is full, or -errno. */
 ssize_t conn_read(struct conn *c);
@@ -251,6 +269,29 @@ void txn_start(struct txn *t, struct h1_msg *req);
 void txn_client_event(struct txn *t);
 void txn_abort(struct txn *t); /* client went away: free everything */
 void txn_timeout(struct txn *t, bool client_side);
+/* Takes up to <max> response body bytes that are ready for the client into
+ * <dst> (for HTTP/2, where the client side pulls). Returns their number,
+ * with *eof at the end of the body, or -EAGAIN when none are ready. */
+ssize_t txn_pull(struct txn *t, char *dst, size_t max, bool *eof);
+
+/* ---- h2conn.c: HTTP/2 connections ---- */
+/* Switches <c> to HTTP/2 (after ALPN h2, or an h2c preface in c->rbuf,
+ * which is fed first). Returns 0, or -errno: close the connection. */
+int h2c_start(struct conn *c);
+void h2c_event(struct conn *c);
+/* Frees the HTTP/2 state, aborting the streams' transactions. */
+void h2c_close(struct conn *c);
+/* Graceful stop: GOAWAY, finish the open streams, then close. */
+void h2c_drain(struct conn *c);
+/* Whether <b> starts with the HTTP/2 client preface: 1 yes, 0 not yet
+ * known (a prefix of it), -1 no. */
+int h2c_preface(const struct buf *b);
+/* The cli_* calls for a transaction on an HTTP/2 stream. */
+ssize_t h2s_send(struct txn *t, struct outq *q, const char *data, size_t len);
+ssize_t h2s_read(struct txn *t);
+void h2s_timer(struct txn *t, int64_t ms); /* ms < 0: stop */
+void h2s_done(struct txn *t);
+void h2s_abort(struct txn *t);
 
 /* ---- the client side of a transaction ----
  *
@@ -264,17 +305,19 @@ void txn_timeout(struct txn *t, bool client_side);
  * the client's input, -EAGAIN, or -errno. Call while cli_readable(). */
 static inline ssize_t cli_read(struct txn *t)
 {
+    if (t->h2 != NULL)
+        return h2s_read(t);
     return conn_read(t->c);
 }
 
 static inline bool cli_readable(const struct txn *t)
 {
-    return t->c->readable;
+    return t->h2 != NULL || t->c->readable;
 }
 
 static inline bool cli_writable(const struct txn *t)
 {
-    return t->c->writable;
+    return t->h2 != NULL || t->c->writable;
 }
 
 /* Sends the rest of <q>'s head and up to <len> body bytes at <data> to the
@@ -285,19 +328,28 @@ ssize_t cli_send(struct txn *t, struct outq *q, const char *data, size_t len);
 /* Arms the client-side timer of <t> (body or send timeout) ... */
 static inline void cli_timer(struct txn *t, int64_t ms)
 {
-    timer_set(t->c->w->loop, &t->c->timer, ms, t->c->timer.cb);
+    if (t->h2 != NULL)
+        h2s_timer(t, ms);
+    else
+        timer_set(t->c->w->loop, &t->c->timer, ms, t->c->timer.cb);
 }
 
 /* ... or stops it. */
 static inline void cli_timer_stop(struct txn *t)
 {
-    timer_cancel(t->c->w->loop, &t->c->timer);
+    if (t->h2 != NULL)
+        h2s_timer(t, -1);
+    else
+        timer_cancel(t->c->w->loop, &t->c->timer);
 }
 
 /* The response went out whole: log, free <t>, go on with the client. */
 static inline void cli_done(struct txn *t)
 {
-    conn_txn_done(t->c);
+    if (t->h2 != NULL)
+        h2s_done(t);
+    else
+        conn_txn_done(t->c);
 }
 
 /* The client cannot be answered properly any more (it went away, or the
@@ -305,7 +357,10 @@ static inline void cli_done(struct txn *t)
  * (and logged, with t->reason) on the way. */
 static inline void cli_abort(struct txn *t)
 {
-    conn_close(t->c);
+    if (t->h2 != NULL)
+        h2s_abort(t);
+    else
+        conn_close(t->c);
 }
 
 /* ---- respond.c ---- */
@@ -315,9 +370,15 @@ void txn_error(struct txn *t, int status, const char *error, const char *msg);
 /* Starts a local response (T_LOCAL) with the given body. */
 void txn_local(struct txn *t, int status, const char *ctype,
                const char *body, size_t len, const char *extra_headers);
+/* Answers 301 (GET, HEAD) or 308 with Location: https://host[:port]/path,
+ * for a site with redirect_https. */
+void txn_redirect_https(struct txn *t);
 /* Writes cout + local body to the client. Returns 0 when all is written,
  * -EAGAIN, or -errno. */
 int txn_flush_local(struct txn *t);
+/* Answers a request whose head was refused (<status> 400, 408, 414, 431,
+ * 501, 505) with the matching short message. */
+void txn_reject(struct txn *t, int status, const char *error, const char *reason);
 /* Answers a request that never became a transaction (bad head) and closes. */
 void conn_reject(struct conn *c, int status, const char *error,
                  const char *reason, const struct h1_msg *m);

@@ -51,7 +51,10 @@ void txn_local(struct txn *t, int status, const char *ctype, const char *body,
     const char *conn_hdr = !t->keepalive      ? "Connection: close\r\n"
                            : t->req.version < 11 ? "Connection: keep-alive\r\n"
                                                  : "";
-    size_t cap = 512 + (extra ? strlen(extra) : 0);
+    const char *hsts = t->c->tls != NULL && t->site != NULL && t->site->hsts
+                           ? t->site->hsts
+                           : "";
+    size_t cap = 512 + strlen(hsts) + (extra ? strlen(extra) : 0);
     char *h = pool_alloc(t->pool, cap);
     if (h == NULL) {
         t->reason = "proxy_internal_error";
@@ -60,9 +63,9 @@ void txn_local(struct txn *t, int status, const char *ctype, const char *body,
     }
     int n = snprintf(h, cap,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\n%s%s\r\n",
+                     "Content-Length: %zu\r\n%s%s%s\r\n",
                      status, h1_reason(status), worker_date(w),
-                     ctype ? ctype : "text/plain; charset=utf-8", len,
+                     ctype ? ctype : "text/plain; charset=utf-8", len, hsts,
                      extra ? extra : "", conn_hdr);
     if (n < 0 || (size_t)n >= cap) {
         t->reason = "proxy_internal_error";
@@ -117,11 +120,46 @@ void txn_error(struct txn *t, int status, const char *error, const char *msg)
     txn_local(t, status, "text/plain; charset=utf-8", body, (size_t)bl, extra);
 }
 
+void txn_redirect_https(struct txn *t)
+{
+    const struct h1_msg *r = &t->req;
+    if (t->host.len == 0) {
+        txn_error(t, 400, "http_request_error",
+                  "This site moved to https, and the request names no host.");
+        return;
+    }
+    struct str path = r->form == H1_F_ORIGIN || r->form == H1_F_ABSOLUTE
+                          ? r->path
+                          : STR_LIT("/");
+    unsigned port = t->site->redirect_https;
+    char portbuf[8] = "";
+    if (port != 443)
+        snprintf(portbuf, sizeof(portbuf), ":%u", port);
+    size_t cap = 64 + t->host.len + path.len;
+    char *extra = pool_alloc(t->pool, cap);
+    if (extra == NULL) {
+        txn_error(t, 503, "proxy_internal_error", "Out of memory.");
+        return;
+    }
+    snprintf(extra, cap, "Location: https://%.*s%s%.*s\r\n", STR_FMT(t->host),
+             portbuf, STR_FMT(path));
+    /* 308 keeps the method and body (RFC 9110 §15.4.9); GET and HEAD get
+     * the 301 every client understands */
+    bool safe = r->meth == H1_M_GET || r->meth == H1_M_HEAD;
+    static const char body[] = "This site is served over https.\n";
+    t->reason = "redirect_https";
+    txn_local(t, safe ? 301 : 308, NULL, body, sizeof(body) - 1, extra);
+}
+
 void conn_reject(struct conn *c, int status, const char *error,
                  const char *reason, const struct h1_msg *m)
 {
-    struct txn *t = c->txn;
     (void)m;
+    txn_reject(c->txn, status, error, reason);
+}
+
+void txn_reject(struct txn *t, int status, const char *error, const char *reason)
+{
     t->keepalive = false;
     t->reason = reason ? reason : error;
     const char *msg;

@@ -45,6 +45,7 @@
 #include "proxy/proxy_int.h"
 #include "proxy/upgrade.h"
 #include "proxy/worker.h"
+#include "tls/tls.h"
 
 struct server {
     struct cfg *cur;     /* the snapshot the workers were last given */
@@ -449,6 +450,19 @@ static int start_workers(struct server *s, struct cfg *cfg, int *inited)
     return rc;
 }
 
+/* Says once whether kernel TLS can take over the record layer. */
+static void log_tls(const struct cfg *cfg)
+{
+    bool want = false;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        want |= cfg->listeners[i].tls != NULL && cfg->listeners[i].tls->ktls;
+    if (want)
+        log_info("kernel TLS: %s", tls_ktls_available()
+                                       ? "offered by the kernel (used when the cipher allows)"
+                                       : "not offered by this kernel (no \"tls\" TCP ULP); "
+                                         "OpenSSL does the records");
+}
+
 int server_run(struct cfg *cfg, const char *file, char **argv)
 {
     int status = 1;
@@ -503,7 +517,9 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     }
     admin_up = true;
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        log_info("listening on %s (%d workers)", cfg->listeners[i].addr.text, s->n);
+        log_info("listening on %s%s (%d workers)", cfg->listeners[i].addr.text,
+                 cfg->listeners[i].tls != NULL ? " with TLS" : "", s->n);
+    log_tls(cfg);
     upgrade_ready();
     /* after an upgrade this is a new process: systemd follows it (the
      * unit says NotifyAccess=all), the old one then exits */

@@ -16,6 +16,7 @@
 
 #include "core/macros.h"
 #include "proxy/proxy_int.h"
+#include "tls/tls.h"
 
 static void conn_event(struct loop *l, struct ev *e, uint32_t events);
 static void conn_timeout(struct loop *l, struct timer *tm);
@@ -47,7 +48,14 @@ void conn_accept(struct worker *w, struct lsock *ls, int fd,
     c->ev.fd = fd;
     c->ev.cb = conn_event;
     c->state = C_IDLE;
-    if (loop_add(w->loop, &c->ev) < 0) {
+    int64_t first = cl->timeouts.client_header;
+    if (cl->tls != NULL) {
+        c->tls = tls_accept(cl->tls->srv, fd);
+        c->state = C_HANDSHAKE;
+        first = cl->tls->handshake_timeout;
+    }
+    if ((cl->tls != NULL && c->tls == NULL) || loop_add(w->loop, &c->ev) < 0) {
+        tls_free(c->tls, false);
         close(fd);
         free(c);
         return;
@@ -59,8 +67,9 @@ void conn_accept(struct worker *w, struct lsock *ls, int fd,
     w->nconns++;
     c->gen->nconns++;
     m_add(&m_slot(w->m, cl->mslot)->v[ML_ACCEPTED], 1);
-    /* The first request gets the header timeout from accept on. */
-    timer_set(w->loop, &c->timer, cl->timeouts.client_header, conn_timeout);
+    /* The first request gets the header timeout from accept on (after
+     * the TLS handshake, which has its own). */
+    timer_set(w->loop, &c->timer, first, conn_timeout);
 }
 
 void conn_close(struct conn *c)
@@ -71,8 +80,14 @@ void conn_close(struct conn *c)
     c->dead = true;
     if (c->txn != NULL)
         txn_abort(c->txn);
+    if (c->h2 != NULL)
+        h2c_close(c);
     timer_cancel(w->loop, &c->timer);
     loop_undefer(w->loop, &c->defer);
+    if (c->tls != NULL) {
+        tls_free(c->tls, true);
+        c->tls = NULL;
+    }
     close(c->ev.fd); /* also leaves the epoll set: the fd is never shared */
     c->ev.fd = -1;
     buf_put(&c->rbuf);
@@ -98,8 +113,31 @@ void conn_close(struct conn *c)
  * (a TLS read may need the socket writable and a write readable), so
  * callers only look at the return value. */
 
+static ssize_t tls_recv(struct conn *c, char *p, size_t len)
+{
+    unsigned f;
+    ssize_t n = tls_read(c->tls, p, len, &f);
+    if (n > 0) {
+        if ((f & TLS_DRAINED) && !c->rdhup)
+            c->readable = false; /* as for a short plain read */
+        return n;
+    }
+    if (n == 0) {
+        c->eof = true;
+        c->readable = false;
+    } else if (n == -EAGAIN) {
+        if (f & TLS_WANT_WRITE)
+            c->writable = false;
+        else
+            c->readable = false;
+    }
+    return n;
+}
+
 ssize_t conn_recv(struct conn *c, char *p, size_t len)
 {
+    if (c->tls != NULL)
+        return tls_recv(c, p, len);
     for (;;) {
         ssize_t n = read(c->ev.fd, p, len);
         if (n > 0) {
@@ -128,6 +166,17 @@ ssize_t conn_recv(struct conn *c, char *p, size_t len)
 
 ssize_t conn_sendv(struct conn *c, const struct iovec *iov, int n)
 {
+    if (c->tls != NULL) {
+        unsigned want;
+        ssize_t w = tls_writev(c->tls, iov, n, &want);
+        if (w == -EAGAIN) {
+            if (want & TLS_WANT_READ)
+                c->readable = false;
+            else
+                c->writable = false;
+        }
+        return w;
+    }
     for (;;) {
         ssize_t w = writev(c->ev.fd, iov, n);
         if (w >= 0)
@@ -141,8 +190,26 @@ ssize_t conn_sendv(struct conn *c, const struct iovec *iov, int n)
     }
 }
 
+bool conn_peer_gone(struct conn *c)
+{
+    if (c->tls != NULL)
+        return tls_peer_gone(c->tls);
+    char b;
+    ssize_t n = recv(c->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)));
+}
+
+void conn_shutdown(struct conn *c)
+{
+    if (c->tls != NULL)
+        tls_shutdown(c->tls);
+    shutdown(c->ev.fd, SHUT_WR);
+}
+
 ssize_t cli_send(struct txn *t, struct outq *q, const char *data, size_t len)
 {
+    if (t->h2 != NULL)
+        return h2s_send(t, q, data, len);
     struct iovec iov[2];
     int n = 0;
     size_t hl = q->head_len - q->head_off;
@@ -178,6 +245,52 @@ ssize_t conn_read(struct conn *c)
     return n;
 }
 
+/* Drives the TLS handshake; when it completes, ALPN says which protocol
+ * the connection speaks. */
+static void conn_handshake(struct conn *c)
+{
+    unsigned want;
+    int rc = tls_handshake(c->tls, &want);
+    if (rc == -EAGAIN) {
+        if (want & TLS_WANT_WRITE)
+            c->writable = false;
+        else
+            c->readable = false;
+        return;
+    }
+    if (rc < 0) {
+        conn_close(c);
+        return;
+    }
+    const char *alpn = tls_alpn(c->tls);
+    if (alpn != NULL && alpn[0] == 'h' && alpn[1] == '2') {
+        if (h2c_start(c) < 0)
+            conn_close(c);
+        return;
+    }
+    c->state = C_IDLE;
+    timer_set(c->w->loop, &c->timer, c->cl->timeouts.client_header, conn_timeout);
+    conn_process(c);
+}
+
+/* h2c with prior knowledge: the first bytes of a plain connection are the
+ * HTTP/2 preface. Returns 1 when the connection moved on (to HTTP/2, or
+ * closed), 0 when the bytes so far are a prefix of the preface (read on),
+ * -1 when they are not (HTTP/1). */
+static int try_h2c(struct conn *c)
+{
+    int p = h2c_preface(&c->rbuf);
+    if (p <= 0)
+        return p;
+    if (c->txn != NULL) { /* made for an HTTP/1 head: not needed */
+        pool_free(c->txn->pool);
+        c->txn = NULL;
+    }
+    if (h2c_start(c) < 0)
+        conn_close(c);
+    return 1;
+}
+
 static void conn_event(struct loop *l, struct ev *e, uint32_t events)
 {
     (void)l;
@@ -191,26 +304,29 @@ static void conn_event(struct loop *l, struct ev *e, uint32_t events)
         c->writable = true;
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rdhup = true;
-    if (c->state == C_BUSY)
+    if (UNLIKELY(c->state >= C_HANDSHAKE)) {
+        if (c->state == C_H2)
+            h2c_event(c);
+        else
+            conn_handshake(c);
+    } else if (c->state == C_BUSY)
         txn_client_event(c->txn);
     else
         conn_process(c);
 }
 
-/* A new transaction (arena + parser state) for the request whose first
- * bytes just arrived. */
-static int txn_new(struct conn *c)
+struct txn *txn_alloc(struct conn *c)
 {
     const struct cfg_limits *lim = &c->cl->limits;
     struct pool *p = pool_new(sizeof(struct txn) +
                               lim->header_count * sizeof(struct h1_field));
     if (p == NULL)
-        return -ENOMEM;
+        return NULL;
     struct txn *t = pool_calloc(p, sizeof(*t));
     struct h1_field *f = pool_alloc(p, lim->header_count * sizeof(*f));
     if (t == NULL || f == NULL) {
         pool_free(p);
-        return -ENOMEM;
+        return NULL;
     }
     t->magic = TXN_MAGIC;
     t->pool = p;
@@ -218,8 +334,15 @@ static int txn_new(struct conn *c)
     t->rb = &c->rbuf;
     t->t0_us = loop_now_us(c->w->loop);
     h1_msg_init(&t->req, f, lim->header_count);
-    c->txn = t;
-    return 0;
+    return t;
+}
+
+/* A new transaction (arena + parser state) for the request whose first
+ * bytes just arrived. */
+static int txn_new(struct conn *c)
+{
+    c->txn = txn_alloc(c);
+    return c->txn != NULL ? 0 : -ENOMEM;
 }
 
 /* Parses what we have of the request head. Returns true when the
@@ -268,7 +391,10 @@ static void conn_process(struct conn *c)
                     timer_set(w->loop, &c->timer, c->cl->timeouts.client_header,
                               conn_timeout);
             }
-            if (try_parse(c))
+            int h2 = UNLIKELY(c->cl->http2.h2c) && c->nreq == 0 ? try_h2c(c) : -1;
+            if (h2 > 0)
+                return;
+            if (h2 < 0 && try_parse(c))
                 return;
             /* incomplete: make room up to the head limit */
             if (buf_room(&c->rbuf) == 0 && c->rbuf.start == 0 &&
@@ -297,6 +423,7 @@ static void conn_timeout(struct loop *l, struct timer *tm)
     struct conn *c = container_of(tm, struct conn, timer);
     switch (c->state) {
     case C_IDLE:
+    case C_HANDSHAKE:
         conn_close(c);
         break;
     case C_HEAD:
@@ -342,8 +469,10 @@ void conn_drain_idle(struct worker *w)
     struct conn *c = w->conns;
     while (c != NULL) {
         struct conn *next = c->next;
-        if (c->state == C_IDLE)
+        if (c->state == C_IDLE || c->state == C_HANDSHAKE)
             conn_close(c);
+        else if (c->state == C_H2)
+            h2c_drain(c);
         c = next;
     }
 }

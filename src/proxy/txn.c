@@ -13,6 +13,7 @@
  *   client rbuf --(reqf)--> upstream      upstream rbuf --(resf)--> client
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -58,6 +59,13 @@ static int flow_take(struct flow *f, struct buf *b)
         break;
     }
     case H1_B_CHUNKED: {
+        if (f->encode) { /* raw bytes: frame them as one chunk */
+            int n = snprintf(f->chunk_buf, sizeof(f->chunk_buf), "%s%zx\r\n",
+                             f->bytes > 0 ? "\r\n" : "", avail);
+            f->chunk = (struct outq){ f->chunk_buf, (size_t)n, 0 };
+            f->fwd = avail;
+            break;
+        }
         size_t dlen = 0;
         ssize_t n = h1_chunked_scan(&f->ch, p, avail, f->decode ? p : NULL,
                                     f->decode ? &dlen : NULL);
@@ -84,6 +92,15 @@ static int flow_take(struct flow *f, struct buf *b)
     return 0;
 }
 
+/* encode: the source ended; queue the last chunk. */
+static void flow_end_chunks(struct flow *f)
+{
+    int n = snprintf(f->chunk_buf, sizeof(f->chunk_buf), "%s0\r\n\r\n",
+                     f->bytes > 0 ? "\r\n" : "");
+    f->chunk = (struct outq){ f->chunk_buf, (size_t)n, 0 };
+    f->term = true;
+}
+
 /* After <n> bytes of fwd were written. */
 static void flow_sent(struct flow *f, struct buf *b, size_t n)
 {
@@ -95,40 +112,43 @@ static void flow_sent(struct flow *f, struct buf *b, size_t n)
     buf_consume(b, n);
 }
 
-/* writev of the pending head and <len> bytes at <data> to an upstream.
- * Returns the number of <data> bytes written (>= 0), -EAGAIN or -errno. */
-static ssize_t send_out(int fd, struct outq *q, const char *data, size_t len)
+static inline bool outq_pending(const struct outq *q)
 {
-    struct iovec iov[2];
+    return q->head_off < q->head_len;
+}
+
+/* Advances <q> by up to <w> written bytes; returns what is left of <w>. */
+static size_t outq_advance(struct outq *q, size_t w)
+{
+    size_t n = MIN(w, q->head_len - q->head_off);
+    q->head_off += n;
+    return w - n;
+}
+
+/* writev of the pending head, the pending chunk framing <ch> (or NULL) and
+ * <len> bytes at <data> to an upstream (plain or TLS). Returns the number
+ * of <data> bytes written (>= 0), -EAGAIN or -errno. */
+static ssize_t send_out(struct uconn *uc, struct outq *q, struct outq *ch,
+                        const char *data, size_t len)
+{
+    struct iovec iov[3];
     int n = 0;
     size_t hl = q->head_len - q->head_off;
     if (hl > 0)
         iov[n++] = (struct iovec){ q->head + q->head_off, hl };
+    if (ch != NULL && outq_pending(ch))
+        iov[n++] = (struct iovec){ ch->head + ch->head_off, ch->head_len - ch->head_off };
     if (len > 0)
         iov[n++] = (struct iovec){ (void *)data, len };
     if (n == 0)
         return 0;
-    for (;;) {
-        ssize_t w = writev(fd, iov, n);
-        if (w >= 0) {
-            size_t uw = (size_t)w;
-            if (uw <= hl) {
-                q->head_off += uw;
-                return 0;
-            }
-            q->head_off = q->head_len;
-            return (ssize_t)(uw - hl);
-        }
-        int err = errno;
-        if (err == EINTR)
-            continue;
-        return -err;
-    }
-}
-
-static inline bool outq_pending(const struct outq *q)
-{
-    return q->head_off < q->head_len;
+    ssize_t w = ups_sendv(uc, iov, n);
+    if (w < 0)
+        return w;
+    size_t left = outq_advance(q, (size_t)w);
+    if (ch != NULL)
+        left = outq_advance(ch, left);
+    return (ssize_t)left;
 }
 
 /* ---- start ---- */
@@ -186,6 +206,8 @@ void txn_start(struct txn *t, struct h1_msg *req)
     struct conn *c = t->c;
     t->keepalive = h1_keepalive(req);
     flow_init(&t->reqf, req->body, req->content_length);
+    if (t->h2 != NULL && req->body == H1_B_CHUNKED)
+        t->reqf.encode = true; /* HTTP/2 DATA without a length */
     struct str authority = req->form == H1_F_ABSOLUTE ? req->authority : req->host;
     t->host = route_host(t->pool, authority);
     t->site = route_site(c->cl, t->host);
@@ -231,6 +253,11 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_error(t, 421, "http_request_denied", "No site is configured for this host.");
         return;
     }
+    if (t->site->redirect_https != 0 && c->tls == NULL) {
+        t->keepalive = t->keepalive && req->body == H1_B_NONE;
+        txn_redirect_https(t);
+        return;
+    }
     if (t->route == NULL) {
         txn_error(t, 404, "http_request_denied", "No route matches this path.");
         return;
@@ -264,7 +291,13 @@ static void attach(struct txn *t, struct uconn *uc)
 /* Every server was tried and none could be reached. */
 static void connect_exhausted(struct txn *t)
 {
-    if (t->last_err == -ETIMEDOUT)
+    if (t->last_err == -EKEYREJECTED)
+        txn_error(t, 502, "tls_certificate_error",
+                  "The upstream server's certificate was not accepted.");
+    else if (t->last_err == -EPROTO)
+        txn_error(t, 502, "tls_protocol_error",
+                  "The TLS handshake with the upstream server failed.");
+    else if (t->last_err == -ETIMEDOUT)
         txn_error(t, 504, "connection_timeout",
                   "The upstream server did not accept the connection in time.");
     else
@@ -354,28 +387,10 @@ static ssize_t ups_read(struct uconn *uc)
         if (buf_room(&uc->rbuf) == 0)
             return -ENOBUFS;
     }
-    for (;;) {
-        size_t room = buf_room(&uc->rbuf);
-        ssize_t n = read(uc->ev.fd, buf_tail(&uc->rbuf), room);
-        if (n > 0) {
-            uc->rbuf.end += (uint32_t)n;
-            if ((size_t)n < room && !uc->rdhup)
-                uc->readable = false; /* drained: the next byte raises an edge */
-            return n;
-        }
-        if (n == 0) {
-            uc->readable = false;
-            return 0;
-        }
-        int err = errno;
-        if (err == EINTR)
-            continue;
-        if (err == EAGAIN) {
-            uc->readable = false;
-            return -EAGAIN;
-        }
-        return -err;
-    }
+    ssize_t n = ups_recv(uc, buf_tail(&uc->rbuf), buf_room(&uc->rbuf));
+    if (n > 0)
+        uc->rbuf.end += (uint32_t)n;
+    return n;
 }
 
 static void ups_event(struct loop *l, struct ev *e, uint32_t events)
@@ -393,12 +408,22 @@ static void ups_event(struct loop *l, struct ev *e, uint32_t events)
     if (events & EPOLLRDHUP)
         uc->rdhup = true;
     if (!uc->connected) {
-        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !uc->tls_started)
             return;
-        int err = sock_error(uc->ev.fd);
+        int err = uc->tls_started ? 0 : sock_error(uc->ev.fd);
         if (err != 0) {
             upstream_failed(t, -err, true);
             return;
+        }
+        if (uc->tls != NULL) { /* TLS: the handshake first, within connect_timeout */
+            uc->tls_started = true;
+            int rc = ups_handshake(uc);
+            if (rc == -EAGAIN)
+                return;
+            if (rc < 0) {
+                upstream_failed(t, rc, true);
+                return;
+            }
         }
         ups_note_connect(uc->ups, uc->srv, 0);
         uc->connected = true;
@@ -465,14 +490,13 @@ static int pump_request(struct txn *t)
                 return -1;
             }
         }
-        if (outq_pending(&t->uout) || t->reqf.fwd > 0) {
+        if (outq_pending(&t->uout) || t->reqf.fwd > 0 || outq_pending(&t->reqf.chunk)) {
             if (!uc->writable)
                 break;
-            ssize_t n = send_out(uc->ev.fd, &t->uout, buf_head(rb), t->reqf.fwd);
-            if (n == -EAGAIN) {
-                uc->writable = false;
+            ssize_t n = send_out(uc, &t->uout, &t->reqf.chunk, buf_head(rb),
+                                 t->reqf.fwd);
+            if (n == -EAGAIN)
                 break;
-            }
             if (n < 0) {
                 if (t->resp_started) { /* it answered early: stop sending */
                     t->reqf.done = true;
@@ -485,6 +509,8 @@ static int pump_request(struct txn *t)
                 return -1;
             }
             flow_sent(&t->reqf, rb, (size_t)n);
+            if (t->reqf.term && !outq_pending(&t->reqf.chunk))
+                t->reqf.done = true;
             progress = true;
             continue;
         }
@@ -495,6 +521,10 @@ static int pump_request(struct txn *t)
         ssize_t n = cli_read(t);
         if (n == -EAGAIN)
             break;
+        if (n == 0 && t->reqf.encode && !t->reqf.term) {
+            flow_end_chunks(&t->reqf);
+            continue;
+        }
         if (n <= 0) {
             /* the client went away in the middle of its body */
             t->reason = "client_closed";
@@ -541,8 +571,8 @@ static int start_response(struct txn *t)
     } else {
         enum h1_body kind = h1_response_body(r, t->req.meth);
         flow_init(&t->resf, kind, r->content_length);
-        if (kind == H1_B_CHUNKED && t->req.version < 11)
-            t->resf.decode = true;
+        if (kind == H1_B_CHUNKED && (t->req.version < 11 || t->h2 != NULL))
+            t->resf.decode = true; /* HTTP/2 frames the body itself */
         if (kind == H1_B_EOF || t->resf.decode || !t->reqf.done)
             t->keepalive = false;
         t->phase = T_RESPONSE;
@@ -718,6 +748,27 @@ static void txn_finish(struct txn *t)
     cli_done(t);
 }
 
+ssize_t txn_pull(struct txn *t, char *dst, size_t max, bool *eof)
+{
+    size_t n = 0;
+    if (t->phase == T_LOCAL) {
+        n = MIN(max, t->local_len - t->local_off);
+        memcpy(dst, t->local_body + t->local_off, n);
+        t->local_off += n;
+        *eof = t->local_off == t->local_len;
+        return (ssize_t)n;
+    }
+    if (t->phase == T_RESPONSE && t->uc != NULL) {
+        n = MIN(max, t->resf.fwd);
+        memcpy(dst, buf_head(&t->uc->rbuf), n);
+        flow_sent(&t->resf, &t->uc->rbuf, n);
+    }
+    *eof = t->phase == T_DONE || (t->resf.done && t->resf.fwd == 0);
+    if (n == 0 && !*eof)
+        return -EAGAIN;
+    return (ssize_t)n;
+}
+
 /* ---- tunnel (after 101 Switching Protocols) ---- */
 
 /* One direction of raw bytes from <b>, written to the client of <t>, or to
@@ -731,12 +782,9 @@ static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fw
         return 0;
     struct outq none = { 0 };
     ssize_t n = t != NULL ? cli_send(t, &none, buf_head(b), *fwd)
-                          : send_out(uc->ev.fd, &none, buf_head(b), *fwd);
-    if (n == -EAGAIN) {
-        if (t == NULL)
-            uc->writable = false;
+                          : send_out(uc, &none, NULL, buf_head(b), *fwd);
+    if (n == -EAGAIN)
         return 0;
-    }
     if (n < 0)
         return -1;
     *fwd -= (size_t)n;
@@ -768,7 +816,7 @@ static void pump_tunnel(struct txn *t)
         moved |= r > 0;
         if (buf_len(&c->rbuf) == 0 && !t->c_shut) {
             if (c->eof) {
-                shutdown(uc->ev.fd, SHUT_WR);
+                ups_shutdown(uc);
                 t->c_shut = true;
             } else if (c->readable) {
                 ssize_t n = conn_read(c);
@@ -785,7 +833,7 @@ static void pump_tunnel(struct txn *t)
         moved |= r > 0;
         if (buf_len(&uc->rbuf) == 0 && !t->u_shut) {
             if (t->up_eof) {
-                shutdown(c->ev.fd, SHUT_WR);
+                conn_shutdown(c);
                 t->u_shut = true;
             } else if (uc->readable) {
                 ssize_t n = ups_read(uc);
@@ -824,9 +872,7 @@ static bool client_gone(struct txn *t)
         t->h2 != NULL)
         return false;
     t->rdhup_seen = true;
-    char b;
-    ssize_t n = recv(c->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)))
+    if (!conn_peer_gone(c))
         return false; /* pipelined bytes, or a spurious wake-up */
     t->reason = "client_closed";
     cli_abort(t);

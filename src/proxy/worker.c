@@ -38,6 +38,7 @@
 #include "core/sock.h"
 #include "proxy/proxy_int.h"
 #include "proxy/worker.h"
+#include "tls/tls.h"
 
 const char *worker_date(struct worker *w)
 {
@@ -343,6 +344,7 @@ void *worker_main(void *arg)
     w->ups = NULL;
     pool_thread_cleanup();
     buf_thread_cleanup();
+    tls_thread_cleanup();
     return NULL;
 }
 

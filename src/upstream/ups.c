@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/macros.h"
 #include "core/sock.h"
+#include "tls/tls.h"
 #include "upstream/ups.h"
 
 /* Counters of servers whose set has no metrics yet (unit tests): written,
@@ -201,8 +202,20 @@ struct uconn *ups_connect(struct ups *u, unsigned srv, ev_fn *cb, int *err)
     uc->srv = srv;
     uc->ev.fd = fd;
     uc->ev.cb = cb;
+    if (u->cu->tls != NULL) {
+        char ip[64];
+        sock_ntop((const struct sockaddr *)&a->ss, ip, sizeof(ip));
+        uc->tls = tls_connect(u->cu->tls->cli, fd, srv, ip);
+        if (uc->tls == NULL) {
+            close(fd);
+            free(uc);
+            *err = -ENOMEM;
+            return NULL;
+        }
+    }
     int rc = loop_add(u->loop, &uc->ev);
     if (rc < 0) {
+        tls_free(uc->tls, false);
         close(fd);
         free(uc);
         *err = rc;
@@ -239,6 +252,10 @@ void ups_close(struct uconn *uc)
     CHECK_OBJ(uc, UCONN_MAGIC);
     disown(uc);
     timer_cancel(uc->ups->loop, &uc->timer);
+    if (uc->tls != NULL) {
+        tls_free(uc->tls, uc->tls_ready);
+        uc->tls = NULL;
+    }
     if (uc->ev.fd >= 0) {
         close(uc->ev.fd); /* also leaves the epoll set */
         uc->ev.fd = -1;
@@ -247,4 +264,101 @@ void ups_close(struct uconn *uc)
     uc->magic = 0;
     /* an event for it may still wait in this iteration's batch */
     loop_free_later(uc->ups->loop, uc);
+}
+
+/* ---- I/O ---- */
+
+ssize_t ups_recv(struct uconn *uc, char *p, size_t len)
+{
+    if (uc->tls != NULL) {
+        unsigned f;
+        ssize_t n = tls_read(uc->tls, p, len, &f);
+        if (n > 0 && (f & TLS_DRAINED) && !uc->rdhup)
+            uc->readable = false;
+        else if (n == 0)
+            uc->readable = false;
+        else if (n == -EAGAIN && (f & TLS_WANT_WRITE))
+            uc->writable = false;
+        else if (n == -EAGAIN)
+            uc->readable = false;
+        return n;
+    }
+    for (;;) {
+        ssize_t n = read(uc->ev.fd, p, len);
+        if (n > 0) {
+            if ((size_t)n < len && !uc->rdhup)
+                uc->readable = false; /* drained: the next byte raises an edge */
+            return n;
+        }
+        if (n == 0) {
+            uc->readable = false;
+            return 0;
+        }
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN) {
+            uc->readable = false;
+            return -EAGAIN;
+        }
+        return -err;
+    }
+}
+
+ssize_t ups_sendv(struct uconn *uc, const struct iovec *iov, int n)
+{
+    if (uc->tls != NULL) {
+        unsigned want;
+        ssize_t w = tls_writev(uc->tls, iov, n, &want);
+        if (w == -EAGAIN) {
+            if (want & TLS_WANT_READ)
+                uc->readable = false;
+            else
+                uc->writable = false;
+        }
+        return w;
+    }
+    for (;;) {
+        ssize_t w = writev(uc->ev.fd, iov, n);
+        if (w >= 0)
+            return w;
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EAGAIN)
+            uc->writable = false;
+        return -err;
+    }
+}
+
+int ups_handshake(struct uconn *uc)
+{
+    if (uc->tls == NULL || uc->tls_ready)
+        return 0;
+    unsigned want;
+    int rc = tls_handshake(uc->tls, &want);
+    if (rc == 0) {
+        uc->tls_ready = true;
+        return 0;
+    }
+    if (rc == -EAGAIN) {
+        if (want & TLS_WANT_WRITE)
+            uc->writable = false;
+        else
+            uc->readable = false;
+        return -EAGAIN;
+    }
+    const struct cfg_upstream *cu = uc->ups->cu;
+    const char *why = tls_verify_error(uc->tls);
+    log_warn("upstream %s: server %s: TLS handshake failed%s%s", cu->name,
+             cu->servers[uc->srv].addr.text, why ? ": certificate: " : "",
+             why ? why : "");
+    return why != NULL ? -EKEYREJECTED : -EPROTO;
+}
+
+void ups_shutdown(struct uconn *uc)
+{
+    if (uc->tls != NULL)
+        tls_shutdown(uc->tls);
+    shutdown(uc->ev.fd, SHUT_WR);
 }

@@ -12,6 +12,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "admin/metrics.h"
 #include "config/config.h"
@@ -36,6 +38,9 @@ struct uconn {
     uint32_t nreq;       /* requests sent on this connection */
     bool connected, readable, writable, rdhup, reused;
     bool busy;           /* owned by a request (counted in flight) */
+    struct tls_conn *tls; /* TLS to the server (cu->tls), else NULL */
+    bool tls_started;     /* TCP connected, handshake under way */
+    bool tls_ready;       /* its handshake completed */
 };
 
 struct ups_server {
@@ -92,5 +97,21 @@ void ups_release(struct ups *u, struct uconn *uc);
 
 /* Closes and frees a connection that is not in the idle pool. */
 void ups_close(struct uconn *uc);
+
+/* I/O on a connected upstream connection, plain or TLS, keeping
+ * uc->readable/writable as conn_recv/conn_sendv do for clients.
+ * ups_recv: bytes read, 0 on EOF, -EAGAIN or -errno. ups_sendv: bytes
+ * written, -EAGAIN or -errno. */
+ssize_t ups_recv(struct uconn *uc, char *p, size_t len);
+ssize_t ups_sendv(struct uconn *uc, const struct iovec *iov, int n);
+
+/* Drives the TLS handshake of a connection whose TCP connect completed:
+ * 0 when it is done (or there is no TLS), -EAGAIN, -EPROTO when the
+ * handshake failed, -EKEYREJECTED when the server's certificate did (the
+ * reason is logged). */
+int ups_handshake(struct uconn *uc);
+
+/* Ends our sending side (TLS close_notify, then FIN). */
+void ups_shutdown(struct uconn *uc);
 
 #endif

@@ -98,3 +98,39 @@ def reverse(gatehouse):
         return gatehouse(cfg, port, release=release)
 
     return start
+
+
+# ---- TLS (test_tls.py, test_h2.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    """The throw-away CA of scripts/test-ca.sh, made once per session:
+    ca.pem, localhost.pem/.key, multi.pem/.key (a.test, *.b.test),
+    alice.pem/.key (a client certificate) and localhost.ocsp."""
+    from lib.tls import TestCA
+    ca = TestCA(tmp_path_factory.mktemp("ca"))
+    ca.leaf("multi", "a.test", "*.b.test")
+    ca.client("alice")
+    ca.ocsp("localhost")
+    return ca
+
+
+@pytest.fixture
+def tls_reverse(gatehouse, test_ca):
+    """Factory: tls_reverse(upstreams, tls=None, http2=None, **kw) like
+    reverse(), with a TLS listener serving localhost.pem of the test CA
+    unless <tls> gives the listener's whole "tls" mapping."""
+
+    def start(upstreams, tls=None, http2=None, release=False, **kw):
+        port = free_port()
+        cfg = reverse_config(port, upstreams, **kw)
+        lst = cfg["listeners"][0]
+        lst["tls"] = tls or {"certificates": [{
+            "cert": test_ca.path("localhost.pem"),
+            "key": test_ca.path("localhost.key")}]}
+        if http2:
+            lst["http2"] = http2
+        return gatehouse(cfg, port, release=release)
+
+    return start

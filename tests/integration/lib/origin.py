@@ -175,9 +175,12 @@ class Request:
 
 
 class Origin:
-    def __init__(self, name="origin", port=0, idle_timeout=None):
+    def __init__(self, name="origin", port=0, idle_timeout=None, tls=None):
         self.name = name
         self.idle_timeout = idle_timeout  # close idle keep-alive conns
+        self.tls = tls  # an ssl.SSLContext: serve HTTPS (handshake per conn)
+        self.tls_handshakes = []  # (version, session reused, client cert CN)
+        self.tls_errors = []
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind((HOST, port))
@@ -263,6 +266,26 @@ class Origin:
 
     def _serve(self, s, addr, conn_id):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                s.settimeout(10)
+                s = self.tls.wrap_socket(s, server_side=True)
+                cert = s.getpeercert()
+                cn = None
+                for rdn in (cert or {}).get("subject", ()):
+                    for k, v in rdn:
+                        if k == "commonName":
+                            cn = v
+                with self.lock:
+                    self.tls_handshakes.append((s.version(), s.session_reused, cn))
+                    self.conns[conn_id] = s
+            except (OSError, ValueError) as e:
+                with self.lock:
+                    self.tls_errors.append(repr(e))
+                    self.open_conns -= 1
+                    self.conns.pop(conn_id, None)
+                s.close()
+                return
         r = _Reader(s, self.stop_ev)
         nreq = 0
         try:

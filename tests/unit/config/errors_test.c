@@ -203,7 +203,8 @@ static void test_err_listeners(void **state)
     expect_error("listeners:\n"
                  "  - listn: 127.0.0.1:8080\n",
                  "t.yaml:2:5: unknown key \"listn\" in listener (expected one "
-                 "of: listen, sites, backlog, headers, timeouts, limits, proxy_protocol)");
+                 "of: listen, sites, backlog, headers, timeouts, limits, "
+                 "proxy_protocol, tls, http2)");
     expect_error("listeners:\n"
                  "  - sites: [{ routes: [{ path: /, return: { status: 200 } "
                  "}] }]\n",
@@ -337,7 +338,7 @@ static void test_err_sites(void **state)
     expect_error(SITE_HEAD
                  "      - { hots: [a.example] }\n",
                  "t.yaml:6:11: unknown key \"hots\" in site (expected one of: "
-                 "host, hosts, default, routes)");
+                 "host, hosts, default, routes, redirect_https, hsts)");
     expect_error(SITE_HEAD "      - a.example\n",
                  "t.yaml:6:9: each site must be a mapping");
 }
