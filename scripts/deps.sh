@@ -8,13 +8,14 @@ set -euo pipefail
 BUILD_PKGS=(
     build-essential clang pkg-config libyaml-dev libssl-dev libcrypt-dev
     libc-ares-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev
-    libseccomp-dev
+    libseccomp-dev libhiredis-dev
 )
 TEST_PKGS=(
     libcmocka-dev libclang-rt-14-dev
     curl openssl python3 python3-pytest python3-websockets python3-h2
     nghttp2-client procps iproute2 util-linux
     chromium python3-prometheus-client
+    redis-server haproxy
 )
 BENCH_PKGS=(
     nginx haproxy wrk util-linux gnuplot-nox

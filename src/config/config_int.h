@@ -205,5 +205,11 @@ int cfg__listeners(struct cfg__ld *ld, const struct cfg__node *v);
 int cfg__admin(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
 /* Cross-checks the admin section against the listeners (loaded after). */
 int cfg__admin_check(struct cfg__ld *ld, const struct cfg__node *root);
+/* ---- cluster.c ---- */
+
+/* Sets the defaults of the "cluster" section. */
+void cfg__cluster_defaults(struct cfg_cluster *c);
+/* Reads the "cluster" mapping <v> into ((struct cfg *)obj)->cluster. */
+int cfg__cluster(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
 
 #endif
