@@ -175,12 +175,13 @@ class Request:
 
 
 class Origin:
-    def __init__(self, name="origin", port=0, idle_timeout=None):
+    def __init__(self, name="origin", port=0, idle_timeout=None, host=HOST):
         self.name = name
+        self.host = host
         self.idle_timeout = idle_timeout  # close idle keep-alive conns
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((HOST, port))
+        self.lsock.bind((host, port))
         self.lsock.listen(256)
         self.lsock.settimeout(0.2)
         self.port = self.lsock.getsockname()[1]
@@ -197,7 +198,7 @@ class Origin:
 
     @property
     def address(self):
-        return "%s:%d" % (HOST, self.port)
+        return "%s:%d" % (self.host, self.port)
 
     def start(self):
         self.thread.start()
