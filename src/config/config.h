@@ -158,6 +158,8 @@ struct cfg_admin {
     struct cfg_cidr *allow; /* who may ask; default loopback only */
     size_t nallow;
     bool proxy_protocol;    /* a PROXY v1/v2 header starts every connection */
+};
+
 /* Optional Redis for state the nodes of a cluster share (rate limits,
  * cache purges, the sticky-session table): docs/cluster.md. */
 struct cfg_redis {
