@@ -379,13 +379,15 @@ class Bed:
 
     # ---- client ----
 
-    def load_start(self, seconds, path="/echo", conns=8, pause=0, name="load"):
+    def load_start(self, seconds, path="/echo", conns=8, pause=0, name="load",
+                   reqs_per_conn=0):
         out = self.path(name + ".json")
         p = self.start("client", [sys.executable, os.path.join(CLUSTER, "load.py"),
                                   "--host", VIP, "--port", str(VIP_PORT),
                                   "--path", path, "--conns", str(conns),
                                   "--seconds", str(seconds), "--pause",
-                                  str(pause), "--out", out], name)
+                                  str(pause), "--reqs-per-conn",
+                                  str(reqs_per_conn), "--out", out], name)
         p.result_path = out
         return p
 

@@ -5,16 +5,16 @@ written as JSON.
   python3 tests/cluster/load.py --host 10.77.1.100 --port 80 \
       --path /slow/20 --conns 8 --seconds 12 --out result.json
 
-Each connection is kept alive as long as the server allows (a response
-with "Connection: close" or a closed socket ends it, and the next request
-opens a new one). A request fails when it gets no complete 2xx response,
+Each connection is kept alive as long as the server allows, or for
+--reqs-per-conn requests (a response with "Connection: close" or a closed
+socket ends it, and the next request opens a new one). A request fails when it gets no complete 2xx response,
 with one exception that every HTTP client makes (RFC 9112 §9.3.1): a GET
 sent on a *reused* connection that the server had already closed, with not
 one byte of response, is sent again on a new connection; those are
 counted apart as "retried" and are not failures.
 
 The JSON holds: totals (ok, failed, retried), the failures (time, error,
-whether the connection was reused), per node (from the response's Via
+whether the connection was reused), the start times of retried requests, per node (from the response's Via
 field) the count and the times of its first and last response, and one
 record per second of ok counts by node.
 """
@@ -79,6 +79,7 @@ class Worker(threading.Thread):
         self.end = end
         self.sock = None
         self.reused = False
+        self.on_conn = 0
 
     def connect(self):
         s = socket.create_connection((self.args.host, self.args.port),
@@ -86,6 +87,7 @@ class Worker(threading.Thread):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = s
         self.reused = False
+        self.on_conn = 0
 
     def close(self):
         if self.sock is not None:
@@ -99,15 +101,18 @@ class Worker(threading.Thread):
         """One request; returns (status, headers). Raises Failed/OSError."""
         if self.sock is None:
             self.connect()
+        self.on_conn += 1
+        last = self.args.reqs_per_conn and self.on_conn >= self.args.reqs_per_conn
         req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cluster-load\r\n"
-               "\r\n" % (self.args.path, self.args.hostname)).encode()
+               "%s\r\n" % (self.args.path, self.args.hostname,
+                            "Connection: close\r\n" if last else "")).encode()
         try:
             self.sock.sendall(req)
         except OSError as e:
             raise Failed("send: %s" % e.__class__.__name__, 0)
         deadline = time.monotonic() + self.args.timeout
         status, hdrs, _ = read_response(self.sock, deadline)
-        if "close" in hdrs.get("connection", "").lower():
+        if last or "close" in hdrs.get("connection", "").lower():
             self.close()
         else:
             self.reused = True
@@ -152,6 +157,7 @@ class Stats:
         self.lock = threading.Lock()
         self.n_ok = 0
         self.n_retried = 0
+        self.retries = []
         self.failures = []
         self.nodes = {}
         self.seconds = {}
@@ -161,6 +167,7 @@ class Stats:
             self.n_ok += 1
             if retried:
                 self.n_retried += 1
+                self.retries.append(t)
             n = self.nodes.setdefault(node, {"count": 0, "first": t, "last": t})
             n["count"] += 1
             n["last"] = max(n["last"], t)
@@ -182,6 +189,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--pause", type=float, default=0, help="ms between requests")
     ap.add_argument("--timeout", type=float, default=10)
+    ap.add_argument("--reqs-per-conn", type=int, default=0,
+                    help="close each connection after N requests (0: never)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     t0 = time.time()
@@ -195,6 +204,7 @@ def main():
     res = {
         "t0": t0, "t1": time.time(), "ok": stats.n_ok,
         "failed": len(stats.failures), "retried": stats.n_retried,
+        "retries": stats.retries,
         "failures": stats.failures, "nodes": stats.nodes,
         "seconds": {str(k): v for k, v in sorted(stats.seconds.items())},
     }
