@@ -17,6 +17,7 @@ import atexit
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -171,7 +172,7 @@ class Bed:
         return self
 
     def __exit__(self, *exc):
-        self.down()
+        self.down(keep=exc[0] is not None)
 
     def up(self):
         atexit.register(self.down)
@@ -192,7 +193,10 @@ class Bed:
             self.down()
             raise
 
-    def down(self):
+    def down(self, keep=True):
+        """Stops everything and removes the namespaces; the run directory
+        (configs, logs) goes too unless <keep> (the default: call
+        remove_dir() after looking at the logs) or GH_KEEP_BED=1."""
         if not self._up:
             return
         self._up = False
@@ -203,6 +207,14 @@ class Bed:
                 pass
         subprocess.run([BED_SH, "down", self.id], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+        if not keep:
+            self.remove_dir()
+
+    def remove_dir(self):
+        if os.environ.get("GH_KEEP_BED") == "1":
+            print("bed %s: logs kept in %s" % (self.id, self.dir))
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def start(self, host, argv, name, env=None):
         old = self.procs.get(name)

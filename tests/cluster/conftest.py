@@ -13,6 +13,14 @@ from bed import Bed, have_tools  # noqa: E402
 from lib.proxy import SANITIZER_MARKS  # noqa: E402
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    out = yield
+    rep = out.get_result()
+    if rep.when == "call" and rep.failed:
+        item.bed_failed = True
+
+
 @pytest.fixture
 def bed(request):
     """Factory: bed(**Bed kwargs) brings a bed up; it is torn down at the
@@ -31,11 +39,15 @@ def bed(request):
     yield make
     problems = []
     for b in beds:
-        b.down()
+        b.down()  # stops the processes; their logs stay
         for name, p in b.procs.items():
             if name.startswith("n"):
                 err = p.stderr()
                 if any(m in err for m in SANITIZER_MARKS):
                     problems.append("%s: %s" % (name, err[-3000:]))
+        if problems or getattr(request.node, "bed_failed", False):
+            print("bed %s: logs kept in %s" % (b.id, b.dir))
+        else:
+            b.remove_dir()
     if problems:
         pytest.fail("sanitizer reports:\n" + "\n".join(problems))
