@@ -123,3 +123,38 @@ def test_drain_when_not_running(origin, gatehouse, tmp_path):
     r = run_cli(["drain", "-c", g.config_path])
     assert r.returncode == 1
     assert "is it running?" in r.stderr
+
+
+def test_cluster_example_runs_and_drains(origins, gatehouse, tmp_path):
+    """examples/cluster-node.yaml runs as it is (ports and paths moved to
+    free ones in a copy), with no Redis listening: it serves, says it uses
+    local state, and drains on request."""
+    import os
+    import re
+    from lib.net import curl
+    from lib.proxy import ROOT
+    path = os.path.join(ROOT, "examples", "cluster-node.yaml")
+    r = run_cli(["-t", "-c", path])
+    assert r.returncode == 0, r.stderr
+    text = open(path).read()
+    a, b = origins("was1"), origins("was2")
+    listen, redis = free_port(), free_port()
+    for old, new in (("127.0.0.1:8080", listen), ("127.0.0.1:9001", a.port),
+                     ("127.0.0.1:9002", b.port), ("127.0.0.1:6379", redis)):
+        assert old in text
+        text = text.replace(old, "127.0.0.1:%d" % new)
+    text = re.sub(r"/tmp/gatehouse-node1\.pid", str(tmp_path / "n.pid"), text)
+    text = text.replace("drain_delay: 2s", "drain_delay: 200ms")
+    g = gatehouse(text, listen)
+    p = curl("-s", "-D", "-", "http://127.0.0.1:%d/echo" % listen)
+    out = p.stdout.decode()
+    assert " 200 " in out.splitlines()[0]
+    assert "Via: 1.1 node1" in out
+    deadline = time.monotonic() + 5
+    while "using local state" not in g.stderr() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "using local state" in g.stderr()
+    r = run_cli(["drain", "-c", g.config_path])
+    assert r.returncode == 0, r.stderr
+    g.checked = True
+    assert g.wait(10) == 0
