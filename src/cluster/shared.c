@@ -76,7 +76,7 @@ static void hook_add_write(void *priv)
 {
     struct rconn *rc = priv;
     rc->want_w = true;
-    if (rc->state == RC_UP && rc->writable)
+    if (rc->connected && rc->writable)
         loop_defer(rc->s->l, &rc->defer, pump_deferred);
 }
 
@@ -98,6 +98,7 @@ static void hook_cleanup(void *priv)
     loop_undefer(s->l, &rc->defer);
     timer_cancel(s->l, &rc->timer);
     rc->ac = NULL;
+    rc->connected = false;
     if (rc->state == RC_UP && rc == &s->cmd)
         cnt_add(&shared__cnt.up, -1);
     cnt_add(&shared__cnt.lost, 1);
@@ -116,7 +117,7 @@ static void hook_cleanup(void *priv)
 static void rc_read(struct rconn *rc)
 {
     for (int i = 0; i < READS_PER_PUMP; i++) {
-        if (rc->ac == NULL || rc->state != RC_UP)
+        if (rc->ac == NULL || !rc->connected)
             return;
         redisAsyncHandleRead(rc->ac);
         if (rc->ac == NULL)
@@ -193,22 +194,13 @@ static void rc_retry(struct loop *l, struct timer *t)
         shared__rc_start(rc);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* Connected, and authenticated when a password is set: calls may go. */
+static void become_up(struct rconn *rc)
 {
-    struct rconn *rc = ac->data;
     struct shared *s = rc->s;
-    if (status != REDIS_OK) {
-        if (!rc->warned)
-            log_warn("redis %s: %s connection failed (%s); using local state, "
-                     "retrying in the background",
-                     s->addr_text, rc->role, ac->errstr);
-        rc->warned = true;
-        return; /* hiredis frees the context: hook_cleanup */
-    }
     rc->state = RC_UP;
-    timer_cancel(s->l, &rc->timer);
-    if (rc->npend > 0) /* AUTH was queued before the connect completed */
-        timer_set(s->l, &rc->timer, s->timeout, rc_deadline);
+    if (rc->npend == 0)
+        timer_cancel(s->l, &rc->timer);
     rc->backoff = BACKOFF_MIN;
     cnt_add(&shared__cnt.connects, 1);
     if (rc == &s->cmd)
@@ -223,6 +215,49 @@ static void on_connect(const redisAsyncContext *ac, int status)
         shared__resubscribe(s);
 }
 
+static void auth_done(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    struct rconn *rc = priv;
+    redisReply *r = reply;
+    shared__rc_replied(rc);
+    if (r == NULL)
+        return; /* the connection is going: hook_cleanup */
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (!rc->warned)
+            log_err("redis %s: AUTH refused (%s); using local state",
+                    rc->s->addr_text, r->str);
+        rc->warned = true;
+        shared__rc_drop(rc, -EACCES); /* hiredis frees it after this call */
+        return;
+    }
+    become_up(rc);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    struct rconn *rc = cac->data;
+    struct shared *s = rc->s;
+    if (status != REDIS_OK) {
+        if (!rc->warned)
+            log_warn("redis %s: %s connection failed (%s); using local state, "
+                     "retrying in the background",
+                     s->addr_text, rc->role, cac->errstr);
+        rc->warned = true;
+        return; /* hiredis frees the context: hook_cleanup */
+    }
+    rc->connected = true;
+    if (s->password == NULL) {
+        become_up(rc);
+        return;
+    }
+    /* AUTH first; calls wait for its answer (the connect deadline runs on) */
+    const char *argv[2] = { "AUTH", s->password };
+    size_t argvlen[2] = { 4, strlen(s->password) };
+    if (redisAsyncCommandArgv(rc->ac, auth_done, rc, 2, argv, argvlen) == REDIS_OK)
+        rc->npend++;
+}
+
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct rconn *rc = ac->data;
@@ -233,20 +268,6 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     log_warn("redis %s: %s connection lost (%s); using local state until it "
              "is back", rc->s->addr_text, rc->role,
              ac->errstr[0] ? ac->errstr : "closed");
-}
-
-static void auth_done(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)ac;
-    struct rconn *rc = priv;
-    redisReply *r = reply;
-    shared__rc_replied(rc);
-    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        log_err("redis %s: AUTH refused (%s); using local state", rc->s->addr_text,
-                r->str);
-        rc->warned = true;
-        shared__rc_drop(rc, -EACCES); /* hiredis frees it after this call */
-    }
 }
 
 /* Could not even start: count it and try again later. */
@@ -280,6 +301,7 @@ void shared__rc_start(struct rconn *rc)
     }
     rc->ac = ac;
     rc->state = RC_CONNECTING;
+    rc->connected = false;
     rc->want_w = rc->writable = rc->readable = rc->rdhup = false;
     rc->npend = 0;
     rc->why = -ENOTCONN;
@@ -299,12 +321,6 @@ void shared__rc_start(struct rconn *rc)
     redisAsyncSetConnectCallback(ac, on_connect); /* asks to write */
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     timer_set(s->l, &rc->timer, s->timeout, rc_deadline);
-    if (s->password != NULL) {
-        const char *argv[2] = { "AUTH", s->password };
-        size_t argvlen[2] = { 4, strlen(s->password) };
-        if (redisAsyncCommandArgv(ac, auth_done, rc, 2, argv, argvlen) == REDIS_OK)
-            rc->npend++;
-    }
 }
 
 void shared__rc_drop(struct rconn *rc, int why)

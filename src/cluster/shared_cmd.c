@@ -147,9 +147,15 @@ static void reply_done(redisAsyncContext *ac, void *reply, void *priv)
         parse_reply(c->kind, r, &res);
     if (res.err != 0) {
         atomic_fetch_add_explicit(&shared__cnt.failed, 1, memory_order_relaxed);
-        if (res.err == -EPROTO)
-            log_warn("redis %s: unexpected reply: %s", s->addr_text,
+        /* at most one line in 10 s: a Redis refusing every write (a
+         * replica, out of memory) must not flood the log */
+        int64_t now = loop_now(s->l);
+        if (res.err == -EPROTO && (s->proto_logged == 0 || now - s->proto_logged >= 10000)) {
+            s->proto_logged = now;
+            log_warn("redis %s: unexpected reply: %s; using local state for "
+                     "such calls", s->addr_text,
                      r->type == REDIS_REPLY_ERROR ? r->str : "wrong type");
+        }
     }
     struct shared_req *q = c->q;
     call_put(c);

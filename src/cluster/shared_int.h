@@ -38,6 +38,7 @@ struct rconn {
     struct timer timer;       /* connect/reply deadline, or reconnect */
     struct defer defer;       /* write or read more, after this batch */
     enum rc_state state;
+    bool connected;           /* TCP is up (AUTH may still be pending) */
     bool want_w, writable, readable, rdhup;
     bool was_up;              /* went down after being up: log recovery */
     bool warned;              /* the failure to connect was logged */
@@ -79,6 +80,7 @@ struct shared {
     unsigned ncalls;       /* allocated */
     unsigned live;         /* in flight */
     bool closing;
+    int64_t proto_logged;  /* loop ms of the last "unexpected reply" line */
 };
 
 /* Process-wide counters (shared_stats). */

@@ -58,31 +58,44 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void redis_start(void)
+/* Starts redis-server on <port> (with a password unless NULL). */
+static pid_t spawn_redis(int port_n, const char *password)
 {
     char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    redis_pid = fork();
-    if (redis_pid == 0) {
+    snprintf(port, sizeof(port), "%d", port_n);
+    pid_t pid = fork();
+    if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
         execlp("redis-server", "redis-server", "--port", port, "--bind",
                "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "/tmp",
-               "--loglevel", "warning", (char *)NULL);
+               "--loglevel", "warning", "--requirepass",
+               password != NULL ? password : "", (char *)NULL);
         _exit(127);
     }
-    assert_true(redis_pid > 0);
-    for (int i = 0; i < 250 && !port_open(redis_port); i++)
+    assert_true(pid > 0);
+    for (int i = 0; i < 250 && !port_open(port_n); i++)
         sleep_ms(20);
-    assert_true(port_open(redis_port));
+    assert_true(port_open(port_n));
+    return pid;
+}
+
+static void kill_redis(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void redis_start(void)
+{
+    redis_pid = spawn_redis(redis_port, NULL);
 }
 
 static void redis_stop(void)
 {
     if (redis_pid <= 0)
         return;
-    kill(redis_pid, SIGKILL);
-    waitpid(redis_pid, NULL, 0);
+    kill_redis(redis_pid);
     redis_pid = -1;
 }
 
@@ -423,6 +436,93 @@ static void test_no_redis(void **state)
     loop_free(l);
 }
 
+/* A password: the right one works; a wrong one never makes the client
+ * usable (calls fail at once), and says so. */
+static void test_password(void **state)
+{
+    (void)state;
+    int port = free_port();
+    pid_t pid = spawn_redis(port, "s3cret");
+    struct loop *l = loop_new();
+    struct cfg_redis c = redis_cfg("pw:");
+    char text[32];
+    snprintf(text, sizeof(text), "127.0.0.1:%d", port);
+    assert_int_equal(cfg_parse_addr(str_cstr(text), &c.addr), 0);
+    c.password = "s3cret";
+    struct shared *good = shared_new(l, &c);
+    c.password = "wrong";
+    struct shared *bad = shared_new(l, &c);
+    wait_up(l, good, 2000);
+    struct waiter w;
+    waiter_init(&w, l);
+    assert_int_equal(shared_incr(good, &w.q, STR_LIT("n"), 1, 1000), 0);
+    run_for(l, 2000);
+    assert_true(w.done);
+    assert_int_equal(w.res.err, 0);
+    assert_int_equal(w.res.n, 1);
+    run_for(l, 300);
+    assert_false(shared_up(bad));
+    assert_int_equal(shared_incr(bad, &w.q, STR_LIT("n"), 1, 1000), -ENOTCONN);
+    shared_free(good);
+    shared_free(bad);
+    loop_free(l);
+    kill_redis(pid);
+}
+
+static int ncompleted, nfailed;
+
+static void count_done(struct shared_req *q, const struct shared_res *r)
+{
+    (void)q;
+    ncompleted++;
+    if (r->err != 0)
+        nfailed++;
+}
+
+/* A stalled Redis cannot make a node queue without bound: past 4096
+ * pending calls, calls are refused at once (-ENOBUFS); every pending one
+ * completes (timed out). An error reply completes its call with -EPROTO. */
+static void test_pending_cap_and_error_reply(void **state)
+{
+    (void)state;
+    struct loop *l = loop_new();
+    struct cfg_redis c = redis_cfg(fresh_prefix());
+    struct shared *a = shared_new(l, &c);
+    wait_up(l, a, 2000);
+    /* a string value makes INCRBY fail inside the script */
+    assert_int_equal(shared_set(a, STR_LIT("str"), STR_LIT("abc"), 60000), 0);
+    struct waiter w;
+    waiter_init(&w, l);
+    assert_int_equal(shared_incr(a, &w.q, STR_LIT("str"), 1, 1000), 0);
+    run_for(l, 2000);
+    assert_true(w.done);
+    assert_int_equal(w.res.err, -EPROTO);
+
+    kill(redis_pid, SIGSTOP);
+    enum { N = 4200 };
+    static struct shared_req qs[N];
+    int queued = 0, refused = 0;
+    ncompleted = nfailed = 0;
+    for (int i = 0; i < N; i++) {
+        qs[i] = (struct shared_req){ .cb = count_done };
+        int rc = shared_get(a, &qs[i], STR_LIT("k"));
+        if (rc == 0)
+            queued++;
+        else if (rc == -ENOBUFS)
+            refused++;
+    }
+    assert_int_equal(queued, 4096);
+    assert_int_equal(refused, N - 4096);
+    for (int i = 0; i < 50 && ncompleted < queued; i++)
+        run_for(l, 100);
+    kill(redis_pid, SIGCONT);
+    assert_int_equal(ncompleted, queued);
+    assert_int_equal(nfailed, queued);
+    wait_up(l, a, 3000);
+    shared_free(a);
+    loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +533,8 @@ int main(void)
         cmocka_unit_test(test_pubsub_and_restart),
         cmocka_unit_test(test_stalled_redis_times_out),
         cmocka_unit_test(test_no_redis),
+        cmocka_unit_test(test_password),
+        cmocka_unit_test(test_pending_cap_and_error_reply),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
