@@ -1,7 +1,8 @@
 /*
  * This node's place in a cluster: whether it is leaving (draining).
  *
- * Draining is process-wide: SIGUSR2 (or "gatehouse drain") sets it, the
+ * Draining is process-wide: the graceful stop (SIGTERM, "gatehouse drain")
+ * sets it, the
  * health endpoint answers 503 from then on so the L4 balancer stops sending
  * new connections, and the workers finish what they have (idle keep-alive
  * connections closed, "Connection: close" on the next response of busy

@@ -58,7 +58,7 @@ def test_drain_one_node_under_load_fails_nothing(bed):
     assert res["nodes"]["n1"]["last"] < t_exit
     for n in ("n2", "n3"):
         assert served_after(res, n, t_exit + 1) > 0, n
-    assert "SIGUSR2: draining" in b.node_log(1)
+    assert "draining: health checks fail" in b.node_log(1)
 
 
 def test_sigkill_fails_only_in_flight_and_node_comes_back(bed):

@@ -1,4 +1,5 @@
-"""Leaving a cluster (issue 9): `gatehouse drain` / SIGUSR2. Idle
+"""Leaving a cluster (issue 9): `gatehouse drain` (SIGTERM) with
+cluster.drain_delay set. Idle
 keep-alive connections are closed at once, busy ones get "Connection:
 close" on their response, new connections are still accepted for
 cluster.drain_delay (the balancer has not noticed yet) and served with
@@ -82,14 +83,14 @@ def test_drain_command_finishes_work_then_exits(origin, gatehouse, tmp_path):
     assert "connection: close" in heads.read_text().lower()
     g.checked = True
     assert g.wait(10) == 0, "exit status %r" % g.returncode
-    assert "SIGUSR2: draining" in g.error_log_text()
+    assert "draining: health checks fail" in g.error_log_text()
 
 
-def test_sigusr2_when_idle_exits_after_delay(origin, gatehouse, tmp_path):
+def test_sigterm_when_idle_exits_after_delay(origin, gatehouse, tmp_path):
     port, cfg = drain_config(tmp_path, origin, delay="300ms")
     g = gatehouse(cfg, port)
     t0 = time.monotonic()
-    g.send_signal(signal.SIGUSR2)
+    g.send_signal(signal.SIGTERM)
     g.checked = True
     assert g.wait(5) == 0
     took = time.monotonic() - t0
@@ -99,12 +100,26 @@ def test_sigusr2_when_idle_exits_after_delay(origin, gatehouse, tmp_path):
 def test_sigint_cuts_a_drain_short(origin, gatehouse, tmp_path):
     port, cfg = drain_config(tmp_path, origin, delay="30s")
     g = gatehouse(cfg, port)
-    g.send_signal(signal.SIGUSR2)
+    g.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     assert g.alive(), "exited before drain_delay"
     g.send_signal(signal.SIGINT)
     g.checked = True
     assert g.wait(5) is not None, "SIGINT did not stop a draining gatehouse"
+
+
+def test_second_sigterm_skips_the_delay(origin, gatehouse, tmp_path):
+    port, cfg = drain_config(tmp_path, origin, delay="30s")
+    g = gatehouse(cfg, port)
+    g.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert g.alive(), "exited before drain_delay"
+    assert not refused(port), "stopped accepting before drain_delay"
+    t0 = time.monotonic()
+    g.send_signal(signal.SIGTERM)
+    g.checked = True
+    assert g.wait(5) == 0, "a second SIGTERM did not end the drain"
+    assert time.monotonic() - t0 < 3
 
 
 def test_drain_without_pid_file_says_why(origin, gatehouse, tmp_path):
