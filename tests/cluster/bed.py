@@ -73,7 +73,7 @@ def feature(name):
     "admin" (/healthz on an admin listener) or "proxy_protocol"."""
     if name not in _features:
         probe = {
-            "admin": {"admin": {"listen": "127.0.0.1:1"}},
+            "admin": {"admin": {"listen": "127.0.0.1:2"}},
             "proxy_protocol": {},
         }[name]
         lst = {"listen": "127.0.0.1:1",

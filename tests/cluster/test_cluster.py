@@ -116,3 +116,31 @@ def test_redis_stopped_mid_run_fails_nothing(bed):
         assert "using local state" in log, log
         assert "up again" in log, log
     assert served_after(res, "n1", t_back) > 0
+
+
+def test_client_address_survives_the_l4_hop(bed):
+    """HAProxy sends PROXY v2: the node sees the client (10.77.1.10), not
+    the balancer (10.77.2.2), in X-Forwarded-For and its access log."""
+    import json
+    import pytest
+    from bed import feature
+    if not feature("proxy_protocol"):
+        pytest.skip("needs proxy_protocol on listeners (issue 8)")
+    b = bed(nodes=2, was=1)
+    seen = set()
+    for _ in range(4):  # round robin: both nodes
+        r = subprocess.run(["ip", "netns", "exec", b.ns("client"), "curl",
+                            "-s", "-D", "/dev/stderr", "http://10.77.1.100/echo"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10, text=True)
+        assert r.returncode == 0, r.stderr
+        echo = json.loads(r.stdout)
+        xff = [v for k, v in echo["headers"] if k.lower() == "x-forwarded-for"]
+        assert xff == ["10.77.1.10"], echo["headers"]
+        seen.add(r.stderr.split("Via: 1.1 ")[1].split()[0])
+    assert seen == {"n1", "n2"}
+    time.sleep(0.3)  # access logs are flushed once per loop iteration
+    for i in (1, 2):
+        with open(b.path("n%d.access.log" % i)) as f:
+            lines = f.read().splitlines()
+        assert lines and all(ln.startswith("10.77.1.10 ") for ln in lines), lines
