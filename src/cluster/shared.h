@@ -39,7 +39,9 @@ struct shared_res {
     int err;
     int64_t n;       /* shared_gcra: µs to wait (0: allowed); shared_incr:
                         the count in the window */
-    int64_t n2;      /* shared_incr: ms left in the window */
+    int64_t n2;      /* shared_gcra: µs until the next request of this key
+                        would pass (0: at once); shared_incr: ms left in
+                        the window */
     const char *str; /* shared_get: the value (NULL when absent); valid
                         during the callback only */
     size_t len;
@@ -84,8 +86,10 @@ bool shared_up(const struct shared *s);
  * under key <key> may pass when no more than <burst> requests passed in the
  * last burst * period. Redis's clock decides, so the nodes' clocks do not
  * matter. r->n is 0 when it passes (and is counted), else the µs until it
- * would. Returns 0, -ENOTCONN, -ENOBUFS (too many calls pending) or
- * -ENAMETOOLONG (key over 200 bytes). */
+ * would; r->n2 the µs until the next one would (crl_learn() keeps it, so
+ * the node refuses without asking until then). Returns 0, -ENOTCONN,
+ * -ENOBUFS (too many calls pending) or -ENAMETOOLONG (key over 200
+ * bytes). */
 int shared_gcra(struct shared *s, struct shared_req *q, struct str key,
                 int64_t period_us, uint32_t burst);
 

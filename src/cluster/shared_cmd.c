@@ -17,21 +17,27 @@
 
 enum call_kind { K_FIRE = 0, K_GCRA, K_INCR, K_GET };
 
-/* GCRA with Redis's clock, in µs. ARGV: period, burst - 1. Returns 0 and
- * counts the request, or the µs until it would pass (not counted). Numbers
- * are formatted with %.0f: Lua's default %.14g would round µs timestamps. */
+/* GCRA with Redis's clock, in µs. ARGV: period, burst - 1. Returns
+ * { 0, next } and counts the request, or { wait, wait } (not counted):
+ * wait is the µs until this request would pass, next the µs until the
+ * following one would (0: at once), so a node can refuse without asking
+ * until then. Numbers are formatted with %.0f: Lua's default %.14g would
+ * round µs timestamps. */
 static const char gcra_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local period = tonumber(ARGV[1])\n"
+    "local tau = tonumber(ARGV[2]) * period\n"
     "local tat = tonumber(redis.call('GET', KEYS[1]) or now)\n"
     "if tat < now then tat = now end\n"
-    "local wait = tat - tonumber(ARGV[2]) * period - now\n"
-    "if wait > 0 then return math.ceil(wait) end\n"
+    "local wait = tat - tau - now\n"
+    "if wait > 0 then wait = math.ceil(wait) return { wait, wait } end\n"
     "tat = tat + period\n"
     "redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
     "           string.format('%.0f', math.ceil((tat - now) / 1000) + 1))\n"
-    "return 0\n";
+    "local nxt = tat - tau - now\n"
+    "if nxt < 0 then nxt = 0 end\n"
+    "return { 0, math.ceil(nxt) }\n";
 
 /* A fixed window: INCRBY, with the expiry set by the first increment.
  * Returns { count, ms left }. */
@@ -102,11 +108,6 @@ static void parse_reply(int kind, const redisReply *r, struct shared_res *res)
 {
     switch (kind) {
     case K_GCRA:
-        if (r->type == REDIS_REPLY_INTEGER)
-            res->n = r->integer;
-        else
-            res->err = -EPROTO;
-        break;
     case K_INCR:
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[0]->type == REDIS_REPLY_INTEGER &&

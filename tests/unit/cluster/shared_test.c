@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/crl.h"
 #include "cluster/shared.h"
 #include "core/log.h"
 #include "core/macros.h"
@@ -212,10 +213,17 @@ static void test_gcra_across_nodes(void **state)
         run_for(l, 2000);
         assert_true(w.done);
         assert_int_equal(w.res.err, 0);
-        if (w.res.n == 0)
+        if (w.res.n == 0) {
             allowed++;
-        else
+            /* the third fills the burst: the next must wait ~10 s */
+            if (allowed < 3)
+                assert_int_equal(w.res.n2, 0);
+            else
+                assert_true(w.res.n2 > 9 * 1000 * 1000);
+        } else {
             assert_true(w.res.n > 0 && w.res.n <= 10 * 1000 * 1000);
+            assert_int_equal(w.res.n2, w.res.n);
+        }
     }
     assert_int_equal(allowed, 3);
     shared_free(a);
@@ -523,11 +531,58 @@ static void test_pending_cap_and_error_reply(void **state)
     loop_free(l);
 }
 
+/* A client sending 100 requests/s alternately to two nodes, under a rule
+ * of 10/s with a burst of 5, is held to the cluster-wide rate: about
+ * 5 + 10/s over 2 s pass, not twice that. Each node asks Redis and waits
+ * for the verdict, and remembers refusals (crl) so that it does not ask
+ * again for every request of a client it knows is over. */
+static void test_cluster_wide_rate(void **state)
+{
+    (void)state;
+    struct loop *l = loop_new();
+    struct cfg_redis c = redis_cfg(fresh_prefix());
+    struct shared *node[2] = { shared_new(l, &c), shared_new(l, &c) };
+    struct crl *seen[2] = { crl_new(0), crl_new(0) };
+    wait_up(l, node[0], 2000);
+    wait_up(l, node[1], 2000);
+    int allowed = 0, asked = 0;
+    loop_update_clock(l);
+    int64_t t0 = loop_now(l);
+    struct waiter w;
+    for (int i = 0; loop_now(l) - t0 < 2000; i++) {
+        int k = i % 2;
+        int64_t now = loop_now_us(l);
+        if (crl_blocked(seen[k], STR_LIT("rl:10.77.1.10"), now) == 0) {
+            waiter_init(&w, l);
+            assert_int_equal(shared_gcra(node[k], &w.q, STR_LIT("rl:10.77.1.10"),
+                                         100 * 1000, 5), 0);
+            asked++;
+            run_for(l, 1000);
+            assert_true(w.done);
+            assert_int_equal(w.res.err, 0);
+            loop_update_clock(l);
+            crl_learn(seen[k], STR_LIT("rl:10.77.1.10"), loop_now_us(l), w.res.n2);
+            allowed += w.res.n == 0;
+        }
+        run_for(l, 10);
+    }
+    print_message("cluster-wide rate: %d passed of ~%d, Redis asked %d times\n",
+                  allowed, (int)((loop_now(l) - t0) / 10), asked);
+    assert_in_range(allowed, 23, 27);
+    assert_true(asked < 60); /* refusals were not asked about */
+    crl_free(seen[0]);
+    crl_free(seen[1]);
+    shared_free(node[0]);
+    shared_free(node[1]);
+    loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gcra_across_nodes),
         cmocka_unit_test(test_window_counter),
+        cmocka_unit_test(test_cluster_wide_rate),
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_pubsub_and_restart),
