@@ -35,7 +35,7 @@ def served_after(res, node, t):
 
 
 def test_drain_one_node_under_load_fails_nothing(bed):
-    b = bed(nodes=3, was=2, drain_delay="1500ms", balance="leastconn")
+    b = bed(nodes=3, was=2, drain_delay="2500ms", balance="leastconn")
     load = b.load_start(10, **LOAD)
     time.sleep(3)
     t_drain = time.time()
