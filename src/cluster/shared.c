@@ -183,6 +183,13 @@ static void rc_deadline(struct loop *l, struct timer *t)
         rc->was_up = true;
         rc->warned = true;
         shared__rc_drop(rc, -ETIMEDOUT);
+        /* The subscriber waits for messages, so it cannot tell a stalled or
+         * unreachable Redis from a quiet one: make it connect again too,
+         * and report the gap once it is back. */
+        if (s->sub.state == RC_UP) {
+            s->sub.was_up = true;
+            shared__rc_drop(&s->sub, -ETIMEDOUT);
+        }
     }
 }
 
@@ -247,6 +254,9 @@ static void on_connect(const redisAsyncContext *cac, int status)
         return; /* hiredis frees the context: hook_cleanup */
     }
     rc->connected = true;
+    /* a peer gone without a word (a partition) shows up within minutes
+     * even on a quiet subscriber connection */
+    (void)redisEnableKeepAlive((redisContext *)&cac->c);
     if (s->password == NULL) {
         become_up(rc);
         return;

@@ -397,14 +397,18 @@ static void test_pubsub_and_restart(void **state)
 
 /* A Redis that accepts but never answers (SIGSTOP): the call completes
  * with -ETIMEDOUT after about the timeout, not later, and the client
- * recovers when Redis does. */
+ * recovers when Redis does; so does its subscriber, which reports the gap
+ * (it could not have noticed the stall by itself). */
 static void test_stalled_redis_times_out(void **state)
 {
     (void)state;
     struct loop *l = loop_new();
     struct cfg_redis c = redis_cfg(fresh_prefix());
     struct shared *a = shared_new(l, &c);
+    struct inbox box = { .l = l }, *ib = &box;
+    assert_int_equal(shared_subscribe(a, STR_LIT("purge"), on_msg, ib), 0);
     wait_up(l, a, 2000);
+    publish_until(l, a, ib, "/before", 2000);
     kill(redis_pid, SIGSTOP);
     struct waiter w;
     waiter_init(&w, l);
@@ -420,6 +424,9 @@ static void test_stalled_redis_times_out(void **state)
     run_for(l, 2000);
     assert_true(w.done);
     assert_int_equal(w.res.err, 0);
+    publish_until(l, a, ib, "/after", 3000);
+    assert_int_equal(ib->gaps, 1);
+    assert_string_equal(ib->last, "/after");
     shared_free(a);
     loop_free(l);
 }
