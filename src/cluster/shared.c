@@ -423,9 +423,24 @@ void shared_free(struct shared *s)
     timer_cancel(s->l, &s->sub.timer);
     for (size_t i = 0; i < s->nsubs; i++)
         free(s->subs[i].channel);
+    for (size_t i = 0; i < s->nattached; i++)
+        free(s->attached[i]);
+    free(s->attached);
     shared__calls_free(s);
     free(s->password);
     free(s);
+}
+
+void *shared_attach(struct shared *s, size_t n)
+{
+    void **a = realloc(s->attached, (s->nattached + 1) * sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    s->attached = a;
+    void *p = calloc(1, n);
+    if (p != NULL)
+        a[s->nattached++] = p;
+    return p;
 }
 
 bool shared_up(const struct shared *s)

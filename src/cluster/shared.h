@@ -118,6 +118,10 @@ int shared_publish(struct shared *s, struct str channel, struct str msg);
 int shared_subscribe(struct shared *s, struct str channel, shared_msg_fn *fn,
                      void *arg);
 
+/* <n> zeroed bytes that live as long as <s> (state for a subscription's
+ * callback); NULL when out of memory. */
+void *shared_attach(struct shared *s, size_t n);
+
 /* The caller no longer wants <q>'s result: its callback will not run. */
 void shared_cancel(struct shared_req *q);
 

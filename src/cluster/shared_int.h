@@ -80,6 +80,8 @@ struct shared {
     unsigned ncalls;       /* allocated */
     unsigned live;         /* in flight */
     bool closing;
+    void **attached;       /* shared_attach() blocks */
+    size_t nattached;
     int64_t proto_logged;  /* loop ms of the last "unexpected reply" line */
 };
 
