@@ -448,6 +448,41 @@ bool shared_up(const struct shared *s)
     return s->cmd.state == RC_UP;
 }
 
+size_t shared_stats_prometheus(char *buf, size_t cap)
+{
+    struct shared_stats st;
+    shared_stats(&st);
+    int n = snprintf(buf, cap,
+        "# HELP gatehouse_redis_up Workers whose Redis connection is up.\n"
+        "# TYPE gatehouse_redis_up gauge\n"
+        "gatehouse_redis_up %llu\n"
+        "# HELP gatehouse_redis_fallbacks_total Calls answered from local state "
+        "at once because Redis was down.\n"
+        "# TYPE gatehouse_redis_fallbacks_total counter\n"
+        "gatehouse_redis_fallbacks_total %llu\n"
+        "# HELP gatehouse_redis_failed_total Calls sent to Redis that failed "
+        "(then decided locally).\n"
+        "# TYPE gatehouse_redis_failed_total counter\n"
+        "gatehouse_redis_failed_total %llu\n"
+        "# HELP gatehouse_redis_timeouts_total Calls that got no reply in time.\n"
+        "# TYPE gatehouse_redis_timeouts_total counter\n"
+        "gatehouse_redis_timeouts_total %llu\n"
+        "# HELP gatehouse_redis_connections_total Redis connections made and "
+        "lost.\n"
+        "# TYPE gatehouse_redis_connections_total counter\n"
+        "gatehouse_redis_connections_total{event=\"connected\"} %llu\n"
+        "gatehouse_redis_connections_total{event=\"lost\"} %llu\n",
+        (unsigned long long)st.up, (unsigned long long)st.fallbacks,
+        (unsigned long long)st.failed, (unsigned long long)st.timeouts,
+        (unsigned long long)st.connects, (unsigned long long)st.lost);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap > 0)
+            buf[0] = '\0';
+        return 0;
+    }
+    return (size_t)n;
+}
+
 void shared_stats(struct shared_stats *out)
 {
     out->fallbacks = atomic_load(&shared__cnt.fallbacks);

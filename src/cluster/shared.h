@@ -128,4 +128,9 @@ void shared_cancel(struct shared_req *q);
 /* Sums the counters of every client of the process into <out>. */
 void shared_stats(struct shared_stats *out);
 
+/* Writes the counters in the Prometheus text format (gatehouse_redis_*)
+ * into <buf> (size <cap>, NUL-terminated). Returns the length, or 0 when
+ * it does not fit. */
+size_t shared_stats_prometheus(char *buf, size_t cap);
+
 #endif

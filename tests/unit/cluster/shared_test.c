@@ -390,6 +390,14 @@ static void test_pubsub_and_restart(void **state)
     assert_int_equal(ib.gaps, 1);
     shared_stats(&s1);
     assert_true(s1.connects >= s0.connects + 2);
+    char prom[2048];
+    assert_true(shared_stats_prometheus(prom, sizeof(prom)) > 0);
+    char want[64];
+    snprintf(want, sizeof(want), "\ngatehouse_redis_fallbacks_total %llu\n",
+             (unsigned long long)s1.fallbacks);
+    assert_non_null(strstr(prom, want));
+    assert_non_null(strstr(prom, "# TYPE gatehouse_redis_up gauge\n"));
+    assert_int_equal(shared_stats_prometheus(prom, 16), 0);
     shared_free(a);
     shared_free(b);
     loop_free(l);
