@@ -389,6 +389,20 @@ class Bed:
         raise AssertionError("%s not %s after %ss (is %s)" % (
             name, status, timeout, self.lb_stat().get(name)))
 
+    def metrics(self, i):
+        """Node <i>'s /metrics as {name{labels}: value}, asked from the
+        balancer's host (the admin listener allows only the DMZ)."""
+        r = subprocess.run(["ip", "netns", "exec", self.ns("lb"), "curl", "-s",
+                            "-m", "5", "http://%s:%d/metrics" % (node_addr(i), ADMIN_PORT)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=10)
+        out = {}
+        for ln in r.stdout.splitlines():
+            if ln and not ln.startswith("#"):
+                k, _, v = ln.rpartition(" ")
+                out[k] = float(v)
+        return out
+
     # ---- client ----
 
     def load_start(self, seconds, path="/echo", conns=8, pause=0, name="load",

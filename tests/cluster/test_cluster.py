@@ -102,13 +102,23 @@ def test_redis_stopped_mid_run_fails_nothing(bed):
     for i in (1, 2):
         assert "redis" not in b.node_log(i).lower() or \
             "failed" not in b.node_log(i), b.node_log(i)
+    if b.healthz:
+        assert b.metrics(1).get("gatehouse_redis_up") == 1
     load = b.load_start(9, **LOAD)
     time.sleep(2)
     b.procs["redis"].stop(signal.SIGKILL)
-    time.sleep(3)
+    time.sleep(1)
+    if b.healthz:  # /metrics says so too
+        m = b.metrics(1)
+        assert m.get("gatehouse_redis_up") == 0, m
+        assert m.get('gatehouse_redis_connections_total{event="lost"}', 0) >= 1, m
+    time.sleep(2)
     t_back = time.time()
     b.start_redis()
     res = b.load_result(load)
+    if b.healthz:
+        m = b.metrics(1)
+        assert m.get("gatehouse_redis_up") == 1, m
     report("redis-down", res, redis_down="3s")
     assert res["failed"] == 0, res["failures"][:10]
     for i in (1, 2):
