@@ -53,7 +53,7 @@ def test_drain_command_finishes_work_then_exits(origin, gatehouse, tmp_path):
         t0 = time.monotonic()
         r = run_cli(["drain", "-c", g.config_path])
         assert r.returncode == 0, r.stderr
-        assert "signalled process %d" % g.pid in r.stdout
+        assert "signal sent to process %d" % g.pid in r.stdout
         # idle keep-alive connections go at once
         assert idle.closed_within(1.0), "idle keep-alive connection kept open"
         # during drain_delay new connections are still taken, one request each
@@ -128,7 +128,7 @@ def test_drain_without_pid_file_says_why(origin, gatehouse, tmp_path):
     g = gatehouse(cfg, port)
     r = run_cli(["drain", "-c", g.config_path])
     assert r.returncode == 1
-    assert "has no pid_file" in r.stderr
+    assert "has no \"pid_file\"" in r.stderr
     assert g.alive()
 
 
@@ -137,7 +137,7 @@ def test_drain_when_not_running(origin, gatehouse, tmp_path):
     g = gatehouse(cfg, port, run=False)
     r = run_cli(["drain", "-c", g.config_path])
     assert r.returncode == 1
-    assert "is it running?" in r.stderr
+    assert "is gatehouse running?" in r.stderr
 
 
 def test_cluster_example_runs_and_drains(origins, gatehouse, tmp_path):
