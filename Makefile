@@ -12,7 +12,7 @@
 
 CC       ?= cc
 PKGS     := yaml-0.1 libcares openssl libnghttp2 zlib libbrotlienc \
-            libbrotlidec libzstd libseccomp
+            libbrotlidec libzstd libseccomp hiredis
 BUILD    ?= release
 O        := build/$(BUILD)
 

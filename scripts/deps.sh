@@ -8,13 +8,14 @@ set -euo pipefail
 BUILD_PKGS=(
     build-essential clang pkg-config libyaml-dev libssl-dev libcrypt-dev
     libc-ares-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev
-    libseccomp-dev
+    libseccomp-dev libhiredis-dev
 )
 TEST_PKGS=(
     libcmocka-dev libclang-rt-14-dev
     curl openssl python3 python3-pytest python3-websockets python3-h2
     nghttp2-client procps iproute2 util-linux
     chromium python3-prometheus-client testssl.sh libnss3-tools
+    redis-server haproxy
 )
 BENCH_PKGS=(
     nginx haproxy wrk util-linux gnuplot-nox nghttp2-client
@@ -50,7 +51,7 @@ apt-get update -qq
 "${cmd[@]}"
 # A package such as nginx starts its service on install; the benchmarks and
 # tests start their own instances on free ports, so stop the system ones.
-for svc in nginx haproxy; do
+for svc in nginx haproxy redis-server; do
     if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
         (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || \
             (command -v service >/dev/null && service "$svc" stop 2>/dev/null) || true

@@ -2,7 +2,9 @@
 # Runs the unit tests (cmocka, ASan+UBSan build) and the integration tests
 # (pytest with Debian's python3 against the real binary), then prints one
 # plain summary line: "N passed, N failed".
-#   scripts/test.sh [unit|integration|all] [pytest args...]
+#   scripts/test.sh [unit|integration|cluster|all] [pytest args...]
+# "cluster" runs tests/cluster (network namespaces, HAProxy, Redis; root
+# only, else skipped) after the integration tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +39,19 @@ run_unit() {
 }
 
 run_integration() {
-    local xml=build/pytest.xml
+    run_pytest tests/integration build/pytest.xml "$@"
+}
+
+# The cluster test beds (tests/cluster/bed.sh): about a minute.
+run_cluster() {
+    run_pytest tests/cluster build/pytest-cluster.xml "$@"
+}
+
+run_pytest() {
+    local dir=$1 xml=$2
+    shift 2
     rm -f "$xml"
-    /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider \
+    /usr/bin/python3 -m pytest "$dir" -q -p no:cacheprovider \
         --junitxml="$xml" "$@"
     local rc=$?
     if [ -f "$xml" ]; then
@@ -55,7 +67,7 @@ PY
         failed=$((failed + f + e))
         skipped=$((skipped + s))
     elif [ "$rc" -ne 5 ]; then
-        echo "integration: pytest exited $rc without a report"
+        echo "$dir: pytest exited $rc without a report"
         failed=$((failed + 1))
     fi
 }
@@ -82,9 +94,10 @@ run_fuzz() {
 case "$what" in
     unit) run_unit ;;
     integration) run_integration "$@" ;;
+    cluster) run_cluster "$@" ;;
     fuzz) run_fuzz ;;
-    all) run_unit; run_fuzz; run_integration "$@" ;;
-    *) echo "usage: $0 [unit|integration|all]" >&2; exit 2 ;;
+    all) run_unit; run_fuzz; run_integration "$@"; run_cluster ;;
+    *) echo "usage: $0 [unit|integration|cluster|all]" >&2; exit 2 ;;
 esac
 
 if [ "$skipped" -gt 0 ]; then

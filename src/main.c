@@ -3,7 +3,7 @@
  *
  *   gatehouse [-c FILE]        run (the built-in default config without -c)
  *   gatehouse -t [-c FILE]     check the configuration and exit 0 or 1
- *   gatehouse reload|reopen|stop [-c FILE]
+ *   gatehouse reload|reopen|stop|drain [-c FILE]
  *                              signal the running process named by the
  *                              configuration's pid_file
  *   gatehouse --version | --help
@@ -47,6 +47,9 @@ static void usage(FILE *out)
             "                      process to load it again (SIGHUP)\n"
             "  reopen              reopen the log files (SIGUSR1)\n"
             "  stop                stop gracefully (SIGTERM)\n"
+            "  drain               leave the cluster: the same SIGTERM; with\n"
+            "                      cluster.drain_delay, /healthz fails first and\n"
+            "                      new connections are taken for that long\n"
             "\n"
             "Signals: SIGTERM stops gracefully (finishes requests in flight),\n"
             "SIGINT stops at once, SIGHUP reloads the configuration file,\n"
@@ -113,7 +116,8 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (cmd == NULL && i == 1 && (strcmp(a, "reload") == 0 ||
                                       strcmp(a, "reopen") == 0 ||
-                                      strcmp(a, "stop") == 0)) {
+                                      strcmp(a, "stop") == 0 ||
+                                      strcmp(a, "drain") == 0)) {
             cmd = a;
             sig = strcmp(a, "reload") == 0   ? SIGHUP
                   : strcmp(a, "reopen") == 0 ? SIGUSR1

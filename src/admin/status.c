@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "admin/admin_int.h"
+#include "cluster/shared.h"
 #include "core/macros.h"
 
 #ifndef GH_VERSION
@@ -286,4 +287,9 @@ void status_prometheus(struct admin *a, struct sbuf *b)
               draining ? 1 : 0);
     sb_printf(b, "# HELP gatehouse_workers Worker threads.\n"
                  "# TYPE gatehouse_workers gauge\ngatehouse_workers %d\n", a->nworkers);
+    if (a->cfg != NULL && a->cfg->cluster.redis.enabled) {
+        char redis[2048];
+        if (shared_stats_prometheus(redis, sizeof(redis)) > 0)
+            sb_puts(b, redis);
+    }
 }

@@ -230,6 +230,23 @@ struct cfg_admin {
     bool proxy_protocol;    /* a PROXY v1/v2 header starts every connection */
 };
 
+/* Optional Redis for state the nodes of a cluster share (rate limits,
+ * cache purges, the sticky-session table): docs/cluster.md. */
+struct cfg_redis {
+    bool enabled;              /* "cluster.redis" is present */
+    struct cfg_addr addr;      /* host:port of the Redis server */
+    const char *password;      /* AUTH before anything else; NULL: none */
+    const char *prefix;        /* prepended to every key; default "gh:" */
+    cfg_ms timeout;            /* connect, and each reply; default 200ms */
+    cfg_ms reconnect_max;      /* ceiling of the reconnect backoff; 5s */
+};
+
+struct cfg_cluster {
+    struct cfg_redis redis;
+    cfg_ms drain_delay; /* drain: keep accepting this long after /healthz
+                           turns 503, so the balancer notices; default 0 */
+};
+
 struct cfg {
     atomic_int refs;
     const char *file; /* path loaded, or "<default>" */
@@ -244,6 +261,7 @@ struct cfg {
     size_t nlisteners;
     void *arena_; /* private */
     struct cfg_admin admin;
+    struct cfg_cluster cluster;
 };
 
 /* Loads and validates <path>. On success returns a snapshot with one

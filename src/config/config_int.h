@@ -227,5 +227,11 @@ int cfg__upstream_tls_build(struct cfg__ld *ld, const struct cfg__node *v,
                             struct cfg_upstream *u);
 /* Defaults of the listener's "http2" mapping. */
 void cfg__http2_defaults(struct cfg_http2 *h);
+/* ---- cluster.c ---- */
+
+/* Sets the defaults of the "cluster" section. */
+void cfg__cluster_defaults(struct cfg_cluster *c);
+/* Reads the "cluster" mapping <v> into ((struct cfg *)obj)->cluster. */
+int cfg__cluster(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
 
 #endif

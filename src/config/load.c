@@ -320,6 +320,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("upstreams", set_upstreams),
     CFG__F_FN("listeners", defer_listeners),
     CFG__F_FN("admin", cfg__admin),
+    CFG__F_FN("cluster", cfg__cluster),
 };
 
 /* The defaults; string defaults are literals, which outlive any snapshot. */
@@ -334,6 +335,7 @@ static void cfg_defaults(struct cfg *c)
     c->log.format = CFG_LOG_COMBINED;
     c->log.error = "stderr";
     c->log.level = LOG_INFO;
+    cfg__cluster_defaults(&c->cluster);
 }
 
 static int online_cpus(void)

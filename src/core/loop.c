@@ -341,5 +341,6 @@ int loop_run(struct loop *l)
             l->idle_fn(l->idle_arg);
         bury(l);
     }
+    l->stop = false; /* the loop can run again (tests drive it in steps) */
     return 0;
 }

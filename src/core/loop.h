@@ -67,7 +67,8 @@ static inline bool timer_armed(const struct timer *t)
 void loop_defer(struct loop *l, struct defer *d, defer_fn *cb);
 void loop_undefer(struct loop *l, struct defer *d);
 
-/* Runs until loop_stop(). Returns 0, or -errno if epoll fails. */
+/* Runs until loop_stop(). Returns 0, or -errno if epoll fails. It can be
+ * run again afterwards. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 

@@ -46,6 +46,7 @@ struct lsock {
 };
 
 struct conn;
+struct shared;
 
 /*
  * A configuration generation inside one worker: the snapshot it was given,
@@ -105,7 +106,9 @@ struct worker {
     struct conn *conns;  /* every open client connection */
     unsigned nconns;
     bool draining;
+    bool ls_closed;      /* listeners closed: no more accepting */
     struct timer drain_timer;
+    struct shared *shared; /* cluster state in Redis; NULL without it */
     uint64_t seq;
 };
 

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "cluster/node.h"
 #include "core/macros.h"
 #include "core/notify.h"
 #include "core/sock.h"
@@ -358,22 +359,49 @@ static void notify_workers(struct server *s, int mode)
         worker_wake(&s->ws[i]);
 }
 
-/* Waits for signals until one asks us to stop. */
+/* Waits for signals until one asks us to stop. After a graceful stop began
+ * it goes on until the workers are done, so that SIGTERM again (skip the
+ * rest of cluster.drain_delay) or SIGINT can still cut a drain short. */
 static void wait_signals(struct server *s, const sigset_t *set)
 {
+    bool stopping = false;
     for (;;) {
         siginfo_t si;
-        int sig = sigwaitinfo(set, &si);
+        int sig;
+        if (stopping) {
+            if (worker_running() == 0)
+                return;
+            struct timespec ts = { 0, 100 * 1000 * 1000 };
+            sig = sigtimedwait(set, &si, &ts);
+        } else {
+            sig = sigwaitinfo(set, &si);
+        }
         if (sig == -1)
             continue;
+        if (stopping && sig != SIGTERM && sig != SIGQUIT && sig != SIGINT)
+            continue; /* no reload or upgrade while stopping */
         switch (sig) {
         case SIGTERM:
         case SIGQUIT:
-            log_info("signal %d: graceful stop", sig);
+            if (stopping) {
+                log_info("signal %d again: no more new connections", sig);
+                worker_skip_delay();
+                notify_workers(s, WSTOP_GRACEFUL);
+                break;
+            }
+            stopping = true;
+            node_drain_begin();
+            if (s->cur->cluster.drain_delay > 0)
+                log_info("signal %d: draining: health checks fail from now on, "
+                         "new connections accepted for %lldms more, then a "
+                         "graceful stop", sig,
+                         (long long)s->cur->cluster.drain_delay);
+            else
+                log_info("signal %d: graceful stop", sig);
             notify_send("STOPPING=1");
             admin_set_draining(s->admin);
             notify_workers(s, WSTOP_GRACEFUL);
-            return;
+            break;
         case SIGINT:
             log_info("SIGINT: stopping now");
             notify_send("STOPPING=1");

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/shared.h"
 #include "core/macros.h"
 #include "core/sock.h"
 #include "proxy/proxy_int.h"
@@ -85,7 +86,7 @@ static void accept_event(struct loop *l, struct ev *e, uint32_t events)
     (void)l;
     (void)events;
     struct lsock *ls = container_of(e, struct lsock, ev);
-    if (!ls->w->draining)
+    if (!ls->w->ls_closed)
         accept_some(ls, 64);
 }
 
@@ -246,6 +247,18 @@ static void take_inbox(struct worker *w)
 /* ---- stop ---- */
 
 static atomic_int stop_mode;
+static atomic_bool skip_delay; /* a second SIGTERM: stop accepting now */
+static atomic_int running;     /* worker threads not yet returned */
+
+void worker_skip_delay(void)
+{
+    atomic_store(&skip_delay, true);
+}
+
+int worker_running(void)
+{
+    return atomic_load(&running);
+}
 
 void worker_set_stop_mode(int mode)
 {
@@ -264,7 +277,7 @@ static void on_idle(void *arg)
         logsink_flush(&w->alog);
     if (w->old != NULL)
         free_old_gens(w);
-    if (w->draining && w->nconns == 0)
+    if (w->draining && w->ls_closed && w->nconns == 0)
         loop_stop(w->loop);
 }
 
@@ -277,27 +290,47 @@ static void drain_deadline(struct loop *l, struct timer *t)
     loop_stop(l);
 }
 
-/* Stops accepting and lets connections finish. <now>: close them all at
- * once. <keep_idle> (binary upgrade): idle keep-alive connections are not
- * closed under their clients either; like those of a retired generation
- * they serve one more request with "Connection: close" or time out, since
- * a new process now accepts on the same sockets. */
-static void start_draining(struct worker *w, bool now, bool keep_idle)
+/* No new connections from here on; what is open has graceful_timeout. */
+static void close_listeners(struct worker *w)
+{
+    if (w->ls_closed)
+        return;
+    w->ls_closed = true;
+    struct gen *g = w->gen;
+    for (size_t i = 0; i < g->nls; i++) {
+        if (g->ls[i].ev.fd < 0)
+            continue;
+        loop_del(w->loop, &g->ls[i].ev);
+        close(g->ls[i].ev.fd);
+        g->ls[i].ev.fd = -1;
+    }
+    timer_set(w->loop, &w->drain_timer, g->cfg->graceful_timeout, drain_deadline);
+}
+
+static void drain_delay_over(struct loop *l, struct timer *t)
+{
+    (void)l;
+    close_listeners(container_of(t, struct worker, drain_timer));
+}
+
+/* Stops keeping connections alive and lets them finish. <now>: close them
+ * all at once. <keep_idle> (binary upgrade): idle keep-alive connections
+ * are not closed under their clients either; like those of a retired
+ * generation they serve one more request with "Connection: close" or time
+ * out, since a new process now accepts on the same sockets. <delay> (a
+ * cluster drain): ms to go on accepting before the listeners close, for
+ * the balancer to see /healthz fail; 0: close them now. */
+static void start_draining(struct worker *w, bool now, bool keep_idle, int64_t delay)
 {
     if (!w->draining) {
         w->draining = true;
-        struct gen *g = w->gen;
-        for (size_t i = 0; i < g->nls; i++) {
-            if (g->ls[i].ev.fd < 0)
-                continue;
-            loop_del(w->loop, &g->ls[i].ev);
-            close(g->ls[i].ev.fd);
-            g->ls[i].ev.fd = -1;
-        }
         if (!keep_idle)
             conn_drain_idle(w);
-        timer_set(w->loop, &w->drain_timer, g->cfg->graceful_timeout, drain_deadline);
+        if (delay > 0)
+            timer_set(w->loop, &w->drain_timer, delay, drain_delay_over);
     }
+    if (delay == 0)
+        close_listeners(w);
     if (now) {
         while (w->conns != NULL)
             conn_close(w->conns);
@@ -316,7 +349,9 @@ static void wake_event(struct loop *l, struct ev *e, uint32_t events)
     take_inbox(w);
     int mode = worker_stop_mode();
     if (mode != WSTOP_NONE)
-        start_draining(w, mode == WSTOP_NOW, mode == WSTOP_UPGRADE);
+        start_draining(w, mode == WSTOP_NOW, mode == WSTOP_UPGRADE,
+                       mode == WSTOP_GRACEFUL && !atomic_load(&skip_delay)
+                           ? w->gen->cfg->cluster.drain_delay : 0);
 }
 
 /* ---- life cycle ---- */
@@ -327,10 +362,13 @@ void *worker_main(void *arg)
     char tag[16];
     snprintf(tag, sizeof(tag), "w%d", w->id);
     log_set_thread_tag(tag);
+    atomic_fetch_add(&running, 1);
     int rc = loop_run(w->loop);
     if (rc < 0)
         log_err("worker %d: event loop failed: %s", w->id, strerror(-rc));
     logsink_flush(&w->alog);
+    shared_free(w->shared); /* needs the loop */
+    w->shared = NULL;
     /* Upstream connections use this thread's buffer cache: free them here. */
     while (w->old != NULL) {
         struct gen *g = w->old;
@@ -345,6 +383,7 @@ void *worker_main(void *arg)
     pool_thread_cleanup();
     buf_thread_cleanup();
     tls_thread_cleanup();
+    atomic_fetch_sub(&running, 1);
     return NULL;
 }
 
@@ -366,6 +405,13 @@ int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd,
     }
     w->cfg = cfg;
     w->ups = w->gen->ups;
+    /* Redis settings are read at start: a reload does not change them */
+    if (cfg->cluster.redis.enabled) {
+        w->shared = shared_new(w->loop, &cfg->cluster.redis);
+        if (w->shared == NULL)
+            return -ENOMEM;
+    }
+
     w->alog_on = alog_fd >= 0;
     w->alog_fmt = cfg->log.format;
     logsink_init(&w->alog, alog_fd);
@@ -389,6 +435,8 @@ int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd,
 
 void worker_fini(struct worker *w)
 {
+    shared_free(w->shared); /* never started */
+    w->shared = NULL;
     if (w->gen != NULL) /* never started */
         gen_free(w->gen);
     w->gen = NULL;

@@ -33,5 +33,9 @@ void worker_wake(struct worker *w);
 
 void worker_set_stop_mode(int mode);
 int worker_stop_mode(void);
+/* A graceful stop skips what is left of cluster.drain_delay. */
+void worker_skip_delay(void);
+/* Worker threads still running (or prepared and not finished). */
+int worker_running(void);
 
 #endif

@@ -175,15 +175,17 @@ class Request:
 
 
 class Origin:
-    def __init__(self, name="origin", port=0, idle_timeout=None, tls=None):
+    def __init__(self, name="origin", port=0, idle_timeout=None, tls=None,
+                 host=HOST):
         self.name = name
+        self.host = host
         self.idle_timeout = idle_timeout  # close idle keep-alive conns
         self.tls = tls  # an ssl.SSLContext: serve HTTPS (handshake per conn)
         self.tls_handshakes = []  # (version, session reused, client cert CN)
         self.tls_errors = []
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((HOST, port))
+        self.lsock.bind((host, port))
         self.lsock.listen(256)
         self.lsock.settimeout(0.2)
         self.port = self.lsock.getsockname()[1]
@@ -200,7 +202,7 @@ class Origin:
 
     @property
     def address(self):
-        return "%s:%d" % (HOST, self.port)
+        return "%s:%d" % (self.host, self.port)
 
     def start(self):
         self.thread.start()

@@ -89,7 +89,7 @@ static void test_err_top(void **state)
     expect_error("listener:\n",
                  "t.yaml:1:1: unknown key \"listener\" in the configuration "
                  "(expected one of: workers, pid_file, via_name, "
-                 "graceful_timeout, log, upstreams, listeners, admin)");
+                 "graceful_timeout, log, upstreams, listeners, admin, cluster)");
     expect_error("workers: 257\n" LISTENER,
                  "t.yaml:1:10: \"workers\": expected auto or a number "
                  "1..256");
