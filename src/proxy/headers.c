@@ -231,7 +231,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
     const struct cfg_headers *h = &t->c->cl->headers;
     const struct cfg *cfg = t->c->w->cfg;
     bool interim = resp->status < 200 && resp->status != 101;
-    struct out o = { .cap = resp->head_len + 512 };
+    struct out o = { .cap = resp->head_len + 512 +
+                            (t->set_cookie != NULL ? strlen(t->set_cookie) : 0) };
     o.p = pool_alloc(t->pool, o.cap);
     if (o.p == NULL)
         return -ENOMEM;
@@ -265,6 +266,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
             puts_(&o, worker_date(t->c->w));
             puts_(&o, "\r\n");
         }
+        if (t->set_cookie != NULL && resp->status != 101)
+            puts_(&o, t->set_cookie); /* sticky sessions (pick.c) */
         if (resp->status != 101) {
             if (!t->keepalive)
                 puts_(&o, "Connection: close\r\n");

@@ -138,7 +138,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd)
+static int worker_init(struct worker *w, int id, struct cfg *cfg,
+                       struct ups_state *st, int alog_fd)
 {
     w->id = id;
     w->cfg = cfg;
@@ -146,7 +147,7 @@ static int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd)
     if (w->loop == NULL)
         return -errno;
     loop_set_data(w->loop, w);
-    w->ups = ups_set_new(cfg, w->loop);
+    w->ups = ups_set_new(cfg, st, w->loop);
     if (w->ups == NULL)
         return -ENOMEM;
     w->alog_on = alog_fd >= 0;
@@ -269,17 +270,28 @@ int server_run(struct cfg *cfg)
 
     int n = cfg->workers;
     struct worker *ws = calloc((size_t)n, sizeof(*ws));
-    if (ws == NULL)
+    /* upstream state shared by the workers and the health thread */
+    struct ups_state *st = ups_state_new(cfg, NULL);
+    struct ups_health *health = NULL;
+    if (ws == NULL || st == NULL) {
+        free(ws);
+        ups_state_free(st);
         return 1;
+    }
     int started = 0, inited = 0;
     for (; inited < n; inited++) {
-        if (worker_init(&ws[inited], inited + 1, cfg, off ? -1 : alog_fd) < 0) {
+        if (worker_init(&ws[inited], inited + 1, cfg, st, off ? -1 : alog_fd) < 0) {
             inited++;
             goto Exit;
         }
     }
     if (write_pid(cfg->pid_file) < 0)
         goto Exit;
+    int hrc = ups_health_start(st, &health);
+    if (hrc < 0) {
+        log_err("cannot start the health thread: %s", strerror(-hrc));
+        goto Exit;
+    }
     for (; started < n; started++) {
         int rc = pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]);
         if (rc != 0) {
@@ -295,9 +307,11 @@ int server_run(struct cfg *cfg)
 Exit:
     for (int i = 0; i < started; i++)
         pthread_join(ws[i].thread, NULL);
+    ups_health_stop(health);
     for (int i = 0; i < inited; i++)
         worker_fini(&ws[i]);
     free(ws);
+    ups_state_free(st);
     if (cfg->pid_file != NULL && status == 0)
         unlink(cfg->pid_file);
     if (alog_fd > 2)

@@ -304,6 +304,7 @@ void conn_txn_done(struct conn *c)
 {
     struct txn *t = c->txn;
     struct worker *w = c->w;
+    pick_end(t); /* the upstream slot, if an error path still held it */
     alog_write(t);
     bool keep = t->keepalive && !w->draining;
     c->txn = NULL;

@@ -1,0 +1,43 @@
+/*
+ * ewma: peak-EWMA latency times in-flight requests (Finagle's and
+ * Linkerd's "peak EWMA"), for servers that slow down (a JVM warming up or
+ * collecting garbage): the cost of a server is
+ *
+ *     (latency EWMA + 1 µs) x (in-flight + 1) / weight
+ *
+ * and the cheapest wins, ties broken round robin. The EWMA is "peak":
+ * a slower response replaces it at once, faster ones pull it down over
+ * ewma_decay (state.c), so a server is avoided as soon as it slows and
+ * won back gradually. A server with no latency yet and a request in flight
+ * costs a large penalty, so a new server gets one probe at a time until it
+ * has answered.
+ */
+#include "upstream/ups_int.h"
+
+#define PENALTY 1e12
+
+static unsigned ewma_pick(struct ups *u, const struct ups_key *k, uint64_t set)
+{
+    (void)k;
+    int64_t now_us = loop_now_us(u->loop), now = now_us / 1000;
+    unsigned start = u->turn++ % (unsigned)u->cu->nservers;
+    uint64_t hi = set & (~0ull << start), lo = set & ~(~0ull << start);
+    int best = -1;
+    double bc = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t m = pass == 0 ? hi : lo; m != 0; m &= m - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(m);
+            double lat = ups__ewma(u, i, now_us);
+            double f = (double)ups__inflight(u, i);
+            double c = lat <= 0 && f > 0 ? PENALTY + f : (lat + 1.0) * (f + 1.0);
+            c /= (double)ups__weight(u, i, now);
+            if (best < 0 || c < bc) {
+                best = (int)i;
+                bc = c;
+            }
+        }
+    }
+    return (unsigned)best;
+}
+
+const struct ups_balancer ups__bal_ewma = { "ewma", ewma_pick };
