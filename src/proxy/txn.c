@@ -401,6 +401,7 @@ static void ups_event(struct loop *l, struct ev *e, uint32_t events)
         uc->connected = true;
         timer_cancel(l, &uc->timer);
         t->phase = T_REQUEST;
+        t->try_us = loop_now_us(l); /* latency (ewma) counts from here */
     }
     txn_pump(t);
 }

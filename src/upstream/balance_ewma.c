@@ -5,7 +5,10 @@
  *
  *     (latency EWMA + 1 µs) x (in-flight + 1) / weight
  *
- * and the cheapest wins, ties broken round robin. The EWMA is "peak":
+ * and the cheapest wins. Costs within 25% of the cheapest count as a tie,
+ * broken round robin: servers that are equally fast share the load
+ * instead of the one that happened to answer a few microseconds faster
+ * taking it all. The EWMA is "peak":
  * a slower response replaces it at once, faster ones pull it down over
  * ewma_decay (state.c), so a server is avoided as soon as it slows and
  * won back gradually. A server with no latency yet and a request in flight
@@ -15,29 +18,37 @@
 #include "upstream/ups_int.h"
 
 #define PENALTY 1e12
+#define BAND 1.25 /* costs within 25% of the cheapest count as equal */
 
 static unsigned ewma_pick(struct ups *u, const struct ups_key *k, uint64_t set)
 {
     (void)k;
     int64_t now_us = loop_now_us(u->loop), now = now_us / 1000;
+    double cost[CFG_MAX_SERVERS], min = 0;
+    bool first = true;
+    for (uint64_t m = set; m != 0; m &= m - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(m);
+        double lat = ups__ewma(u, i, now_us);
+        double f = (double)ups__inflight(u, i);
+        double c = lat <= 0 && f > 0 ? PENALTY + f : (lat + 1.0) * (f + 1.0);
+        c /= (double)ups__weight(u, i, now);
+        cost[i] = c;
+        if (first || c < min)
+            min = c;
+        first = false;
+    }
+    /* the first server within the band, starting one further each pick */
     unsigned start = u->turn++ % (unsigned)u->cu->nservers;
     uint64_t hi = set & (~0ull << start), lo = set & ~(~0ull << start);
-    int best = -1;
-    double bc = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint64_t m = pass == 0 ? hi : lo; m != 0; m &= m - 1) {
+    uint64_t m = hi != 0 ? hi : lo;
+    for (int pass = 0; pass < 2; pass++, m = lo) {
+        for (; m != 0; m &= m - 1) {
             unsigned i = (unsigned)__builtin_ctzll(m);
-            double lat = ups__ewma(u, i, now_us);
-            double f = (double)ups__inflight(u, i);
-            double c = lat <= 0 && f > 0 ? PENALTY + f : (lat + 1.0) * (f + 1.0);
-            c /= (double)ups__weight(u, i, now);
-            if (best < 0 || c < bc) {
-                best = (int)i;
-                bc = c;
-            }
+            if (cost[i] <= min * BAND)
+                return i;
         }
     }
-    return (unsigned)best;
+    return (unsigned)__builtin_ctzll(set); /* not reached */
 }
 
 const struct ups_balancer ups__bal_ewma = { "ewma", ewma_pick };

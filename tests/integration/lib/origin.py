@@ -26,6 +26,13 @@ Endpoints (any method unless said):
   /stall-body         head with Content-Length 1000, 10 bytes, then nothing
   anything else       like /echo
 Bodies of any size are read in 1 MiB pieces and hashed, never held.
+
+Whole-origin behaviours a test may switch at any time (upstream pools):
+  delay = seconds     every request waits this long before its answer
+  mode = "reset"      every request is answered with a connection reset
+  mode = "close"      every request is answered by closing the connection
+  mode = "500"        every request is answered 500
+  host = "127.0.0.2"  the address to listen on (constructor argument)
 """
 
 import base64
@@ -175,12 +182,15 @@ class Request:
 
 
 class Origin:
-    def __init__(self, name="origin", port=0, idle_timeout=None):
+    def __init__(self, name="origin", port=0, idle_timeout=None, host=HOST):
         self.name = name
         self.idle_timeout = idle_timeout  # close idle keep-alive conns
+        self.host = host
+        self.delay = 0.0   # seconds before every answer
+        self.mode = None   # None, "reset", "close" or "500"
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((HOST, port))
+        self.lsock.bind((host, port))
         self.lsock.listen(256)
         self.lsock.settimeout(0.2)
         self.port = self.lsock.getsockname()[1]
@@ -197,7 +207,7 @@ class Origin:
 
     @property
     def address(self):
-        return "%s:%d" % (HOST, self.port)
+        return "%s:%d" % (self.host, self.port)
 
     def start(self):
         self.thread.start()
@@ -369,6 +379,21 @@ class Origin:
         seg = path.strip("/").split("/")
         keep = self._keep(req)
         conn_hdr = [] if keep else [("Connection", "close")]
+        mode = self.mode
+        if mode == "reset":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            return False
+        if mode == "close":
+            return False
+        if self.delay > 0:
+            self._wait(self.delay)
+        if mode == "500":
+            self._read_body(s, r, req)
+            body = b"status 500\n"
+            self._respond(s, 500, [("Content-Length", str(len(body)))]
+                          + conn_hdr, body, req)
+            return keep
         if path == "/ws":
             return self._websocket(s, r, req)
         if path == "/reset":
@@ -493,6 +518,10 @@ class Origin:
                                ("Content-Length", str(len(body)))]
                       + conn_hdr, body, req)
         return keep
+
+    def _wait(self, secs):
+        """Sleeps <secs>, cut short when the origin stops."""
+        self.stop_ev.wait(secs)
 
     def _send_pattern(self, s, n):
         mv = memoryview(BLOCK)
