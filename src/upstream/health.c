@@ -314,27 +314,34 @@ static int check_init(struct ups_health *h, struct check *c,
 static void readmitted(struct ups_health *h, struct ups_shared *sh,
                        unsigned srv, int64_t now)
 {
+    (void)now;
     for (size_t i = 0; i < h->nwatch; i++)
         if (h->watch[i].sh == sh)
-            h->watch[i].until[srv] = now;
+            h->watch[i].until[srv] = 0; /* its end was logged already */
 }
 
+/* wt->until[s]: the end of the ejection we wait to see pass, or 0. */
 static void watch_ejections(struct ups_health *h, int64_t now)
 {
     for (size_t i = 0; i < h->nwatch; i++) {
         struct watch *wt = &h->watch[i];
         for (unsigned s = 0; s < wt->sh->cu->nservers; s++) {
             int64_t until = atomic_load_explicit(&wt->sh->srv[s].eject_until, RLX);
-            if (until == wt->until[s] || until > now)
+            int64_t pending = wt->until[s];
+            if (pending == 0 || (until > now && until == pending)) {
+                if (until > now)
+                    wt->until[s] = until;
                 continue;
-            if (wt->until[s] > 0 && until > 0 && until <= now) {
+            }
+            if (pending <= now || until <= now) { /* it ended (maybe ejected again) */
                 char name[80];
                 struct ups u = { .cu = wt->sh->cu, .sh = wt->sh };
-                log_info("upstream %s: server %s back in service after its "
-                         "ejection", wt->sh->cu->name,
-                         ups_srv_name(&u, s, name, sizeof(name)));
+                bool down = atomic_load_explicit(&wt->sh->srv[s].down, RLX);
+                log_info("upstream %s: server %s: ejection over; %s",
+                         wt->sh->cu->name, ups_srv_name(&u, s, name, sizeof(name)),
+                         down ? "still down by health checks" : "back in service");
             }
-            wt->until[s] = until;
+            wt->until[s] = until > now ? until : 0;
         }
     }
 }

@@ -258,10 +258,10 @@ static void eject(struct ups *u, unsigned srv, int64_t now, uint32_t fails)
     atomic_store_explicit(&s->back_at, now + period, RLX);
     atomic_store_explicit(&s->fails, 0, RLX);
     char name[80], d[32];
-    log_warn("upstream %s: server %s ejected for %s after %u failures in a "
+    log_warn("upstream %s: server %s ejected for %s after %u failure%s in a "
              "row (ejection %u)", u->cu->name,
              ups_srv_name(u, srv, name, sizeof(name)), fmt_ms(period, d, sizeof(d)),
-             fails, k + 1);
+             fails, fails == 1 ? "" : "s", k + 1);
 }
 
 void ups_report(struct ups *u, unsigned srv, enum ups_outcome o,
