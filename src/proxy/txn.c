@@ -246,6 +246,8 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_local(t, r->ret_status, r->ret_type, r->ret_body, r->ret_body_len, NULL);
         return;
     }
+    if (t->reqf.done) /* the header timeout is over: the head is in */
+        cli_timer_stop(t);
     txn_connect(t);
 }
 
@@ -486,8 +488,13 @@ static int pump_request(struct txn *t)
             progress = true;
             continue;
         }
-        if (t->reqf.done)
+        if (t->reqf.done) {
+            /* nothing more to read from the client: until the response
+             * starts, only the upstream's timeouts apply */
+            if (!t->head_sent)
+                cli_timer_stop(t);
             break;
+        }
         if (!cli_readable(t))
             break;
         ssize_t n = cli_read(t);
