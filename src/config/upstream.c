@@ -347,10 +347,12 @@ static int bool_or_map(struct cfg__ld *ld, const struct cfg__node *v,
                        size_t n, void *obj, bool *on)
 {
     if (v->type == CFG_N_SCALAR) {
-        int rc = cfg__bool(ld, v, on);
-        if (rc != 0)
-            return cfg__bad(ld, v, "expected true, false or a mapping");
-        return 0;
+        static const char *const words[] = { "true", "True", "TRUE", "false",
+                                             "False", "FALSE" };
+        for (size_t i = 0; i < ARRAY_LEN(words); i++)
+            if (str_eq(v->val, str_cstr(words[i])))
+                return cfg__bool(ld, v, on);
+        return cfg__bad(ld, v, "expected true, false or a mapping");
     }
     *on = true;
     return cfg__walk(ld, v, what, fields, n, obj);

@@ -6,7 +6,7 @@
  *     (latency EWMA + 1 µs) x (in-flight + 1) / weight
  *
  * and the cheapest wins. Costs within 25% of the cheapest count as a tie,
- * broken round robin: servers that are equally fast share the load
+ * broken by smooth weighted round robin: servers that are equally fast share the load
  * instead of the one that happened to answer a few microseconds faster
  * taking it all. The EWMA is "peak":
  * a slower response replaces it at once, faster ones pull it down over
@@ -22,7 +22,6 @@
 
 static unsigned ewma_pick(struct ups *u, const struct ups_key *k, uint64_t set)
 {
-    (void)k;
     int64_t now_us = loop_now_us(u->loop), now = now_us / 1000;
     double cost[CFG_MAX_SERVERS], min = 0;
     bool first = true;
@@ -37,18 +36,15 @@ static unsigned ewma_pick(struct ups *u, const struct ups_key *k, uint64_t set)
             min = c;
         first = false;
     }
-    /* the first server within the band, starting one further each pick */
-    unsigned start = u->turn++ % (unsigned)u->cu->nservers;
-    uint64_t hi = set & (~0ull << start), lo = set & ~(~0ull << start);
-    uint64_t m = hi != 0 ? hi : lo;
-    for (int pass = 0; pass < 2; pass++, m = lo) {
-        for (; m != 0; m &= m - 1) {
-            unsigned i = (unsigned)__builtin_ctzll(m);
-            if (cost[i] <= min * BAND)
-                return i;
-        }
+    uint64_t band = 0;
+    for (uint64_t m = set; m != 0; m &= m - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(m);
+        if (cost[i] <= min * BAND)
+            band |= 1ull << i;
     }
-    return (unsigned)__builtin_ctzll(set); /* not reached */
+    if ((band & (band - 1)) == 0)
+        return (unsigned)__builtin_ctzll(band);
+    return ups__bal_rr.pick(u, k, band); /* ties: weighted round robin */
 }
 
 const struct ups_balancer ups__bal_ewma = { "ewma", ewma_pick };

@@ -77,7 +77,6 @@ struct ups {
     struct ups_server *srv;      /* cu->nservers entries */
     struct loop *loop;
     uint64_t rng;                /* xorshift state (random_two) */
-    uint32_t turn;               /* rotating start for tie breaks */
     struct ups_waiter *qhead, *qtail; /* this worker's waiting requests */
     unsigned nwait;
     struct defer wake;           /* wakes waiters after a slot came free */
