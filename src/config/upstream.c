@@ -10,13 +10,14 @@
  *
  * A server with `resolve: true` is expanded into <max_addresses> slots
  * (consecutive servers) that the address answers of its name fill at run
- * time; only the first has an address at load time (the one the name
- * resolved to then).
+ * time (src/upstream/resolve.c); its name is checked but not resolved at
+ * load, since the resolver it names may not be the system's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "config/config_int.h"
@@ -27,19 +28,23 @@
 
 /* ---- servers ---- */
 
-static int set_srv_address(struct cfg__ld *ld, const struct cfg__node *v,
-                           void *obj)
-{
-    return cfg__addr(ld, v, &((struct cfg_server *)obj)->addr);
-}
-
 /* Loader-only view of a server item: the table writes <resolve> and
- * <slots> next to the server itself. */
+ * <slots> next to the server itself; the address is read once all keys
+ * are known (a name that is re-resolved is not resolved at load). */
 struct srv_item {
     struct cfg_server s;
     bool resolve;
     unsigned slots;
+    const struct cfg__node *addr;
 };
+
+static int set_srv_address(struct cfg__ld *ld, const struct cfg__node *v,
+                           void *obj)
+{
+    (void)ld;
+    ((struct srv_item *)obj)->addr = v;
+    return 0;
+}
 
 #define S struct srv_item
 static const struct cfg__field server_fields[] = {
@@ -64,34 +69,48 @@ static bool is_any(const struct cfg_addr *a)
                   sizeof(any6)) == 0;
 }
 
-static uint16_t addr_port(const struct cfg_addr *a)
+/* "name:port" for a name that is re-resolved at run time: checked, not
+ * resolved. */
+static int read_name(struct cfg__ld *ld, const struct cfg__node *v,
+                     struct cfg_server *s)
 {
-    if (a->ss.ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
-    return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
-}
-
-/* The host part of "name:port" as written, into the arena; NULL when it is
- * an address literal (nothing to re-resolve). */
-static const char *host_name(struct cfg__ld *ld, struct str text)
-{
-    if (text.len == 0 || text.p[0] == '[')
-        return NULL;
-    size_t i = text.len;
-    while (i > 0 && text.p[i - 1] != ':')
-        i--;
-    if (i <= 1)
-        return NULL;
-    char buf[256];
-    size_t hl = i - 1;
-    if (hl >= sizeof(buf))
-        return NULL;
-    memcpy(buf, text.p, hl);
-    buf[hl] = '\0';
-    struct in_addr a4;
-    if (inet_pton(AF_INET, buf, &a4) == 1 || strcmp(buf, "*") == 0)
-        return NULL;
-    return cfg__arena_strndup(ld->a, buf, hl);
+    static const char *const bad = "resolve: true needs a host name and a "
+                                   "port, such as app.internal:8080";
+    if (v->type != CFG_N_SCALAR)
+        return cfg__bad(ld, v, "%s", bad);
+    struct str t = v->val;
+    const char *colon = t.len > 0 ? memrchr(t.p, ':', t.len) : NULL;
+    uint64_t port;
+    if (colon == NULL || colon == t.p ||
+        !cfg__num(str_make(colon + 1, t.len - (size_t)(colon + 1 - t.p)), 1,
+                  65535, &port))
+        return cfg__bad(ld, v, "%s", bad);
+    size_t hl = (size_t)(colon - t.p);
+    char host[256];
+    if (hl >= sizeof(host) || hl > 253)
+        return cfg__bad(ld, v, "%s", bad);
+    memcpy(host, t.p, hl);
+    host[hl] = '\0';
+    bool digits_dots = true;
+    for (size_t i = 0; i < hl; i++) {
+        char c = host[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+        if (!ok)
+            return cfg__bad(ld, v, "resolve: true needs a host name, not an "
+                                   "address");
+        digits_dots &= (c >= '0' && c <= '9') || c == '.';
+    }
+    if (digits_dots)
+        return cfg__bad(ld, v, "resolve: true needs a host name, not an "
+                               "address");
+    s->host = cfg__arena_strndup(ld->a, host, hl);
+    if (s->host == NULL)
+        return -ENOMEM;
+    s->port = (uint16_t)port;
+    memset(&s->addr, 0, sizeof(s->addr));
+    snprintf(s->addr.text, sizeof(s->addr.text), "%.50s:%u", host, (unsigned)port);
+    return 0;
 }
 
 /* One item of "servers": an address, or a mapping. */
@@ -109,24 +128,20 @@ static int read_server(struct cfg__ld *ld, const struct cfg__node *v,
     } else if (v->type == CFG_N_MAP) {
         rc = cfg__walk(ld, v, "server", server_fields, ARRAY_LEN(server_fields),
                        it);
-        if (rc == 0 && it->s.addr.len == 0)
+        if (rc == 0 && it->addr == NULL)
             return cfg__fail(ld, v, "missing \"address\" in server");
-        an = cfg__map_get(v, "address");
+        an = it->addr;
+        if (rc == 0)
+            rc = it->resolve ? read_name(ld, an, &it->s)
+                             : cfg__addr(ld, an, &it->s.addr);
     } else {
         return cfg__bad(ld, v, "expected an address, or a mapping with "
                                "address and weight");
     }
-    if (rc == 0 && is_any(&it->s.addr))
+    if (rc == 0 && !it->resolve && is_any(&it->s.addr))
         return cfg__bad(ld, an, "%s is not a server address (a server "
                                 "needs a real address to connect to)",
                         it->s.addr.text);
-    if (rc == 0 && it->resolve) {
-        it->s.host = host_name(ld, an->val);
-        if (it->s.host == NULL)
-            return cfg__bad(ld, an, "resolve: true needs a host name, not "
-                                    "an address");
-        it->s.port = addr_port(&it->s.addr);
-    }
     if (rc == 0 && !it->resolve && v->type == CFG_N_MAP &&
         cfg__map_get(v, "max_addresses") != NULL)
         return cfg__fail(ld, cfg__map_get(v, "max_addresses")->key,
@@ -159,8 +174,6 @@ static int add_server(struct cfg__ld *ld, const struct cfg__node *at,
             s->slot = k;
             s->slot0 = slot0;
             s->nslots = n;
-            if (k > 0)
-                memset(&s->addr, 0, sizeof(s->addr));
         }
     }
     return 0;

@@ -18,6 +18,9 @@
  * flight, so an answer waits at most that long, which is nothing against
  * TTLs of seconds.
  *
+ * The first answers are awaited (2 s at most) before the workers start, so
+ * a pool does not begin with empty slots.
+ *
  * This is deliberately small and private to the pools; the forward proxy's
  * per-worker resolver (src/upstream/dns.c, issue 3) is the general one,
  * and the two may merge once both exist.
@@ -45,6 +48,8 @@ struct resolver {
     bool failing;                /* the last query failed (logged once) */
     int64_t due;                 /* ms of the next query */
 };
+
+#define FIRST_WAIT_MS 2000
 
 static bool lib_ready;
 
@@ -223,11 +228,13 @@ static void process(struct resolver *r)
 {
     ares_socket_t socks[ARES_GETSOCK_MAXNUM];
     struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-    int bits = ares_getsock(r->ch, socks, ARES_GETSOCK_MAXNUM);
+    /* bit i: readable, bit i + MAXNUM: writable (ARES_GETSOCK_WRITABLE
+     * itself shifts a signed 1 into the sign bit) */
+    unsigned bits = (unsigned)ares_getsock(r->ch, socks, ARES_GETSOCK_MAXNUM);
     nfds_t n = 0;
-    for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-        short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-                           (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+    for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+        short ev = (short)(((bits >> i) & 1u ? POLLIN : 0) |
+                           ((bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u ? POLLOUT : 0));
         if (ev != 0)
             pfd[n++] = (struct pollfd){ .fd = socks[i], .events = ev };
     }
@@ -289,6 +296,28 @@ static int channel(struct resolver *r)
     return 0;
 }
 
+/* Before the workers take requests: the first answers, waiting at most
+ * FIRST_WAIT_MS (a name that does not resolve then is retried later). */
+static void first_answers(struct ups_health *h)
+{
+    for (size_t i = 0; i < h->nres; i++)
+        query(&h->res[i]);
+    for (int round = 0; round < FIRST_WAIT_MS / 10; round++) {
+        bool busy = false;
+        loop_update_clock(h->loop);
+        for (size_t i = 0; i < h->nres; i++) {
+            if (h->res[i].busy)
+                process(&h->res[i]);
+            busy |= h->res[i].busy;
+        }
+        if (!busy)
+            return;
+        poll(NULL, 0, 10);
+    }
+    log_warn("upstream names not resolved after %d ms; their servers wait "
+             "for an answer", FIRST_WAIT_MS);
+}
+
 int ups__resolve_init(struct ups_health *h, struct ups_state *st)
 {
     size_t n = 0;
@@ -316,14 +345,14 @@ int ups__resolve_init(struct ups_health *h, struct ups_state *st)
             struct resolver *r = &h->res[h->nres];
             *r = (struct resolver){ .h = h, .sh = sh, .cs = cs,
                                     .slot0 = cs->slot0, .nslots = cs->nslots };
-            /* the load-time answer stands for one min_ttl */
-            r->due = now + sh->cu->resolve.min_ttl;
+            r->due = now;
             int rc = channel(r);
             if (rc < 0)
                 return rc;
             h->nres++;
         }
     }
+    first_answers(h);
     return 0;
 }
 

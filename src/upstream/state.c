@@ -388,12 +388,9 @@ static int shared_init(struct ups_shared *sh, const struct cfg_upstream *cu,
             atomic_store_explicit(&s->live, true, RLX);
             continue;
         }
-        sh->dns = true;
+        sh->dns = true; /* empty until resolve.c fills it */
         snprintf(s->ident, sizeof(s->ident), "%.60s:%u#%u", cs->host,
                  (unsigned)cs->port, cs->slot);
-        if (cs->addr.len > 0)
-            ups__set_addr(sh, (unsigned)i, (const struct sockaddr *)&cs->addr.ss,
-                          cs->addr.len);
     }
     carry_over(sh, prev);
     atomic_store_explicit(&sh->budget, (int64_t)cu->retries.budget_min * 1000, RLX);

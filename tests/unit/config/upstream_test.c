@@ -105,8 +105,8 @@ static void test_everything(void **state)
         assert_int_equal(u->servers[i].slot0, 3);
         assert_int_equal(u->servers[i].nslots, 3);
     }
-    assert_true(u->servers[3].addr.len > 0); /* resolved at load */
-    assert_int_equal(u->servers[4].addr.len, 0);
+    assert_int_equal(u->servers[3].addr.len, 0); /* not resolved at load */
+    assert_string_equal(u->servers[3].addr.text, "localhost:4");
     assert_int_equal(u->queue, 100);
     assert_int_equal(u->queue_timeout, 2000);
     assert_int_equal(u->retry_after, 5000);
@@ -200,6 +200,14 @@ static void test_errors(void **state)
                  "t.yaml:2:52: \"cookie\": \"a;b\" is not a valid cookie name");
     expect_error("upstreams:\n  was: { servers: [{ address: 127.0.0.1:1, resolve: "
                  "true }] }\n" LISTENER,
+                 "t.yaml:2:31: \"address\": resolve: true needs a host name, not "
+                 "an address");
+    expect_error("upstreams:\n  was: { servers: [{ address: app.test, resolve: "
+                 "true }] }\n" LISTENER,
+                 "t.yaml:2:31: \"address\": resolve: true needs a host name and "
+                 "a port, such as app.internal:8080");
+    expect_error("upstreams:\n  was: { servers: [{ address: \"[::1]:80\", "
+                 "resolve: true }] }\n" LISTENER,
                  "t.yaml:2:31: \"address\": resolve: true needs a host name, not "
                  "an address");
     expect_error("upstreams:\n  was: { servers: [{ address: 127.0.0.1:1, "
