@@ -332,3 +332,45 @@ def test_sticky_cookie_keeps_a_client_on_its_server(origins, reverse):
     # a cookie naming no server is ignored (and replaced)
     r = get_raw(g.port, "/echo", cookie="GH_SRV=0123456789abcdef")
     assert r.status == 200 and cookie_of(r)[0] is not None
+
+
+def test_example_upstreams_yaml_runs(origins, gatehouse):
+    """examples/upstreams.yaml as it is, with its ports moved to free ones:
+    requests spread over the three primaries, never the backup, with the
+    sticky cookie set; once the primaries are gone and ejected, the backup
+    serves."""
+    import os
+    from lib.net import free_port
+    from lib.proxy import ROOT, run_cli
+    path = os.path.join(ROOT, "examples", "upstreams.yaml")
+    p = run_cli(["-t", "-c", path])
+    assert p.returncode == 0, p.stderr
+    with open(path) as f:
+        text = f.read()
+    os_ = [origins("was%d" % i) for i in (1, 2, 3, 4)]
+    listen = free_port()
+    text = re.sub(r"127\.0\.0\.1:8080\b", "127.0.0.1:%d" % listen, text)
+    for i, o in enumerate(os_, 1):
+        assert "127.0.0.1:900%d" % i in text
+        text = re.sub(r"127\.0\.0\.1:900%d\b" % i, o.address, text)
+    text = text.replace("access: stdout", "access: off")
+    g = gatehouse(text, listen)
+    seen = []
+    for i in range(8):
+        r = get_raw(g.port, "/echo?i=%d" % i)
+        assert r.status == 200
+        assert any(v.startswith("GH_SRV=") for v in r.get_all("Set-Cookie"))
+        seen.append(json.loads(r.body)["origin"])
+    assert set(seen) == {"was1", "was2", "was3"}, seen
+    for o in os_[:3]:
+        o.stop()
+    # each request tries 3 primaries (retries.tries); after 3 failures in a
+    # row each is ejected (passive), and then only the backup is left
+    statuses = []
+    for i in range(6):
+        r = get_raw(g.port, "/echo?j=%d" % i)
+        statuses.append(r.status)
+        if r.status == 200:
+            assert json.loads(r.body)["origin"] == "was4"
+            break
+    assert statuses[-1] == 200 and len(statuses) <= 4, statuses
