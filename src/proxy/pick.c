@@ -116,7 +116,9 @@ bool pick_retry(struct txn *t, enum pick_fail f)
     t->last_fail = (int)f;
     if (f == PF_REFUSED || f == PF_CONNECT_TIMEOUT)
         return true; /* never sent; txn_connect bounds the tries */
-    if (t->head_sent || t->reqf.kind != H1_B_NONE || !idempotent(t->req.meth))
+    /* cout.head: an interim response (103) already went to the client */
+    if (t->head_sent || t->cout.head != NULL || t->reqf.kind != H1_B_NONE ||
+        !idempotent(t->req.meth))
         return false;
     const struct cfg_upstream *cu = t->ups->cu;
     if (cu->retries.tries > 0 && t->attempts >= cu->retries.tries)
@@ -126,6 +128,9 @@ bool pick_retry(struct txn *t, enum pick_fail f)
         return false;
     }
     t->uout.head_off = 0; /* the head goes out again, whole */
+    if (t->resp.fields != NULL) /* forget a partial response head */
+        h1_msg_init(&t->resp, t->resp.fields, t->c->cl->limits.header_count);
+    t->resp_started = false;
     return true;
 }
 

@@ -620,8 +620,14 @@ static int read_response_head(struct txn *t)
         if (n == -EAGAIN)
             return 0;
         if (n <= 0) {
-            if (t->resp_started) {
+            if (t->resp_started) { /* a head cut short: nothing sent yet */
+                t->uc = NULL;
+                ups_close(uc);
                 pick_release(t, true);
+                if (pick_retry(t, PF_BROKEN)) {
+                    txn_connect(t);
+                    return -1;
+                }
                 txn_error(t, 502, "http_response_incomplete",
                           "The upstream server sent an incomplete response.");
                 return -1;

@@ -167,6 +167,18 @@ def test_idempotent_request_retried_on_another_server(origins, reverse):
     assert bad and " srv=%s reason=connection_terminated" % a.address in bad[0], bad
 
 
+def test_retry_after_a_response_head_cut_short(origins, reverse):
+    """Half a response head, then the connection closes: nothing reached
+    the client yet, so the GET goes to the other server, parsed afresh."""
+    a, b = origins("a"), origins("b")
+    a.mode = "cut"
+    g = reverse({"was": servers(a, b)})
+    for i in range(4):
+        r = get(g.port, "/echo?i=%d" % i)
+        assert who(r) == "b"
+    assert a.count() == 2
+
+
 def test_never_sent_request_retried_whatever_its_method(origins, reverse):
     """Connect refused: the POST never left, so it goes to the next server."""
     b = origins("b")

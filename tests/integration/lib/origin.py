@@ -31,6 +31,7 @@ Whole-origin behaviours a test may switch at any time (upstream pools):
   delay = seconds     every request waits this long before its answer
   mode = "reset"      every request is answered with a connection reset
   mode = "close"      every request is answered by closing the connection
+  mode = "cut"        every request gets half a response head, then a close
   mode = "500"        every request is answered 500
   host = "127.0.0.2"  the address to listen on (constructor argument)
 """
@@ -385,6 +386,9 @@ class Origin:
                          struct.pack("ii", 1, 0))
             return False
         if mode == "close":
+            return False
+        if mode == "cut":
+            _sendall(s, b"HTTP/1.1 200 OK\r\nContent-Le")
             return False
         if self.delay > 0:
             self._wait(self.delay)
