@@ -320,13 +320,25 @@ static void budget_refill(struct ups_shared *sh, int64_t now)
 void ups__budget_deposit(struct ups *u)
 {
     unsigned pct = u->cu->retries.budget_pct;
-    if (pct > 0)
-        atomic_fetch_add_explicit(&u->sh->budget, (int64_t)pct * 10, RLX);
+    if (pct == 0)
+        return;
+    /* batched per worker: one shared write per 16 requests */
+    u->deposit += (int64_t)pct * 10;
+    if (++u->ndeposit >= 16) {
+        atomic_fetch_add_explicit(&u->sh->budget, u->deposit, RLX);
+        u->deposit = 0;
+        u->ndeposit = 0;
+    }
 }
 
 bool ups_retry_allowed(struct ups *u)
 {
     struct ups_shared *sh = u->sh;
+    if (u->deposit > 0) { /* this worker's share first */
+        atomic_fetch_add_explicit(&sh->budget, u->deposit, RLX);
+        u->deposit = 0;
+        u->ndeposit = 0;
+    }
     budget_refill(sh, loop_now(u->loop));
     int64_t b = atomic_fetch_sub_explicit(&sh->budget, 1000, RLX);
     if (b >= 1000)

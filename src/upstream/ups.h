@@ -77,6 +77,8 @@ struct ups {
     struct ups_server *srv;      /* cu->nservers entries */
     struct loop *loop;
     uint64_t rng;                /* xorshift state (random_two) */
+    int64_t deposit;             /* retry budget not yet added to sh */
+    unsigned ndeposit;
     struct ups_waiter *qhead, *qtail; /* this worker's waiting requests */
     unsigned nwait;
     struct defer wake;           /* wakes waiters after a slot came free */
