@@ -61,7 +61,9 @@ int pick_server(struct txn *t)
     const struct cfg_upstream *cu = u->cu;
     if (cu->retries.tries > 0 && t->attempts >= cu->retries.tries)
         return -1;
-    int srv = ups_pick(u, &t->key, t->tried);
+    /* first come, first served: while others wait, a newcomer queues */
+    bool behind = u->nwait > 0 && !t->wait.counted;
+    int srv = behind ? UPS_FULL : ups_pick(u, &t->key, t->tried);
     if (srv == UPS_FULL) {
         if (cu->queue > 0 && ups_wait(u, &t->wait, woken, t->wait.counted) == 0) {
             t->phase = T_CONNECT; /* waiting, with no connection */
