@@ -363,3 +363,25 @@ def test_failover_under_load_zero_client_failures(origins, reverse):
         assert b2.count("/echo") > 50, b2.count("/echo")
     finally:
         b2.stop()
+
+
+# ---- connection pools -------------------------------------------------------
+
+
+def test_pooled_connection_closed_by_server_detected_before_reuse(origins,
+                                                                 reverse):
+    """The server closes idle keep-alive connections after 0.2 s. A POST
+    with a body (which could not be replayed) sent later still succeeds:
+    the dead pooled connection was found before the request was written to
+    it, never written into."""
+    o = origins("short-idle", idle_timeout=0.2)
+    g = reverse({"was": servers(o)})
+    for i in range(3):
+        assert get(g.port, "/echo?i=%d" % i).status == 200
+        time.sleep(0.5)
+        r = get(g.port, "/echo", method="POST", body=b"x" * 100,
+                headers=[("Content-Length", "100")])
+        assert r.status == 200 and json.loads(r.body)["body_len"] == 100
+        time.sleep(0.5)
+    assert o.accepted == 6
+    assert "connection broke" not in g.error_log_text()
