@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,9 @@ socklen_t ups__addr(const struct ups_shared *sh, unsigned srv,
     }
     struct ups_srv_sh *s = &sh->srv[srv];
     uint64_t w[3];
-    for (;;) {
+    for (unsigned spin = 0;; spin++) {
+        if (spin >= 64)
+            sched_yield(); /* the writer was preempted mid-write */
         uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
         if (s1 & 1)
             continue; /* the writer is between its two increments */
