@@ -173,6 +173,7 @@ static void apply(struct resolver *r, const struct found *f, size_t n, int ttl)
             atomic_store_explicit(&s->eject_until, 0, RLX);
             atomic_store_explicit(&s->fails, 0, RLX);
             atomic_store_explicit(&s->ewma_us, 0.0, RLX);
+            atomic_store_explicit(&s->back_at, loop_now(r->h->loop), RLX);
             ups__set_addr(sh, srv, (const struct sockaddr *)&f[i].ss, f[i].len);
             log_info("upstream %s: %s: server %s added (ttl %ds)", sh->cu->name,
                      r->cs->host, ntop(&f[i].ss, a, sizeof(a)), ttl);
