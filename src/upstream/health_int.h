@@ -29,6 +29,7 @@ struct ups_health {
     struct resolver *res;    /* one per resolved name */
     size_t nres;
     bool dns_busy;           /* queries in flight: tick faster */
+    bool dns_started;        /* the first answers are in */
 };
 
 /* ---- resolve.c ---- */

@@ -173,7 +173,8 @@ static void apply(struct resolver *r, const struct found *f, size_t n, int ttl)
             atomic_store_explicit(&s->eject_until, 0, RLX);
             atomic_store_explicit(&s->fails, 0, RLX);
             atomic_store_explicit(&s->ewma_us, 0.0, RLX);
-            atomic_store_explicit(&s->back_at, loop_now(r->h->loop), RLX);
+            if (r->h->dns_started) /* not at start: all begin together */
+                atomic_store_explicit(&s->back_at, loop_now(r->h->loop), RLX);
             ups__set_addr(sh, srv, (const struct sockaddr *)&f[i].ss, f[i].len);
             log_info("upstream %s: %s: server %s added (ttl %ds)", sh->cu->name,
                      r->cs->host, ntop(&f[i].ss, a, sizeof(a)), ttl);
@@ -319,6 +320,12 @@ static void first_answers(struct ups_health *h)
              "for an answer", FIRST_WAIT_MS);
 }
 
+/* The first answers are in (or given up on): later ones are news. */
+static void first_done(struct ups_health *h)
+{
+    h->dns_started = true;
+}
+
 int ups__resolve_init(struct ups_health *h, struct ups_state *st)
 {
     size_t n = 0;
@@ -354,6 +361,7 @@ int ups__resolve_init(struct ups_health *h, struct ups_state *st)
         }
     }
     first_answers(h);
+    first_done(h);
     return 0;
 }
 
