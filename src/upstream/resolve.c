@@ -320,12 +320,6 @@ static void first_answers(struct ups_health *h)
              "for an answer", FIRST_WAIT_MS);
 }
 
-/* The first answers are in (or given up on): later ones are news. */
-static void first_done(struct ups_health *h)
-{
-    h->dns_started = true;
-}
-
 int ups__resolve_init(struct ups_health *h, struct ups_state *st)
 {
     size_t n = 0;
@@ -361,7 +355,7 @@ int ups__resolve_init(struct ups_health *h, struct ups_state *st)
         }
     }
     first_answers(h);
-    first_done(h);
+    h->dns_started = true; /* later answers are news */
     return 0;
 }
 
