@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gatehouse benchmarks against nginx and HAProxy, all on loopback.
 #
-#   bench/run.sh [scenario...]     scenarios: reverse idle load tls (default: all)
+#   bench/run.sh [scenario...]     scenarios: reverse idle load tls pools (default: all)
 #
 # After the scenarios, bench/lib/report.py writes bench/results/REPORT.md
 # (every scenario's latest tables, the machine, gnuplot charts).
@@ -53,7 +53,7 @@ RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
 LOAD_LEVELS=${BENCH_LOAD_LEVELS:-1 4 16 64 256}
 LOAD_DURATION=${BENCH_LOAD_DURATION:-5}
-ALL_SCENARIOS=(reverse idle load tls)
+ALL_SCENARIOS=(reverse idle load tls pools)
 H2LOAD=/usr/bin/h2load
 CONF_SUFFIX=""   # "-tls": the peers' TLS configs (scenario tls)
 SCHEME=http
@@ -66,7 +66,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle | load | tls) ;;
+    reverse | idle | load | tls | pools) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -642,6 +642,146 @@ scenario_tls() {
     stop_all
     CONF_SUFFIX=""
     SCHEME=http
+}
+
+# ------------------------------------------------------------ pools
+# Three origin servers (one nginx worker on three ports) behind each proxy;
+# gatehouse runs once per balancer. See bench/README.md "Scenario pools".
+POOLS_PEERS=(gh-rr gh-lc gh-p2c gh-ewma nginx haproxy)
+declare -A POOLS_BAL=([gh-rr]=round_robin [gh-lc]=least_conn [gh-p2c]=random_two [gh-ewma]=ewma)
+O3_PORTS=()
+
+pools_start_origin() {
+    local p
+    mkdir -p "$TMP/www" "$TMP/origin-tmp"
+    head -c 1024 /dev/zero | tr '\0' 'x' >"$TMP/www/1k"
+    chmod -R a+rX "$TMP/www"
+    read -ra O3_PORTS <<<"$($PY "$LIB/benchlib.py" ports 3)"
+    render "$BENCH/conf/origin3.nginx.conf" "$TMP/origin3.conf" "PORT1=${O3_PORTS[0]}" \
+        "PORT2=${O3_PORTS[1]}" "PORT3=${O3_PORTS[2]}"
+    start "$TMP/origin3.out" taskset -c "$LOAD_CPU" "$NGINX" -p "$TMP" \
+        -e "$TMP/origin3-error.log" -c "$TMP/origin3.conf" -g 'daemon off;'
+    ORIGIN_PID=$LAST_PID
+    for p in "${O3_PORTS[@]}"; do
+        wait_ready "$ORIGIN_PID" "$p" 10 || {
+            tail_logs "$TMP/origin3.out" "$TMP/origin3-error.log"
+            die "origin nginx (3 ports) did not come up"
+        }
+    done
+}
+
+# pools_start_peer NAME PORT: 0 when it serves GET /1k through the origins.
+pools_start_peer() {
+    local name=$1 port=$2 pin=(taskset -c "$PROXY_CPU") why
+    local ports=("PORT=$port" "PORT1=${O3_PORTS[0]}" "PORT2=${O3_PORTS[1]}" "PORT3=${O3_PORTS[2]}")
+    case $name in
+    gh-*)
+        if [[ ! -x $GH_BIN ]]; then
+            GH_NOTE="gatehouse skipped: $GH_BIN not built yet (make BUILD=release)"
+            say "bench: $GH_NOTE"
+            return 1
+        fi
+        render "$BENCH/conf/pools.gatehouse.yaml" "$TMP/$name.yaml" "${ports[@]}" \
+            "BALANCE=${POOLS_BAL[$name]}"
+        start "$TMP/$name.out" "${pin[@]}" "$GH_BIN" -c "$TMP/$name.yaml"
+        ;;
+    nginx)
+        mkdir -p "$TMP/nginx-tmp"
+        render "$BENCH/conf/pools.nginx.conf" "$TMP/nginx.conf" "${ports[@]}"
+        start "$TMP/nginx.out" "${pin[@]}" "$NGINX" -p "$TMP" \
+            -e "$TMP/nginx-error.log" -c "$TMP/nginx.conf" -g 'daemon off;'
+        ;;
+    haproxy)
+        render "$BENCH/conf/pools.haproxy.cfg" "$TMP/haproxy.cfg" "${ports[@]}"
+        start "$TMP/haproxy.out" "${pin[@]}" "$HAPROXY" -f "$TMP/haproxy.cfg" -db
+        ;;
+    *) die "unknown peer $name" ;;
+    esac
+    PEER_PID[$name]=$LAST_PID
+    PEER_PORT[$name]=$port
+    if ! wait_ready "$LAST_PID" "$port" 10; then
+        why="did not answer GET /1k with 200 and 1024 bytes within 10 s"
+        kill -0 "$LAST_PID" 2>/dev/null || why="exited at start"
+        stop "$LAST_PID"
+        tail_logs "$TMP/$name.out" "$TMP/$name-error.log" "$TMP/gh-error.log"
+        if [[ $name == gh-* ]]; then
+            GH_NOTE="$name skipped: $why"
+            say "bench: $GH_NOTE"
+            return 1
+        fi
+        die "$name $why"
+    fi
+    return 0
+}
+
+scenario_pools() {
+    local raw=$TMP/pools.tsv r p url pids c0 c1 b0 b1 s0 s1 rc status ports i=0
+    local w req secs rps p50 p99 n2 se waited l0 l1 la_start
+    say ""
+    say "== pools: wrk -t1 -c$CONNS -d${DURATION}s on cpu $LOAD_CPU -> proxy on cpu $PROXY_CPU -> 3 origins (one nginx, 3 ports, 1 KiB); $ROUNDS rounds"
+    la_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    GH_NOTE=""
+    PEERS=()
+    pools_start_origin
+    read -ra ports <<<"$($PY "$LIB/benchlib.py" ports "${#POOLS_PEERS[@]}")"
+    for p in "${POOLS_PEERS[@]}"; do
+        if pools_start_peer "$p" "${ports[i]}"; then PEERS+=("$p"); fi
+        i=$((i + 1))
+    done
+    say "bench: origins :${O3_PORTS[*]} on cpu $LOAD_CPU; proxies on cpu $PROXY_CPU:$(
+        for p in "${PEERS[@]}"; do printf ' %s :%s' "$p" "${PEER_PORT[$p]}"; done)"
+    printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tload_busy_ticks\tnon2xx\tsockerr\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for p in "${PEERS[@]}"; do
+            url="http://127.0.0.1:${PEER_PORT[$p]}/1k"
+            if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
+                say "  round $r/$ROUNDS $p: process gone, skipped"
+                [[ -n ${DIED[$p]:-} ]] || report_death "$p"
+                printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\t0\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
+                continue
+            fi
+            waited=$(quiet_wait)
+            run_bounded $((WARMUP + 20)) "$TMP/warmup-$p-$r.txt" \
+                taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${WARMUP}s" "$url" || true
+            read -ra pids <<<"$(measured_pids "$p" | tr '\n' ' ')"
+            c0=$(cpu_ticks "${pids[@]}")
+            read -r b0 s0 l0 <<<"$(core_ticks)"
+            rc=0
+            run_bounded $((DURATION + 20)) "$TMP/wrk-$p-$r.txt" \
+                taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${DURATION}s" \
+                --latency "$url" || rc=$?
+            read -r b1 s1 l1 <<<"$(core_ticks)"
+            c1=$(cpu_ticks "${pids[@]}" 2>/dev/null || echo "$c0")
+            status=ok
+            if [[ $rc -ne 0 ]] || ! w=$($PY "$LIB/benchlib.py" wrk "$TMP/wrk-$p-$r.txt" 2>"$TMP/parse.err"); then
+                status="wrk-failed"
+                w=$'0\t0\t0\t0\t0\t0\t0'
+                tail_logs "$TMP/wrk-$p-$r.txt" "$TMP/parse.err"
+            fi
+            if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
+                status="died"
+                report_death "$p"
+            fi
+            read -r req secs rps p50 p99 n2 se <<<"$w"
+            printf '%s\t' "$r" "$p" "$req" "$secs" "$rps" "$p50" "$p99" \
+                $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) $((l1 - l0)) "$n2" "$se" "$(loadavg)" "$waited" >>"$raw"
+            printf '%s\n' "$status" >>"$raw"
+            tail -n 1 "$raw" | awk -F'\t' -v hz="$(getconf CLK_TCK)" -v R="$ROUNDS" '{
+                us = $3 > 0 ? $8 / hz / $3 * 1e6 : 0; core = $3 > 0 ? $9 / hz / $3 * 1e6 : 0
+                printf "  round %s/%s %-9s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.2f µs/req (core %6.2f)  non-2xx %s  errors %s  waited %ss  %s\n",
+                    $1, R, $2, $5, $6 / 1e3, $7 / 1e3, us, core, $12, $13, $15, $16 }'
+        done
+    done
+    stop_all
+    local notes=(--note "$ROUNDS interleaved rounds; each: ${WARMUP} s warm-up, then \`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:<port>/1k\`"
+        --note "proxies pinned to cpu $PROXY_CPU, one worker each; the three origins are one nginx worker listening on three ports, pinned with wrk to cpu $LOAD_CPU"
+        --note "gatehouse runs once per balancer: gh-rr round_robin, gh-lc least_conn, gh-p2c random_two, gh-ewma ewma; nginx and HAProxy balance round robin"
+        --note "before each run, up to ${QUIET_WAIT} s of waiting for both cores to be 90% idle (column 'quiet wait s')"
+        --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
+    [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
+    say ""
+    $PY "$LIB/pools_report.py" "$raw" "$RESULTS/pools-$DATE.md" \
+        "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
 }
 
 say "bench: temp dir $TMP; open-file limit $NOFILE"

@@ -30,13 +30,74 @@ struct cfg_addr {
 };
 
 enum cfg_balance {
-    CFG_BAL_ROUND_ROBIN = 0,
+    CFG_BAL_ROUND_ROBIN = 0, /* smooth weighted round robin */
+    CFG_BAL_LEAST_CONN,      /* fewest in flight / weight, all workers */
+    CFG_BAL_HASH,            /* consistent hash of <hash_key> */
+    CFG_BAL_RANDOM_TWO,      /* power of two choices on in-flight */
+    CFG_BAL_EWMA,            /* peak-EWMA latency x in-flight */
 };
 
+enum cfg_hash_key {
+    CFG_HK_CLIENT = 0, /* the client's IP address */
+    CFG_HK_URI,        /* the request target as sent */
+    CFG_HK_HEADER,     /* the value of the field <hash_name> */
+    CFG_HK_COOKIE,     /* the value of the cookie <hash_name> */
+};
+
+/* At most this many servers per upstream, counting every address slot of
+ * the names that are re-resolved (see cfg_server.host). */
+#define CFG_MAX_SERVERS 64
+
 struct cfg_server {
-    struct cfg_addr addr;
+    struct cfg_addr addr; /* len 0: a DNS slot not filled at load time */
     int weight; /* 1..1000, default 1 */
     uint32_t mslot; /* metrics slot, set before the snapshot is shared */
+    bool backup;         /* used only when no primary server is usable */
+    unsigned max_conns;  /* requests in flight to it across all workers;
+                            0: no limit */
+    /* resolve: true. <host> is re-resolved at its TTL and its addresses
+     * fill the <nslots> consecutive servers starting at <slot0> (this one
+     * is slot <slot> of them); NULL otherwise. */
+    const char *host;
+    uint16_t port;
+    unsigned slot, slot0, nslots;
+};
+
+/* Active health checks, run by one thread for the whole process. */
+struct cfg_health {
+    bool on;
+    bool tcp;            /* a TCP connect only; else an HTTP GET of <path> */
+    const char *path;    /* default "/" */
+    const char *host;    /* Host field; default the server's address */
+    int status_lo, status_hi; /* accepted statuses; default 200..399 */
+    cfg_ms interval;     /* default 2s */
+    cfg_ms timeout;      /* default 1s */
+    unsigned rise;       /* passes in a row to mark a down server up; 2 */
+    unsigned fall;       /* failures in a row to mark it down; 3 */
+};
+
+/* Passive checks: failures seen by real requests eject a server. */
+struct cfg_passive {
+    bool on;
+    unsigned failures;   /* consecutive failures that eject; default 3 */
+    cfg_ms window;       /* ... when they all fall within this; 10s */
+    cfg_ms eject;        /* first ejection; doubled on each repeat; 10s */
+    cfg_ms eject_max;    /* ceiling of the doubling; 5m */
+    bool status_5xx;     /* a 5xx response counts as a failure; true */
+};
+
+struct cfg_retries {
+    unsigned tries;      /* servers tried per request, the first included;
+                            0: each server once (default) */
+    unsigned budget_pct; /* retries after a request was sent, as % of
+                            recent requests; default 20 */
+    unsigned budget_min; /* ... but always this many per second; 10 */
+};
+
+struct cfg_sticky {
+    const char *cookie;  /* cookie naming the server; NULL: no stickiness */
+    const char *path;    /* its Path; default "/" */
+    cfg_ms max_age;      /* its Max-Age; 0: a session cookie (default) */
 };
 
 struct tls_cli; /* src/tls/: the client context built from a cfg_upstream_tls */
@@ -67,6 +128,25 @@ struct cfg_upstream {
     int proxy_protocol; /* PROXY header sent on each new connection: 0 off
                            (default), 1 or 2 (version); pooling is off then */
     struct cfg_upstream_tls *tls; /* NULL: plain HTTP to the servers */
+    /* pools (docs/upstreams.md) */
+    unsigned max_conns;       /* default of the servers' max_conns; 0 */
+    enum cfg_hash_key hash_key;
+    const char *hash_name;    /* field or cookie name for CFG_HK_HEADER/COOKIE */
+    cfg_ms ewma_decay;        /* peak-EWMA time constant; default 10s */
+    cfg_ms slow_start;        /* ramp-up of a server that came back; 0 */
+    unsigned queue;           /* requests waiting for a max_conns slot,
+                                 all workers; 0: answer 503 at once */
+    cfg_ms queue_timeout;     /* longest wait in the queue; default 5s */
+    cfg_ms retry_after;       /* Retry-After of those 503s; default 1s */
+    struct cfg_health health;
+    struct cfg_passive passive;
+    struct cfg_retries retries;
+    struct cfg_sticky sticky;
+    struct cfg_resolve {
+        struct cfg_addr *servers; /* DNS servers; none: /etc/resolv.conf */
+        size_t nservers;
+        cfg_ms min_ttl, max_ttl;  /* TTL clamp; defaults 1s, 1h */
+    } resolve;
 };
 
 enum cfg_xff {

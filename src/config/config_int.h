@@ -6,7 +6,8 @@
  *   yaml_tree.c  libyaml events -> node tree with line:column marks
  *   values.c     durations, sizes, addresses
  *   fields.c     the loader context, error messages, typed field readers
- *   load.c       top level, log, upstreams, snapshot life cycle
+ *   load.c       top level, log, snapshot life cycle
+ *   upstream.c   upstreams: servers, balancing, health, retries
  *   listener.c   listeners, sites, routes and their cross-checks
  */
 #ifndef GH_CONFIG_CONFIG_INT_H
@@ -196,6 +197,12 @@ struct cfg__field {
  * (-ENOMEM from a field function). */
 int cfg__walk(struct cfg__ld *ld, const struct cfg__node *m, const char *what,
               const struct cfg__field *fields, size_t nfields, void *obj);
+
+/* ---- upstream.c ---- */
+
+/* Reads the "upstreams" mapping <v> into the struct cfg <obj>. Returns 0 or
+ * a negative errno with the error written. */
+int cfg__upstreams(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
 
 /* ---- listener.c ---- */
 

@@ -1,6 +1,6 @@
 /*
- * Loading a configuration snapshot: the top level, the log, the upstreams,
- * and the snapshot's life cycle.
+ * Loading a configuration snapshot: the top level, the log, and the
+ * snapshot's life cycle (the upstreams are in upstream.c).
  *
  * A load builds everything in one fresh arena: the YAML tree first, then the
  * struct cfg whose strings point into the tree's scalars. On any error the
@@ -11,10 +11,8 @@
  * Listeners are read after everything else whatever their place in the
  * file, so that routes can name upstreams defined below them.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -131,178 +129,6 @@ static int set_log(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
                      sizeof(log_fields) / sizeof(log_fields[0]), &c->log);
 }
 
-/* ---- upstreams ---- */
-
-static int set_srv_address(struct cfg__ld *ld, const struct cfg__node *v,
-                           void *obj)
-{
-    return cfg__addr(ld, v, &((struct cfg_server *)obj)->addr);
-}
-
-static const struct cfg__field server_fields[] = {
-    CFG__F_FN("address", set_srv_address),
-    CFG__F_INT("weight", struct cfg_server, weight, 1, 1000),
-};
-
-/* 0.0.0.0 or [::]: fine to listen on, meaningless to connect to. */
-static bool is_any(const struct cfg_addr *a)
-{
-    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
-
-    if (a->ss.ss_family == AF_INET)
-        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
-               htonl(INADDR_ANY);
-    return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr, &any6,
-                  sizeof(any6)) == 0;
-}
-
-/* One item of "servers": an address, or { address, weight }. */
-static int read_server(struct cfg__ld *ld, const struct cfg__node *v,
-                       struct cfg_server *s)
-{
-    const struct cfg__node *an = v;
-    int rc;
-
-    s->weight = 1;
-    if (v->type == CFG_N_SCALAR) {
-        rc = cfg__addr(ld, v, &s->addr);
-    } else if (v->type == CFG_N_MAP) {
-        rc = cfg__walk(ld, v, "server", server_fields,
-                       sizeof(server_fields) / sizeof(server_fields[0]), s);
-        if (rc == 0 && s->addr.len == 0)
-            return cfg__fail(ld, v, "missing \"address\" in server");
-        an = cfg__map_get(v, "address");
-    } else {
-        return cfg__bad(ld, v, "expected an address, or a mapping with "
-                               "address and weight");
-    }
-    if (rc == 0 && is_any(&s->addr))
-        return cfg__bad(ld, an, "%s is not a server address (a server "
-                                "needs a real address to connect to)",
-                        s->addr.text);
-    return rc;
-}
-
-static int set_servers(struct cfg__ld *ld, const struct cfg__node *v,
-                       void *obj)
-{
-    struct cfg_upstream *u = obj;
-    int rc = cfg__want(ld, v, CFG_N_SEQ);
-    if (rc != 0)
-        return rc;
-    u->servers = cfg__array(ld, v->n, sizeof(*u->servers));
-    if (u->servers == NULL)
-        return -ENOMEM;
-    const struct cfg__node *it = v->head;
-    for (size_t i = 0; i < v->n; i++, it = it->next) {
-        struct cfg_server *s = &u->servers[i];
-        rc = read_server(ld, it, s);
-        if (rc != 0)
-            return rc;
-        for (size_t j = 0; j < i; j++)
-            if (cfg__addr_eq(&u->servers[j].addr, &s->addr))
-                return cfg__fail(ld, it, "server %s is listed twice in "
-                                         "upstream \"%s\" (use weight)",
-                                 s->addr.text, u->name);
-        u->nservers++;
-    }
-    return 0;
-}
-
-static int set_balance(struct cfg__ld *ld, const struct cfg__node *v,
-                       void *obj)
-{
-    static const char *const names[] = { "round_robin" };
-    size_t i;
-    int rc = cfg__enum(ld, v, names, 1, &i);
-    if (rc == 0)
-        ((struct cfg_upstream *)obj)->balance = CFG_BAL_ROUND_ROBIN;
-    return rc;
-}
-
-static int set_ups_proxy_protocol(struct cfg__ld *ld,
-                                  const struct cfg__node *v, void *obj)
-{
-    static const char *const names[] = { "off", "v1", "v2" };
-    size_t i;
-    int rc = cfg__enum(ld, v, names, 3, &i);
-    if (rc == 0)
-        ((struct cfg_upstream *)obj)->proxy_protocol = (int)i;
-    return rc;
-}
-
-#define U struct cfg_upstream
-static const struct cfg__field upstream_fields[] = {
-    CFG__F_FN("servers", set_servers),
-    CFG__F_FN("balance", set_balance),
-    CFG__F_MS("connect_timeout", U, connect_timeout, 1, CFG__DAY),
-    CFG__F_MS("read_timeout", U, read_timeout, 1, CFG__DAY),
-    CFG__F_MS("send_timeout", U, send_timeout, 1, CFG__DAY),
-    CFG__F_UINT("keepalive", U, keepalive, 0, 10000),
-    CFG__F_MS("keepalive_timeout", U, keepalive_timeout, 1, CFG__DAY),
-    CFG__F_UINT("keepalive_requests", U, keepalive_requests, 1, 1000000000),
-    CFG__F_FN("proxy_protocol", set_ups_proxy_protocol),
-    CFG__F_FN("tls", cfg__upstream_tls),
-};
-#undef U
-
-static void upstream_defaults(struct cfg_upstream *u)
-{
-    u->balance = CFG_BAL_ROUND_ROBIN;
-    u->connect_timeout = 5 * CFG__SEC;
-    u->read_timeout = 60 * CFG__SEC;
-    u->send_timeout = 60 * CFG__SEC;
-    u->keepalive = 32;
-    u->keepalive_timeout = 60 * CFG__SEC;
-    u->keepalive_requests = 10000;
-}
-
-static int check_name(struct cfg__ld *ld, const struct cfg__node *key)
-{
-    struct str s = key->val;
-    bool ok = s.len > 0 && s.len <= 64;
-    for (size_t i = 0; ok && i < s.len; i++) {
-        char ch = s.p[i];
-        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-             (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
-    }
-    if (!ok)
-        return cfg__fail(ld, key, "upstream name \"%s\" must be 1..64 letters, "
-                                  "digits, '_', '-' or '.'", s.p);
-    return 0;
-}
-
-static int set_upstreams(struct cfg__ld *ld, const struct cfg__node *v,
-                         void *obj)
-{
-    struct cfg *c = obj;
-    int rc = cfg__want(ld, v, CFG_N_MAP);
-    if (rc != 0)
-        return rc;
-    c->upstreams = cfg__array(ld, v->n, sizeof(*c->upstreams));
-    if (c->upstreams == NULL)
-        return -ENOMEM;
-    for (const struct cfg__node *it = v->head; it != NULL; it = it->next) {
-        struct cfg_upstream *u = &c->upstreams[c->nupstreams];
-        upstream_defaults(u);
-        u->name = it->key->val.p;
-        rc = check_name(ld, it->key);
-        if (rc == 0)
-            rc = cfg__walk(ld, it, "upstream", upstream_fields,
-                           sizeof(upstream_fields) /
-                               sizeof(upstream_fields[0]), u);
-        if (rc == 0 && u->nservers == 0)
-            rc = cfg__fail(ld, it->key, "upstream \"%s\" has no servers",
-                           u->name);
-        if (rc == 0 && u->tls != NULL)
-            rc = cfg__upstream_tls_build(ld, it, u);
-        if (rc != 0)
-            return rc;
-        c->nupstreams++;
-    }
-    return 0;
-}
-
 static int defer_listeners(struct cfg__ld *ld, const struct cfg__node *v,
                            void *obj)
 {
@@ -317,7 +143,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("via_name", set_via_name),
     CFG__F_MS("graceful_timeout", struct cfg, graceful_timeout, 0, CFG__DAY),
     CFG__F_FN("log", set_log),
-    CFG__F_FN("upstreams", set_upstreams),
+    CFG__F_FN("upstreams", cfg__upstreams),
     CFG__F_FN("listeners", defer_listeners),
     CFG__F_FN("admin", cfg__admin),
     CFG__F_FN("cluster", cfg__cluster),

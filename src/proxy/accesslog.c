@@ -2,8 +2,9 @@
  * Access log lines, batched per worker (one write(2) per loop iteration).
  *
  * combined: the Apache/nginx combined format, then our fields:
- *   127.0.0.1 - - [26/Nov/2026:21:30:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/7.88.1" rt=0.001 ups=was reason=-
- * json: one object per line with the same facts.
+ *   127.0.0.1 - - [26/Nov/2026:21:30:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/7.88.1" rt=0.001 ups=was srv=10.0.0.2:8080 reason=-
+ * srv= names every server tried, in order ("a,b" after a retry; "-" when
+ * none was). json: one object per line with the same facts.
  */
 #include <stdio.h>
 #include <string.h>
@@ -100,8 +101,11 @@ static void combined(struct line *l, const struct txn *t, const char *ip,
     add_esc(l, field_or_dash(m, "referer"), 512, false);
     add(l, "\" \"");
     add_esc(l, field_or_dash(m, "user-agent"), 512, false);
-    add(l, "\" rt=%.3f ups=%s reason=%s\n", secs,
-        t->ups ? t->ups->cu->name : "-", t->reason ? t->reason : "-");
+    char tried[512];
+    if (pick_tried(t, tried, sizeof(tried)) == 0)
+        tried[0] = '-', tried[1] = '\0';
+    add(l, "\" rt=%.3f ups=%s srv=%s reason=%s\n", secs,
+        t->ups ? t->ups->cu->name : "-", tried, t->reason ? t->reason : "-");
 }
 
 static void json(struct line *l, const struct txn *t, const char *ip, double secs)
@@ -131,7 +135,16 @@ static void json(struct line *l, const struct txn *t, const char *ip, double sec
     add_esc(l, ref, 512, true);
     add(l, "\",\"user_agent\":\"");
     add_esc(l, field_or_dash(m, "user-agent"), 512, true);
-    add(l, "\"}\n");
+    char tried[512];
+    size_t n = pick_tried(t, tried, sizeof(tried));
+    add(l, "\",\"upstream_servers\":[");
+    for (size_t i = 0, start = 0; i <= n && n > 0; i++) {
+        if (i < n && tried[i] != ',')
+            continue;
+        add(l, "%s\"%.*s\"", start ? "," : "", (int)(i - start), tried + start);
+        start = i + 1;
+    }
+    add(l, "]}\n");
 }
 
 void alog_write(struct txn *t)

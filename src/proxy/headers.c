@@ -263,7 +263,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
     const struct cfg_headers *h = &t->c->cl->headers;
     const struct cfg *cfg = t->c->gen->cfg;
     bool interim = resp->status < 200 && resp->status != 101;
-    struct out o = { .cap = resp->head_len + 512 };
+    struct out o = { .cap = resp->head_len + 512 +
+                            (t->set_cookie != NULL ? strlen(t->set_cookie) : 0) };
     o.p = pool_alloc(t->pool, o.cap);
     if (o.p == NULL)
         return -ENOMEM;
@@ -302,6 +303,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
         }
         if (hsts_of(t) != NULL)
             puts_(&o, hsts_of(t));
+        if (t->set_cookie != NULL && resp->status != 101)
+            puts_(&o, t->set_cookie); /* sticky sessions (pick.c) */
         if (resp->status != 101) {
             if (!t->keepalive)
                 puts_(&o, "Connection: close\r\n");

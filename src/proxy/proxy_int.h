@@ -63,6 +63,7 @@ struct shared;
 struct gen {
     struct worker *w;
     struct cfg *cfg; /* a reference */
+    struct ups_state *st; /* a reference: upstream state shared by workers */
     struct ups_set *ups;
     struct lsock *ls; /* listeners, while current */
     size_t nls;
@@ -75,6 +76,7 @@ struct gen {
 /* What the main thread hands a worker on reload. */
 struct reload_msg {
     struct cfg *cfg; /* a reference, for the worker */
+    struct ups_state *st; /* the snapshot's upstream state (not a reference) */
     unsigned id;
     int *fds;        /* per listener of cfg: a socket opened for this
                         worker, or -1: take over the current one at the
@@ -223,6 +225,16 @@ struct txn {
     bool resp_started;      /* any response byte read from upstream */
     bool up_eof, c_shut, u_shut; /* tunnel half-closes */
     bool rdhup_seen;        /* the client's hang-up was looked at */
+    /* upstream pools (pick.c) */
+    struct ups_key key;     /* hash key and sticky server of the request */
+    struct ups_waiter wait; /* waiting for a max_conns slot */
+    int held;               /* server whose in-flight slot we hold, + 1 */
+    bool reported;          /* its outcome went to ups_report() */
+    int last_fail;          /* enum pick_fail of the last failed try */
+    int64_t try_us;         /* when the current try was picked */
+    const char *set_cookie; /* sticky "Set-Cookie: ...\r\n", or NULL */
+    uint8_t trylog[8];      /* servers tried, in order (access log) */
+    uint8_t ntrylog;
 };
 
 /* ---- server.c / worker.c ---- */
@@ -366,10 +378,46 @@ static inline void cli_abort(struct txn *t)
         conn_close(t->c);
 }
 
+/* Picks a server and connects (or reuses a pooled connection); on no
+ * server, waits in the queue or answers the error. */
+void txn_connect(struct txn *t);
+
+/* ---- pick.c ---- */
+enum pick_fail {
+    PF_REFUSED = 0, /* connect refused or failed */
+    PF_CONNECT_TIMEOUT,
+    PF_BROKEN,      /* the connection broke before the response head */
+    PF_READ_TIMEOUT,
+    PF_WRITE_TIMEOUT,
+};
+/* Picks a server for t (t->tried, t->key) and holds its slot. Returns the
+ * server, or -1 when none is left (answer with pick_exhausted), or -2 when
+ * the transaction now waits in the queue or was answered 503. */
+int pick_server(struct txn *t);
+/* The response head arrived from the held server: feeds passive checks
+ * and the latency EWMA. */
+void pick_observe(struct txn *t, int status);
+/* Gives back the held server's slot, reporting a failure first when
+ * <failed>. Idempotent. */
+void pick_release(struct txn *t, bool failed);
+/* After a failed try of kind <f> (the slot released): true when the
+ * request may go to another server (idempotent or never sent, tries and
+ * retry budget left). */
+bool pick_retry(struct txn *t, enum pick_fail f);
+/* No server left: the error for the last failure. */
+void pick_exhausted(struct txn *t);
+/* Drops the transaction's place in the queue and its slot (it ends). */
+void pick_end(struct txn *t);
+/* Writes the servers tried, "a,b", into <buf>; returns the length. */
+size_t pick_tried(const struct txn *t, char *buf, size_t len);
+
 /* ---- respond.c ---- */
 /* Answers with <status> and a short body, a Proxy-Status naming <error>
  * (an RFC 9209 error type, or NULL for none). */
 void txn_error(struct txn *t, int status, const char *error, const char *msg);
+/* Same, with <extra> field lines ("Name: value\r\n"...) added. */
+void txn_error_hdr(struct txn *t, int status, const char *error,
+                   const char *msg, const char *extra);
 /* Starts a local response (T_LOCAL) with the given body. */
 void txn_local(struct txn *t, int status, const char *ctype,
                const char *body, size_t len, const char *extra_headers);

@@ -88,6 +88,12 @@ void txn_local(struct txn *t, int status, const char *ctype, const char *body,
 
 void txn_error(struct txn *t, int status, const char *error, const char *msg)
 {
+    txn_error_hdr(t, status, error, msg, NULL);
+}
+
+void txn_error_hdr(struct txn *t, int status, const char *error,
+                   const char *msg, const char *more)
+{
     if (t->reason == NULL)
         t->reason = error;
     if (t->head_sent && t->phase != T_LOCAL) {
@@ -102,7 +108,8 @@ void txn_error(struct txn *t, int status, const char *error, const char *msg)
         status == 431 || status == 501 || status == 505)
         t->keepalive = false;
     char *body = pool_alloc(t->pool, 256);
-    char *extra = pool_alloc(t->pool, 256);
+    size_t ecap = 256 + (more != NULL ? strlen(more) : 0);
+    char *extra = pool_alloc(t->pool, ecap);
     if (body == NULL || extra == NULL) {
         cli_abort(t);
         return;
@@ -113,10 +120,11 @@ void txn_error(struct txn *t, int status, const char *error, const char *msg)
     if (bl >= 256)
         bl = 255;
     if (t->reason != error)
-        snprintf(extra, 256, "Proxy-Status: gatehouse; error=%s; details=\"%s\"\r\n",
-                 error, t->reason);
+        snprintf(extra, ecap, "Proxy-Status: gatehouse; error=%s; details=\"%s\"\r\n%s",
+                 error, t->reason, more != NULL ? more : "");
     else
-        snprintf(extra, 256, "Proxy-Status: gatehouse; error=%s\r\n", error);
+        snprintf(extra, ecap, "Proxy-Status: gatehouse; error=%s\r\n%s", error,
+                 more != NULL ? more : "");
     txn_local(t, status, "text/plain; charset=utf-8", body, (size_t)bl, extra);
 }
 

@@ -63,6 +63,8 @@ struct server {
     int admin_fd;        /* the admin listener's socket, -1 when none */
     char **argv;         /* to start the binary anew (upgrade) */
     bool upgraded;       /* a new process took over: leave the pid file */
+    struct ups_state *st;      /* upstream state of cur (health, in flight) */
+    struct ups_health *health; /* the health thread of st, or NULL */
 };
 
 /* ---- listeners ---- */
@@ -288,8 +290,16 @@ static void reload_config(struct server *s)
     }
     warn_fixed(s, n);
     int *lfds = malloc((size_t)s->n * (nl ? nl : 1) * sizeof(*lfds));
-    if (lfds == NULL) {
+    /* servers kept by name and address keep their health and load */
+    struct ups_state *st = lfds != NULL ? ups_state_new(n, s->st) : NULL;
+    struct ups_health *health = NULL;
+    if (st != NULL && ups_health_start(st, &health) < 0) {
+        ups_state_unref(st);
+        st = NULL;
+    }
+    if (lfds == NULL || st == NULL) {
         refuse(s, "out of memory");
+        free(lfds);
         for (size_t k = 0; k < (size_t)s->n * nl; k++)
             if (fds[k] >= 0)
                 close(fds[k]);
@@ -310,8 +320,9 @@ static void reload_config(struct server *s)
         AN(m); /* a few bytes: out of memory here is fatal, as at start */
         AN(wfds);
         memcpy(wfds, fds + (size_t)w * nl, nl * sizeof(*wfds));
-        *m = (struct reload_msg){ .cfg = cfg_ref(n), .id = s->gen, .fds = wfds,
-                                  .alog_fd = alog_fd, .alog_fmt = n->log.format };
+        *m = (struct reload_msg){ .cfg = cfg_ref(n), .st = st, .id = s->gen,
+                                  .fds = wfds, .alog_fd = alog_fd,
+                                  .alog_fmt = n->log.format };
         worker_post(&s->ws[w], m);
     }
     free(fds);
@@ -323,6 +334,12 @@ static void reload_config(struct server *s)
     admin_commit(s->admin, n, admin_fd);
     cfg_unref(s->cur);
     s->cur = n;
+    /* the old generations keep their state until their last connection
+     * goes; its health thread stops now */
+    ups_health_stop(s->health);
+    ups_state_unref(s->st);
+    s->st = st;
+    s->health = health;
     if (!is_file(n->log.access) && s->alog_path != NULL)
         s->alog_path = NULL; /* its fd stays open, unused */
     log_info("reloaded %s: generation %u", n->file, s->gen);
@@ -465,7 +482,7 @@ static int start_workers(struct server *s, struct cfg *cfg, int *inited)
     memcpy(s->lfds, fds, (size_t)s->n * nl * sizeof(*fds));
     for (; *inited < s->n; (*inited)++) {
         int w = *inited;
-        rc = worker_init(&s->ws[w], w + 1, cfg, s->alog_fd,
+        rc = worker_init(&s->ws[w], w + 1, cfg, s->st, s->alog_fd,
                          metrics_worker(s->m, w), fds + (size_t)w * nl);
         if (rc < 0) {
             (*inited)++;
@@ -525,8 +542,15 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     if (s->admin == NULL)
         goto Exit;
     s->admin_fd = admin_listen_fd(s->admin);
-    if (start_workers(s, cfg, &inited) < 0)
+    /* upstream state shared by the workers and the health thread */
+    s->st = ups_state_new(cfg, NULL);
+    if (s->st == NULL || start_workers(s, cfg, &inited) < 0)
         goto Exit;
+    int hrc = ups_health_start(s->st, &s->health);
+    if (hrc < 0) {
+        log_err("cannot start the health thread: %s", strerror(-hrc));
+        goto Exit;
+    }
     upgrade_inherit_done();
     if (write_pid(cfg->pid_file) < 0)
         goto Exit;
@@ -557,11 +581,13 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
 Exit:
     for (int i = 0; i < started; i++)
         pthread_join(s->ws[i].thread, NULL);
+    ups_health_stop(s->health);
     if (admin_up)
         admin_stop(s->admin);
     admin_free(s->admin);
     for (int i = 0; i < inited; i++)
         worker_fini(&s->ws[i]);
+    ups_state_unref(s->st);
     free(s->ws);
     metrics_free(s->m);
     if (cfg->pid_file != NULL && status == 0 && !s->upgraded)

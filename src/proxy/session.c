@@ -444,6 +444,7 @@ void conn_txn_done(struct conn *c)
 {
     struct txn *t = c->txn;
     struct worker *w = c->w;
+    pick_end(t); /* the upstream slot, if an error path still held it */
     alog_write(t);
     stats_txn(t);
     bool keep = t->keepalive && !conn_closing(c);

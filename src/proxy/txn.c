@@ -25,7 +25,6 @@
 #include "proxy/proxy_int.h"
 
 static void txn_pump(struct txn *t);
-static void txn_connect(struct txn *t);
 static void ups_event(struct loop *l, struct ev *e, uint32_t events);
 static void ups_timeout(struct loop *l, struct timer *tm);
 
@@ -224,8 +223,11 @@ void txn_start(struct txn *t, struct h1_msg *req)
 
     /* Build the upstream head while the field views are still valid. */
     bool proxy = t->route != NULL && t->route->action == CFG_ACT_PROXY;
-    if (proxy)
+    if (proxy) {
         t->ups = ups_of(c->gen->ups, c->gen->cfg, t->route->upstream);
+        struct ups_req ur = { &c->peer.sa, req->target, req };
+        ups_prepare(t->ups, &ur, &t->key);
+    }
     int rc = proxy ? hdr_request(t, req) : 0;
     if (rc == 0 && proxy)
         rc = pp_upstream(t);
@@ -273,6 +275,8 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_local(t, r->ret_status, r->ret_type, r->ret_body, r->ret_body_len, NULL);
         return;
     }
+    if (t->reqf.done) /* the header timeout is over: the head is in */
+        cli_timer_stop(t);
     txn_connect(t);
 }
 
@@ -288,34 +292,16 @@ static void attach(struct txn *t, struct uconn *uc)
     uc->nreq++;
 }
 
-/* Every server was tried and none could be reached. */
-static void connect_exhausted(struct txn *t)
-{
-    if (t->last_err == -EKEYREJECTED)
-        txn_error(t, 502, "tls_certificate_error",
-                  "The upstream server's certificate was not accepted.");
-    else if (t->last_err == -EPROTO)
-        txn_error(t, 502, "tls_protocol_error",
-                  "The TLS handshake with the upstream server failed.");
-    else if (t->last_err == -ETIMEDOUT)
-        txn_error(t, 504, "connection_timeout",
-                  "The upstream server did not accept the connection in time.");
-    else
-        txn_error(t, 502, "connection_refused",
-                  "The upstream server refused the connection.");
-}
-
-static void txn_connect(struct txn *t)
+void txn_connect(struct txn *t)
 {
     struct worker *w = t->c->w;
     const struct cfg_upstream *cu = t->ups->cu;
     for (;;) {
-        int srv = ups_pick(t->ups, t->tried);
+        int srv = pick_server(t);
+        if (srv == -2)
+            return; /* queued, or answered 503 */
         if (srv < 0)
             break;
-        if (srv < 64)
-            t->tried |= 1ull << srv;
-        t->attempts++;
         struct uconn *uc = ups_take_idle(t->ups, (unsigned)srv);
         if (uc != NULL) {
             attach(t, uc);
@@ -327,9 +313,13 @@ static void txn_connect(struct txn *t)
         int err = 0;
         uc = ups_connect(t->ups, (unsigned)srv, ups_event, &err);
         if (uc == NULL) {
+            char name[80];
             log_warn("upstream %s: server %s: connect failed: %s", cu->name,
-                     cu->servers[srv].addr.text, strerror(-err));
+                     ups_srv_name(t->ups, (unsigned)srv, name, sizeof(name)),
+                     strerror(-err));
             t->last_err = err;
+            pick_release(t, true);
+            pick_retry(t, PF_REFUSED);
             continue;
         }
         attach(t, uc);
@@ -337,13 +327,14 @@ static void txn_connect(struct txn *t)
         timer_set(w->loop, &uc->timer, cu->connect_timeout, ups_timeout);
         return;
     }
-    connect_exhausted(t);
+    pick_exhausted(t);
 }
 
 /* Connect failed or timed out, or the connection broke before any response
- * byte. A failed connect moves on to the next server (nothing was sent). A
- * pooled connection found dead is replaced once by a fresh one, when the
- * request can be replayed (idempotent, no body). Otherwise 502. */
+ * byte reached the client. A pooled connection found dead is replaced once
+ * by a fresh one when the request can be replayed (the server is fine, the
+ * connection was stale). Otherwise the try failed: another server when
+ * pick_retry() allows, else the error. */
 static void upstream_failed(struct txn *t, int err, bool connecting)
 {
     const struct cfg_upstream *cu = t->ups->cu;
@@ -351,31 +342,38 @@ static void upstream_failed(struct txn *t, int err, bool connecting)
     bool reused = uc != NULL && uc->reused;
     int srv = uc != NULL ? (int)uc->srv : -1;
     if (uc != NULL) {
+        char name[80];
         log_warn("upstream %s: server %s: %s: %s", cu->name,
-                 cu->servers[uc->srv].addr.text,
+                 ups_srv_name(t->ups, uc->srv, name, sizeof(name)),
                  connecting ? "connect failed" : "connection broke",
                  strerror(-err));
         t->uc = NULL;
         ups_close(uc);
     }
-    if (connecting) {
-        if (srv >= 0)
-            ups_note_connect(t->ups, (unsigned)srv, err);
-        t->last_err = err;
-        txn_connect(t);
-        return;
-    }
+    if (connecting && srv >= 0)
+        ups_note_connect(t->ups, (unsigned)srv, err);
     bool can_replay = t->reqf.kind == H1_B_NONE && idempotent(t->req.meth);
-    if (!t->resp_started && reused && can_replay && !t->replayed) {
+    if (!connecting && !t->resp_started && reused && can_replay && !t->replayed) {
         t->replayed = true;
-        if (srv >= 0 && srv < 64)
-            t->tried &= ~(1ull << srv); /* the server is fine, the conn was stale */
+        pick_release(t, false);
+        if (srv >= 0) {
+            t->tried &= ~(1ull << srv);
+            t->attempts--; /* the same try, on a fresh connection */
+        }
         t->uout.head_off = 0;
         txn_connect(t);
         return;
     }
-    txn_error(t, 502, "connection_terminated",
-              "The upstream server closed the connection.");
+    pick_release(t, true);
+    t->last_err = err;
+    enum pick_fail f = !connecting          ? PF_BROKEN
+                       : err == -ETIMEDOUT ? PF_CONNECT_TIMEOUT
+                                           : PF_REFUSED;
+    if (pick_retry(t, f)) {
+        txn_connect(t);
+        return;
+    }
+    pick_exhausted(t);
 }
 
 static ssize_t ups_read(struct uconn *uc)
@@ -429,6 +427,7 @@ static void ups_event(struct loop *l, struct ev *e, uint32_t events)
         uc->connected = true;
         timer_cancel(l, &uc->timer);
         t->phase = T_REQUEST;
+        t->try_us = loop_now_us(l); /* latency (ewma) counts from here */
     }
     txn_pump(t);
 }
@@ -514,8 +513,13 @@ static int pump_request(struct txn *t)
             progress = true;
             continue;
         }
-        if (t->reqf.done)
+        if (t->reqf.done) {
+            /* nothing more to read from the client: until the response
+             * starts, only the upstream's timeouts apply */
+            if (!t->head_sent)
+                cli_timer_stop(t);
             break;
+        }
         if (!cli_readable(t))
             break;
         ssize_t n = cli_read(t);
@@ -564,6 +568,7 @@ static int start_response(struct txn *t)
     }
     t->ustatus = status;
     t->status = status;
+    pick_observe(t, status);
     if (status == 101) {
         t->phase = T_TUNNEL;
         t->keepalive = false;
@@ -619,10 +624,13 @@ static int read_response_head(struct txn *t)
                 continue;
             }
             if (rc == -EBADMSG) {
+                char name[80];
                 log_warn("upstream %s: server %s: invalid response head (%s)",
-                         t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text,
+                         t->ups->cu->name,
+                         ups_srv_name(t->ups, uc->srv, name, sizeof(name)),
                          t->resp.err_reason ? t->resp.err_reason : "?");
                 uc->rdhup = true;
+                pick_release(t, true);
                 txn_error(t, 502, t->resp.err_status == 431
                                       ? "http_response_header_section_size"
                                       : "http_protocol_error",
@@ -641,7 +649,14 @@ static int read_response_head(struct txn *t)
         if (n == -EAGAIN)
             return 0;
         if (n <= 0) {
-            if (t->resp_started) {
+            if (t->resp_started) { /* a head cut short: nothing sent yet */
+                t->uc = NULL;
+                ups_close(uc);
+                pick_release(t, true);
+                if (pick_retry(t, PF_BROKEN)) {
+                    txn_connect(t);
+                    return -1;
+                }
                 txn_error(t, 502, "http_response_incomplete",
                           "The upstream server sent an incomplete response.");
                 return -1;
@@ -669,8 +684,9 @@ static int pump_response(struct txn *t)
     for (;;) {
         if (t->head_sent && t->resf.fwd == 0 && !t->resf.done &&
             buf_len(&uc->rbuf) > 0 && flow_take(&t->resf, &uc->rbuf) < 0) {
+            char name[80];
             log_warn("upstream %s: server %s: malformed chunked body",
-                     t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text);
+                     t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
             t->reason = "http_response_transfer_coding";
             cli_abort(t);
             return -1;
@@ -713,8 +729,9 @@ static int pump_response(struct txn *t)
             continue;
         }
         if (n <= 0) {
+            char name[80];
             log_warn("upstream %s: server %s: response body cut short",
-                     t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text);
+                     t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
             t->reason = "http_response_incomplete";
             cli_abort(t);
             return -1;
@@ -735,6 +752,7 @@ static void txn_finish(struct txn *t)
     struct uconn *uc = t->uc;
     t->uc = NULL;
     t->phase = T_DONE;
+    pick_release(t, false);
     if (uc != NULL) {
         timer_cancel(t->c->w->loop, &uc->timer);
         bool reuse = t->reqf.done && !outq_pending(&t->uout) && t->reqf.fwd == 0 &&
@@ -928,6 +946,7 @@ void txn_abort(struct txn *t)
         ups_close(t->uc);
         t->uc = NULL;
     }
+    pick_end(t);
     if (t->h2 == NULL)
         c->txn = NULL;
     t->magic = 0;
@@ -949,10 +968,12 @@ void txn_timeout(struct txn *t, bool client_side)
     }
     struct uconn *uc = t->uc;
     bool sending = uc != NULL && (outq_pending(&t->uout) || t->reqf.fwd > 0);
-    if (uc != NULL)
+    if (uc != NULL) {
+        char name[80];
         log_warn("upstream %s: server %s: %s timed out", t->ups->cu->name,
-                 t->ups->cu->servers[uc->srv].addr.text,
+                 ups_srv_name(t->ups, uc->srv, name, sizeof(name)),
                  sending ? "sending the request" : "reading the response");
+    }
     if (t->phase == T_TUNNEL) {
         txn_finish(t);
         return;
@@ -962,8 +983,12 @@ void txn_timeout(struct txn *t, bool client_side)
             t->uc = NULL;
             ups_close(uc);
         }
-        txn_error(t, 504, sending ? "connection_write_timeout" : "connection_read_timeout",
-                  "The upstream server did not answer in time.");
+        pick_release(t, true);
+        if (pick_retry(t, sending ? PF_WRITE_TIMEOUT : PF_READ_TIMEOUT)) {
+            txn_connect(t);
+            return;
+        }
+        pick_exhausted(t);
         return;
     }
     t->reason = "connection_read_timeout";

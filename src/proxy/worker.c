@@ -102,12 +102,14 @@ static void gen_free(struct gen *g)
     }
     free(g->ls);
     ups_set_free(g->ups);
+    ups_state_unref(g->st);
     cfg_unref(g->cfg);
     free(g);
 }
 
 /* A new generation for <cfg> (takes the reference), listeners not open. */
-static struct gen *gen_new(struct worker *w, struct cfg *cfg, unsigned id)
+static struct gen *gen_new(struct worker *w, struct cfg *cfg,
+                           struct ups_state *st, unsigned id)
 {
     struct gen *g = calloc(1, sizeof(*g));
     if (g == NULL)
@@ -115,7 +117,8 @@ static struct gen *gen_new(struct worker *w, struct cfg *cfg, unsigned id)
     g->w = w;
     g->cfg = cfg;
     g->id = id;
-    g->ups = ups_set_new(cfg, w->loop);
+    g->st = ups_state_ref(st);
+    g->ups = ups_set_new(cfg, st, w->loop);
     g->ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*g->ls));
     if (g->ups == NULL || g->ls == NULL) {
         g->cfg = NULL;
@@ -160,7 +163,7 @@ static bool same_addr(const struct cfg_addr *a, const struct cfg_addr *b)
 static void gen_switch(struct worker *w, struct reload_msg *m)
 {
     struct gen *old = w->gen;
-    struct gen *g = gen_new(w, m->cfg, m->id);
+    struct gen *g = gen_new(w, m->cfg, m->st, m->id);
     if (g == NULL) {
         log_err("reload: out of memory; generation %u keeps serving", old->id);
         for (size_t i = 0; i < m->cfg->nlisteners; i++)
@@ -387,8 +390,9 @@ void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd,
-                struct mworker *m, const int *fds)
+int worker_init(struct worker *w, int id, struct cfg *cfg,
+                struct ups_state *st, int alog_fd, struct mworker *m,
+                const int *fds)
 {
     w->id = id;
     w->m = m;
@@ -398,7 +402,7 @@ int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd,
     if (w->loop == NULL)
         return -errno;
     loop_set_data(w->loop, w);
-    w->gen = gen_new(w, cfg_ref(cfg), 1);
+    w->gen = gen_new(w, cfg_ref(cfg), st, 1);
     if (w->gen == NULL) {
         cfg_unref(cfg);
         return -ENOMEM;

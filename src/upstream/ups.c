@@ -1,16 +1,31 @@
 /*
- * Per-worker upstream state: smooth weighted round robin and idle pools.
+ * Per-worker upstream state: which server gets a request, the wait queue
+ * for max_conns, and the idle keep-alive connections.
  *
- * Smooth WRR (nginx ngx_http_upstream_get_peer): every pick adds each
- * server's weight to its current weight, takes the largest, and subtracts
- * the total from the winner. Weights 5,1,1 give a a b a c a a: interleaved,
- * never a burst of five.
+ * Picking (ups_pick) is in two steps. First the candidates: servers not
+ * tried yet for this request, with an address, not marked down by health
+ * checks, not ejected by passive checks and below max_conns. Primaries are
+ * used while any is a candidate; backups only when none is. When no server
+ * at all is healthy, the untried ones are used anyway (health is a hint,
+ * and trying costs a refused connect; nginx does the same). Then the pool's
+ * balancer (a vtable: the choice is made per pool at run time) picks one
+ * of the candidates, unless the sticky cookie names one of them.
+ *
+ * A pick takes one of the server's in-flight slots (a shared atomic
+ * counter): the balancers count it, and max_conns caps it. When the slot
+ * cannot be had because another worker took the last one first, the pick
+ * moves on to the next candidate.
  *
  * An idle pooled connection stays registered in the loop; if the server
  * closes it (FIN or RST arrives as EPOLLIN/EPOLLRDHUP) it is dropped at
- * once, so a request is rarely written into a dead connection.
+ * once. One idle for a while is also probed with a non-blocking
+ * recv(MSG_PEEK) before reuse, which catches a close whose event has not
+ * been read yet (a server's own keep-alive timeout racing ours). A
+ * connection to a DNS slot whose address changed since is closed, not
+ * reused.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -19,26 +34,54 @@
 #include "core/log.h"
 #include "core/macros.h"
 #include "core/sock.h"
+#include "http/h1.h"
 #include "tls/tls.h"
-#include "upstream/ups.h"
+#include "upstream/ups_int.h"
 
 /* Counters of servers whose set has no metrics yet (unit tests): written,
  * never read. */
 static struct mslot scratch;
 
-struct ups_set *ups_set_new(const struct cfg *cfg, struct loop *loop)
+#define PEEK_AFTER_MS 200 /* probe idle connections older than this */
+#define QUEUE_POLL_MS 10  /* waiters look for slots freed by other workers */
+
+static void wake_waiters(struct loop *l, struct defer *d);
+
+static const struct ups_balancer *balancer_of(enum cfg_balance b)
+{
+    switch (b) {
+    case CFG_BAL_LEAST_CONN:
+        return &ups__bal_lc;
+    case CFG_BAL_HASH:
+        return &ups__bal_hash;
+    case CFG_BAL_RANDOM_TWO:
+        return &ups__bal_p2c;
+    case CFG_BAL_EWMA:
+        return &ups__bal_ewma;
+    case CFG_BAL_ROUND_ROBIN:
+        break;
+    }
+    return &ups__bal_rr;
+}
+
+struct ups_set *ups_set_new(const struct cfg *cfg, struct ups_state *st,
+                            struct loop *loop)
 {
     struct ups_set *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->n = cfg->nupstreams;
-    s->ups = calloc(s->n ? s->n : 1, sizeof(*s->ups));
+    s->st = st;
+    s->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*s->ups));
     if (s->ups == NULL)
         goto Fail;
-    for (size_t i = 0; i < s->n; i++) {
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
         struct ups *u = &s->ups[i];
         u->cu = &cfg->upstreams[i];
+        u->sh = &st->ups[i];
+        u->bal = balancer_of(u->cu->balance);
         u->loop = loop;
+        u->rng = ups__mix((uint64_t)(uintptr_t)u ^ (uint64_t)loop_now_us(loop)) | 1;
+        s->n++;
         u->srv = calloc(u->cu->nservers ? u->cu->nservers : 1, sizeof(*u->srv));
         if (u->srv == NULL)
             goto Fail;
@@ -89,6 +132,8 @@ void ups_set_free(struct ups_set *s)
         return;
     for (size_t i = 0; i < s->n && s->ups != NULL; i++) {
         struct ups *u = &s->ups[i];
+        timer_cancel(u->loop, &u->poll);
+        loop_undefer(u->loop, &u->wake);
         for (size_t j = 0; u->srv != NULL && j < u->cu->nservers; j++) {
             while (u->srv[j].idle != NULL) {
                 struct uconn *uc = u->srv[j].idle;
@@ -110,22 +155,233 @@ struct ups *ups_of(struct ups_set *s, const struct cfg *cfg,
     return &s->ups[i];
 }
 
-int ups_pick(struct ups *u, uint64_t tried)
+/* ---- picking ---- */
+
+static uint64_t client_hash(const struct sockaddr *sa)
+{
+    if (sa == NULL)
+        return 0;
+    if (sa->sa_family == AF_INET)
+        return ups__hash(&((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                         4, 0);
+    if (sa->sa_family == AF_INET6)
+        return ups__hash(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                         16, 0);
+    return 0;
+}
+
+void ups_prepare(struct ups *u, const struct ups_req *r, struct ups_key *k)
 {
     const struct cfg_upstream *cu = u->cu;
-    int best = -1, total = 0;
-    for (size_t i = 0; i < cu->nservers; i++) {
-        if (i < 64 && (tried & (1ull << i)))
-            continue;
-        u->srv[i].cw += cu->servers[i].weight;
-        total += cu->servers[i].weight;
-        if (best < 0 || u->srv[i].cw > u->srv[best].cw)
-            best = (int)i;
+    *k = (struct ups_key){ .sticky = -1 };
+    ups__budget_deposit(u);
+    if (cu->balance == CFG_BAL_HASH) {
+        struct str v = STR_NULL;
+        switch (cu->hash_key) {
+        case CFG_HK_CLIENT:
+            k->hash = client_hash(r->client);
+            k->has_hash = r->client != NULL;
+            return;
+        case CFG_HK_URI:
+            v = r->uri;
+            break;
+        case CFG_HK_HEADER: {
+            const struct h1_field *f = h1_find(r->msg, str_cstr(cu->hash_name));
+            if (f != NULL)
+                v = str_trim(f->value);
+            break;
+        }
+        case CFG_HK_COOKIE:
+            if (!ups__cookie(r->msg, str_cstr(cu->hash_name), &v))
+                v = STR_NULL;
+            break;
+        }
+        if (v.len > 0) {
+            k->hash = ups__hash(v.p, v.len, 0);
+            k->has_hash = true;
+        }
     }
-    if (best >= 0)
-        u->srv[best].cw -= total;
-    return best;
+    if (cu->sticky.cookie != NULL) {
+        struct str v;
+        if (ups__cookie(r->msg, str_cstr(cu->sticky.cookie), &v))
+            k->sticky = ups__sticky_find(u->sh, v);
+    }
 }
+
+/* Takes an in-flight slot of <srv>; false when max_conns is reached. */
+static bool hold(struct ups *u, unsigned srv)
+{
+    unsigned max = u->cu->servers[srv].max_conns;
+    _Atomic int32_t *f = &u->sh->srv[srv].inflight;
+    int32_t old = atomic_fetch_add_explicit(f, 1, RLX);
+    if (max == 0 || old < (int32_t)max)
+        return true;
+    atomic_fetch_sub_explicit(f, 1, RLX);
+    return false;
+}
+
+void ups_unhold(struct ups *u, unsigned srv)
+{
+    atomic_fetch_sub_explicit(&u->sh->srv[srv].inflight, 1, RLX);
+    if (u->nwait > 0)
+        loop_defer(u->loop, &u->wake, wake_waiters);
+}
+
+int ups_pick(struct ups *u, const struct ups_key *k, uint64_t tried)
+{
+    const struct cfg_upstream *cu = u->cu;
+    const struct ups_shared *sh = u->sh;
+    int64_t now = loop_now(u->loop);
+    uint64_t all = cu->nservers >= 64 ? ~0ull : (1ull << cu->nservers) - 1;
+    uint64_t cand = all & ~tried;
+    uint64_t prim = 0, back = 0, pfull = 0, bfull = 0, live = 0;
+    for (uint64_t m = cand; m != 0; m &= m - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(m);
+        const struct cfg_server *cs = &cu->servers[i];
+        uint64_t bit = 1ull << i;
+        bool full = cs->max_conns > 0 &&
+                    ups__inflight(u, i) >= (int32_t)cs->max_conns;
+        if (atomic_load_explicit(&sh->srv[i].live, RLX) && !full)
+            live |= bit;
+        if (!ups__usable(sh, i, now))
+            continue;
+        if (full)
+            *(cs->backup ? &bfull : &pfull) |= bit;
+        else
+            *(cs->backup ? &back : &prim) |= bit;
+    }
+    uint64_t set = prim;
+    if (set == 0 && pfull == 0)
+        set = back;
+    if (set == 0 && (pfull | bfull) != 0)
+        return UPS_FULL;
+    if (set == 0) { /* nothing healthy: try what is left anyway */
+        uint64_t bk = 0;
+        for (uint64_t m = live; m != 0; m &= m - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(m);
+            if (cu->servers[i].backup)
+                bk |= 1ull << i;
+        }
+        set = (live & ~bk) != 0 ? live & ~bk : bk;
+        if (set == 0)
+            return UPS_NONE;
+    }
+    while (set != 0) {
+        unsigned i;
+        if (k->sticky >= 0 && (set & (1ull << k->sticky)))
+            i = (unsigned)k->sticky;
+        else
+            i = u->bal->pick(u, k, set);
+        if (hold(u, i))
+            return (int)i;
+        set &= ~(1ull << i); /* another worker took its last slot */
+    }
+    return UPS_FULL;
+}
+
+/* ---- wait queue ---- */
+
+static void unlink_waiter(struct ups *u, struct ups_waiter *w)
+{
+    if (!w->queued)
+        return;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        u->qhead = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    else
+        u->qtail = w->prev;
+    w->next = w->prev = NULL;
+    w->queued = false;
+    u->nwait--;
+    if (u->nwait == 0)
+        timer_cancel(u->loop, &u->poll);
+}
+
+static void wait_timeout(struct loop *l, struct timer *t)
+{
+    (void)l;
+    struct ups_waiter *w = container_of(t, struct ups_waiter, timer);
+    struct ups *u = w->u;
+    unlink_waiter(u, w);
+    w->cb(w, true);
+}
+
+/* Offers the slots that may have come free to the waiters in order; stops
+ * at the first that finds none (it puts itself back at the head). */
+static void wake_waiters(struct loop *l, struct defer *d)
+{
+    (void)l;
+    struct ups *u = container_of(d, struct ups, wake);
+    for (unsigned n = u->nwait; n > 0 && u->qhead != NULL; n--) {
+        struct ups_waiter *w = u->qhead;
+        unlink_waiter(u, w);
+        w->cb(w, false);
+        if (u->qhead == w) /* compared, never dereferenced: w may be gone */
+            break;
+    }
+}
+
+static void poll_tick(struct loop *l, struct timer *t)
+{
+    struct ups *u = container_of(t, struct ups, poll);
+    if (u->nwait == 0)
+        return;
+    timer_set(l, &u->poll, QUEUE_POLL_MS, poll_tick);
+    wake_waiters(l, &u->wake);
+}
+
+int ups_wait(struct ups *u, struct ups_waiter *w, ups_wait_fn *cb, bool front)
+{
+    if (!w->counted) {
+        int32_t q = atomic_fetch_add_explicit(&u->sh->queued, 1, RLX);
+        if (q >= (int32_t)u->cu->queue) {
+            atomic_fetch_sub_explicit(&u->sh->queued, 1, RLX);
+            return -EBUSY;
+        }
+        w->counted = true;
+        w->u = u;
+        w->cb = cb;
+        timer_set(u->loop, &w->timer, u->cu->queue_timeout, wait_timeout);
+    }
+    if (w->queued)
+        return 0;
+    w->queued = true;
+    if (front) {
+        w->prev = NULL;
+        w->next = u->qhead;
+        if (u->qhead != NULL)
+            u->qhead->prev = w;
+        else
+            u->qtail = w;
+        u->qhead = w;
+    } else {
+        w->next = NULL;
+        w->prev = u->qtail;
+        if (u->qtail != NULL)
+            u->qtail->next = w;
+        else
+            u->qhead = w;
+        u->qtail = w;
+    }
+    if (u->nwait++ == 0)
+        timer_set(u->loop, &u->poll, QUEUE_POLL_MS, poll_tick);
+    return 0;
+}
+
+void ups_unwait(struct ups *u, struct ups_waiter *w)
+{
+    unlink_waiter(u, w);
+    timer_cancel(u->loop, &w->timer);
+    if (w->counted) {
+        atomic_fetch_sub_explicit(&u->sh->queued, 1, RLX);
+        w->counted = false;
+    }
+}
+
+/* ---- connections ---- */
 
 static void unlink_idle(struct ups *u, struct uconn *uc)
 {
@@ -145,7 +401,6 @@ static void unlink_idle(struct ups *u, struct uconn *uc)
 static void idle_event(struct loop *l, struct ev *e, uint32_t events)
 {
     (void)l;
-    (void)events;
     struct uconn *uc = container_of(e, struct uconn, ev);
     if (uc->ev.fd < 0)
         return; /* closed earlier in this iteration */
@@ -164,33 +419,57 @@ static void idle_timeout(struct loop *l, struct timer *t)
     ups_close(uc);
 }
 
+/* True when the server closed <uc> or sent something unasked. */
+static bool closed_by_peer(const struct uconn *uc)
+{
+    char b;
+    ssize_t n = recv(uc->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(n == -1 && (errno == EAGAIN || errno == EINTR));
+}
+
 struct uconn *ups_take_idle(struct ups *u, unsigned srv)
 {
     struct ups_server *s = &u->srv[srv];
-    struct uconn *uc = s->idle;
-    if (uc == NULL)
-        return NULL;
-    s->idle = uc->next;
-    s->nidle--;
-    uc->next = NULL;
-    timer_cancel(u->loop, &uc->timer);
-    uc->reused = true;
-    own(u, uc);
-    /* Idle, it had nothing to read (or idle_event would have closed it);
-     * the next edge will say when the response arrives. */
-    uc->readable = false;
-    return uc;
+    int64_t now = loop_now(u->loop);
+    uint32_t gen = u->cu->servers[srv].host != NULL
+                       ? atomic_load_explicit(&u->sh->srv[srv].gen, RLX)
+                       : 0;
+    while (s->idle != NULL) {
+        struct uconn *uc = s->idle;
+        s->idle = uc->next;
+        s->nidle--;
+        uc->next = NULL;
+        timer_cancel(u->loop, &uc->timer);
+        if (uc->gen != gen ||
+            (now - uc->idle_since >= PEEK_AFTER_MS && closed_by_peer(uc))) {
+            ups_close(uc);
+            continue;
+        }
+        uc->reused = true;
+        own(u, uc);
+        /* Idle, it had nothing to read (or idle_event would have closed it);
+         * the next edge will say when the response arrives. */
+        uc->readable = false;
+        return uc;
+    }
+    return NULL;
 }
 
 struct uconn *ups_connect(struct ups *u, unsigned srv, ev_fn *cb, int *err)
 {
-    const struct cfg_addr *a = &u->cu->servers[srv].addr;
+    struct sockaddr_storage ss;
+    uint32_t gen;
+    socklen_t len = ups__addr(u->sh, srv, &ss, &gen);
+    if (len == 0) {
+        *err = -EADDRNOTAVAIL; /* a DNS slot emptied since the pick */
+        return NULL;
+    }
     struct uconn *uc = calloc(1, sizeof(*uc));
     if (uc == NULL) {
         *err = -ENOMEM;
         return NULL;
     }
-    int fd = sock_connect((const struct sockaddr *)&a->ss, a->len);
+    int fd = sock_connect((const struct sockaddr *)&ss, len);
     if (fd < 0) {
         *err = fd;
         free(uc);
@@ -200,11 +479,12 @@ struct uconn *ups_connect(struct ups *u, unsigned srv, ev_fn *cb, int *err)
     uc->magic = UCONN_MAGIC;
     uc->ups = u;
     uc->srv = srv;
+    uc->gen = gen;
     uc->ev.fd = fd;
     uc->ev.cb = cb;
     if (u->cu->tls != NULL) {
         char ip[64];
-        sock_ntop((const struct sockaddr *)&a->ss, ip, sizeof(ip));
+        sock_ntop((const struct sockaddr *)&ss, ip, sizeof(ip));
         uc->tls = tls_connect(u->cu->tls->cli, fd, srv, ip);
         if (uc->tls == NULL) {
             close(fd);
@@ -240,6 +520,7 @@ void ups_release(struct ups *u, struct uconn *uc)
     uc->owner = NULL;
     uc->ev.cb = idle_event;
     uc->next = s->idle;
+    uc->idle_since = loop_now(u->loop);
     s->idle = uc;
     s->nidle++;
     timer_set(u->loop, &uc->timer, cu->keepalive_timeout, idle_timeout);

@@ -229,7 +229,8 @@ def test_access_log_combined_extra_fields_and_reason(origin, reverse):
     ok = [ln for ln in lines if "/bytes/5" in ln]
     bad = [ln for ln in lines if "/dead/y" in ln]
     assert len(ok) == 1 and len(bad) == 1, lines
-    assert re.search(r" rt=\d+\.\d+ ups=was reason=-$", ok[0]), ok
+    assert re.search(r" rt=\d+\.\d+ ups=was srv=127\.0\.0\.1:%d reason=-$"
+                     % origin.port, ok[0]), ok
     assert re.search(r'"GET /dead/y HTTP/1.1" 502 \d+ .* '
                      r'reason=connection_refused$', bad[0]), bad
 

@@ -196,3 +196,17 @@ def test_upstream_connect_timeout_504(reverse):
         for s in fill:
             s.close()
         ls.close()
+
+
+def test_slow_upstream_outlives_client_header_timeout(origin, reverse):
+    """Regression (issue 2, found with issue 4): the client_header timer
+    kept running after the head arrived, so an upstream answering after
+    client_header (here 1s) had its client cut off with 499
+    client_send_timeout although read_timeout (60s) allowed it."""
+    origin.delay = 2.0
+    g = reverse({"was": [origin.port]}, timeouts={"client_header": "1s"})
+    t0 = time.monotonic()
+    with RawConn(g.port, timeout=10) as c:
+        c.send(request_bytes("GET", "/echo"))
+        r = c.read_response()
+    assert r.status == 200 and time.monotonic() - t0 >= 1.9

@@ -26,6 +26,14 @@ Endpoints (any method unless said):
   /stall-body         head with Content-Length 1000, 10 bytes, then nothing
   anything else       like /echo
 Bodies of any size are read in 1 MiB pieces and hashed, never held.
+
+Whole-origin behaviours a test may switch at any time (upstream pools):
+  delay = seconds     every request waits this long before its answer
+  mode = "reset"      every request is answered with a connection reset
+  mode = "close"      every request is answered by closing the connection
+  mode = "cut"        every request gets half a response head, then a close
+  mode = "500"        every request is answered 500
+  host = "127.0.0.2"  the address to listen on (constructor argument)
 """
 
 import base64
@@ -183,6 +191,8 @@ class Origin:
         self.tls = tls  # an ssl.SSLContext: serve HTTPS (handshake per conn)
         self.tls_handshakes = []  # (version, session reused, client cert CN)
         self.tls_errors = []
+        self.delay = 0.0   # seconds before every answer
+        self.mode = None   # None, "reset", "close" or "500"
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind((host, port))
@@ -394,6 +404,24 @@ class Origin:
         seg = path.strip("/").split("/")
         keep = self._keep(req)
         conn_hdr = [] if keep else [("Connection", "close")]
+        mode = self.mode
+        if mode == "reset":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            return False
+        if mode == "close":
+            return False
+        if mode == "cut":
+            _sendall(s, b"HTTP/1.1 200 OK\r\nContent-Le")
+            return False
+        if self.delay > 0:
+            self._wait(self.delay)
+        if mode == "500":
+            self._read_body(s, r, req)
+            body = b"status 500\n"
+            self._respond(s, 500, [("Content-Length", str(len(body)))]
+                          + conn_hdr, body, req)
+            return keep
         if path == "/ws":
             return self._websocket(s, r, req)
         if path == "/reset":
@@ -518,6 +546,10 @@ class Origin:
                                ("Content-Length", str(len(body)))]
                       + conn_hdr, body, req)
         return keep
+
+    def _wait(self, secs):
+        """Sleeps <secs>, cut short when the origin stops."""
+        self.stop_ev.wait(secs)
 
     def _send_pattern(self, s, n):
         mv = memoryview(BLOCK)

@@ -178,7 +178,8 @@ static void test_err_upstreams(void **state)
     expect_error("upstreams:\n"
                  "  was: { servers: [127.0.0.1:1], balance: random }\n"
                  LISTENER,
-                 "t.yaml:2:43: \"balance\": expected one of: round_robin");
+                 "t.yaml:2:43: \"balance\": expected one of: round_robin, "
+                 "least_conn, hash, random_two, ewma");
     expect_error("upstreams:\n"
                  "  \"w a s\": { servers: [127.0.0.1:1] }\n" LISTENER,
                  "t.yaml:2:3: upstream name \"w a s\" must be 1..64 letters, "
