@@ -47,6 +47,16 @@ struct cache_params {
     bool disk_sync;       /* fdatasync before the rename */
 };
 
+/* The memory budget is split into shards of at least 4 MiB (at most 16
+ * shards); an object must fit in one shard's budget. */
+static inline unsigned cache_shards(uint64_t mem_bytes)
+{
+    unsigned n = 1;
+    while (n < 16 && mem_bytes / (n * 2) >= 4 * 1024 * 1024)
+        n *= 2;
+    return n;
+}
+
 /* Creates the store (and, with a disk path, creates the directory if needed,
  * removes leftover temporary files and rebuilds the index from the files).
  * Returns NULL with a message in <err> on failure. The caller owns it. */

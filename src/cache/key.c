@@ -19,7 +19,9 @@ size_t cache_key_write(char *out, size_t cap, struct str scheme,
 {
     size_t o = 0;
     struct str host = authority, port = STR_NULL;
-    if (host.len > 0 && host.p[0] == '[') {
+    if (host.len == 0) {
+        /* no authority (HTTP/1.0 without Host): the key has none either */
+    } else if (host.p[0] == '[') {
         const char *rb = memchr(host.p, ']', host.len);
         if (rb != NULL && (size_t)(rb - host.p) + 1 < host.len &&
             rb[1] == ':') {
@@ -135,7 +137,8 @@ static bool put_value(char *out, size_t cap, size_t *o, struct str name,
                 }
                 if (*o + el.len > cap)
                     return false;
-                memcpy(out + *o, el.p, el.len);
+                if (el.len > 0)
+                    memcpy(out + *o, el.p, el.len);
                 *o += el.len;
                 first = false;
             }

@@ -736,9 +736,7 @@ struct cache *cache_new(const struct cache_params *p, char *err, size_t errlen)
         snprintf(err, errlen, "cache: out of memory");
         return NULL;
     }
-    unsigned n = 1;
-    while (n < CACHE_MAX_SHARDS && p->mem_bytes / (n * 2) >= 4 * 1024 * 1024)
-        n *= 2;
+    unsigned n = cache_shards(p->mem_bytes);
     c->nshards = n;
     c->max_object = p->max_object;
     for (unsigned i = 0; i < n; i++) {

@@ -199,4 +199,19 @@ int cfg__walk(struct cfg__ld *ld, const struct cfg__node *m, const char *what,
  * loaded already. Returns 0 or a negative errno with the error written. */
 int cfg__listeners(struct cfg__ld *ld, const struct cfg__node *v);
 
+/* ---- cache.c ---- */
+
+/* The top-level "cache" section (a field function for cfg__walk). */
+int cfg__cache(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+/* A route's "cache": true, false or a mapping (field function; obj is a
+ * struct cfg_route). */
+int cfg__route_cache(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+/* Reads a cache policy (true, false or a mapping) into *<out> (NULL for
+ * false); for any part of the config that caches (the forward proxy). */
+int cfg__cache_policy(struct cfg__ld *ld, const struct cfg__node *v,
+                      const struct cfg_cache_policy **out);
+void cfg__cache_defaults(struct cfg *c);
+/* After everything is read: derived defaults and cross-checks. */
+int cfg__cache_finish(struct cfg__ld *ld, const struct cfg__node *root);
+
 #endif

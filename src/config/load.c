@@ -304,6 +304,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("log", set_log),
     CFG__F_FN("upstreams", set_upstreams),
     CFG__F_FN("listeners", defer_listeners),
+    CFG__F_FN("cache", cfg__cache),
 };
 
 /* The defaults; string defaults are literals, which outlive any snapshot. */
@@ -318,6 +319,7 @@ static void cfg_defaults(struct cfg *c)
     c->log.format = CFG_LOG_COMBINED;
     c->log.error = "stderr";
     c->log.level = LOG_INFO;
+    cfg__cache_defaults(c);
 }
 
 static int online_cpus(void)
@@ -345,6 +347,8 @@ static int load_root(struct cfg__ld *ld, const struct cfg__node *root)
     if (ld->listeners == NULL)
         return cfg__fail(ld, root, "no \"listeners\": nothing to serve");
     rc = cfg__listeners(ld, ld->listeners);
+    if (rc == 0)
+        rc = cfg__cache_finish(ld, root);
     if (rc != 0)
         return rc;
     if (c->workers == 0)

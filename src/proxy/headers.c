@@ -20,6 +20,8 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
+    if (n == 0)
+        return; /* s may be NULL (an empty view) */
     if (o->overflow || o->len + n > o->cap) {
         o->overflow = true;
         return;
@@ -111,11 +113,23 @@ static size_t client_ip(const struct conn *c, char *out, size_t len)
     return sock_ntop(&c->peer.sa, out, len);
 }
 
+/* Fields the cache replaces with its own validators (t->req_drop). */
+static bool cache_dropped(unsigned drop, struct str n)
+{
+    if ((drop & HDROP_COND) && (str_ieq_lit(n, "if-none-match") ||
+                                str_ieq_lit(n, "if-modified-since")))
+        return true;
+    return (drop & HDROP_RANGE) &&
+           (str_ieq_lit(n, "range") || str_ieq_lit(n, "if-range"));
+}
+
 static bool skip_request_field(const struct txn *t, const struct h1_msg *req,
                                struct str n)
 {
     const struct cfg_headers *h = &t->c->cl->headers;
     if (hop_by_hop(n) || str_ieq_lit(n, "host") || str_ieq_lit(n, "proxy"))
+        return true;
+    if (t->req_drop != 0 && cache_dropped(t->req_drop, n))
         return true;
     if (n.len == 14 && str_ieq_lit(n, "content-length"))
         return true; /* re-emitted normalised: "5, 5" becomes "5" */
@@ -164,7 +178,8 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
 {
     const struct cfg_headers *h = &t->c->cl->headers;
     const struct cfg *cfg = t->c->w->cfg;
-    struct out o = { .cap = req->head_len + 1024 + req->authority.len * 2 };
+    struct out o = { .cap = req->head_len + 1024 + req->authority.len * 2 +
+                            t->req_extra.len };
     o.p = pool_alloc(t->pool, o.cap);
     if (o.p == NULL)
         return -ENOMEM;
@@ -204,6 +219,7 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
         int n = snprintf(via, sizeof(via), "1.1 %s", cfg->via_name);
         put_merged(&o, req, "Via", str_make(via, (size_t)MAX(n, 0)));
     }
+    putstr(&o, t->req_extra);
     put(&o, "\r\n", 2);
     if (o.overflow)
         return -ENOMEM;
@@ -231,7 +247,7 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
     const struct cfg_headers *h = &t->c->cl->headers;
     const struct cfg *cfg = t->c->w->cfg;
     bool interim = resp->status < 200 && resp->status != 101;
-    struct out o = { .cap = resp->head_len + 512 };
+    struct out o = { .cap = resp->head_len + 512 + t->resp_extra.len };
     o.p = pool_alloc(t->pool, o.cap);
     if (o.p == NULL)
         return -ENOMEM;
@@ -277,6 +293,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
         int vn = snprintf(via, sizeof(via), "1.1 %s", cfg->via_name);
         put_merged(&o, resp, "Via", str_make(via, (size_t)MAX(vn, 0)));
     }
+    if (!interim)
+        putstr(&o, t->resp_extra);
     put(&o, "\r\n", 2);
     if (o.overflow)
         return -ENOMEM;

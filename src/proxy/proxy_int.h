@@ -43,6 +43,9 @@ struct lsock {
 };
 
 struct conn;
+struct cache;
+struct cwk;
+struct ctx;
 
 struct worker {
     int id;
@@ -64,6 +67,8 @@ struct worker {
     bool draining;
     struct timer drain_timer;
     uint64_t seq;
+    struct cache *cache; /* shared by all workers; NULL without a cache */
+    struct cwk *cwk;     /* this worker's cache state (cache_glue.c) */
 };
 
 enum conn_state {
@@ -116,7 +121,12 @@ enum txn_phase {
     T_TUNNEL,      /* after 101: raw bytes both ways */
     T_LOCAL,       /* answering ourselves (return route, error) */
     T_DONE,
+    T_CACHE,       /* answering from the cache, or waiting for it */
 };
+
+/* Request fields not forwarded (cache validation, headers.c). */
+#define HDROP_COND (1u << 0)  /* If-None-Match, If-Modified-Since */
+#define HDROP_RANGE (1u << 1) /* Range, If-Range */
 
 struct h2s;
 
@@ -156,6 +166,10 @@ struct txn {
     bool resp_started;      /* any response byte read from upstream */
     bool up_eof, c_shut, u_shut; /* tunnel half-closes */
     bool rdhup_seen;        /* the client's hang-up was looked at */
+    struct ctx *cx;         /* cache state (cache_glue.c), or NULL */
+    struct str req_extra;   /* fields added to the upstream request head */
+    struct str resp_extra;  /* fields added to the client response head */
+    uint8_t req_drop;       /* HDROP_*: request fields not forwarded */
 };
 
 /* ---- server.c ---- */
@@ -184,6 +198,8 @@ void txn_start(struct txn *t, struct h1_msg *req);
 void txn_client_event(struct txn *t);
 void txn_abort(struct txn *t); /* client went away: free everything */
 void txn_timeout(struct txn *t, bool client_side);
+/* Sends the request upstream (the cache found nothing it could use). */
+void txn_forward(struct txn *t);
 
 /* ---- the client side of a transaction ----
  *

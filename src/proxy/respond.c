@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/macros.h"
+#include "proxy/cache_glue.h"
 #include "proxy/proxy_int.h"
 
 int txn_flush_local(struct txn *t)
@@ -85,6 +86,8 @@ void txn_local(struct txn *t, int status, const char *ctype, const char *body,
 
 void txn_error(struct txn *t, int status, const char *error, const char *msg)
 {
+    if (t->cx != NULL && cglue_error(t, status))
+        return; /* a stale response answers instead (stale-if-error) */
     if (t->reason == NULL)
         t->reason = error;
     if (t->head_sent && t->phase != T_LOCAL) {

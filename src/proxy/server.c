@@ -23,6 +23,7 @@
 
 #include "core/macros.h"
 #include "core/sock.h"
+#include "proxy/cache_glue.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 
@@ -131,6 +132,7 @@ static void *worker_main(void *arg)
     if (rc < 0)
         log_err("worker %d: event loop failed: %s", w->id, strerror(-rc));
     logsink_flush(&w->alog);
+    cglue_worker_fini(w); /* background fetches hold upstream connections */
     ups_set_free(w->ups);
     w->ups = NULL;
     pool_thread_cleanup();
@@ -138,7 +140,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd)
+static int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd,
+                       struct cache *cache)
 {
     w->id = id;
     w->cfg = cfg;
@@ -146,6 +149,9 @@ static int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd)
     if (w->loop == NULL)
         return -errno;
     loop_set_data(w->loop, w);
+    w->cache = cache;
+    if (cache != NULL && cglue_worker_init(w) < 0)
+        return -ENOMEM;
     w->ups = ups_set_new(cfg, w->loop);
     if (w->ups == NULL)
         return -ENOMEM;
@@ -188,6 +194,7 @@ static void worker_fini(struct worker *w)
     free(w->ls);
     if (w->wake.fd > 0)
         close(w->wake.fd);
+    cglue_worker_fini(w);
     ups_set_free(w->ups);
     loop_free(w->loop);
 }
@@ -268,12 +275,17 @@ int server_run(struct cfg *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     int n = cfg->workers;
-    struct worker *ws = calloc((size_t)n, sizeof(*ws));
-    if (ws == NULL)
+    struct cache *cache = NULL;
+    if (cfg->cache.enabled && (cache = cglue_cache_new(cfg)) == NULL)
         return 1;
+    struct worker *ws = calloc((size_t)n, sizeof(*ws));
+    if (ws == NULL) {
+        cache_free(cache);
+        return 1;
+    }
     int started = 0, inited = 0;
     for (; inited < n; inited++) {
-        if (worker_init(&ws[inited], inited + 1, cfg, off ? -1 : alog_fd) < 0) {
+        if (worker_init(&ws[inited], inited + 1, cfg, off ? -1 : alog_fd, cache) < 0) {
             inited++;
             goto Exit;
         }
@@ -298,6 +310,7 @@ Exit:
     for (int i = 0; i < inited; i++)
         worker_fini(&ws[i]);
     free(ws);
+    cache_free(cache); /* after the workers: writes what is queued for disk */
     if (cfg->pid_file != NULL && status == 0)
         unlink(cfg->pid_file);
     if (alog_fd > 2)

@@ -21,6 +21,7 @@
 
 #include "core/macros.h"
 #include "core/sock.h"
+#include "proxy/cache_glue.h"
 #include "proxy/proxy_int.h"
 
 static void txn_pump(struct txn *t);
@@ -204,7 +205,10 @@ void txn_start(struct txn *t, struct h1_msg *req)
     bool proxy = t->route != NULL && t->route->action == CFG_ACT_PROXY;
     if (proxy)
         t->ups = ups_of(c->w->ups, c->w->cfg, t->route->upstream);
-    int rc = proxy ? hdr_request(t, req) : 0;
+    bool hit = false; /* answered from the cache: no upstream head */
+    int rc = c->w->cache != NULL ? cglue_request(t, req, proxy, &hit) : 0;
+    if (rc == 0 && proxy && !hit)
+        rc = hdr_request(t, req);
     size_t head_len = req->head_len;
     if (rc == 0)
         rc = keep_request(t, req);
@@ -225,6 +229,8 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_error(t, 417, "http_request_error", "Unsupported Expect value.");
         return;
     }
+    if (t->cx != NULL && cglue_begin(t))
+        return; /* a hit, a wait for a fill, a purge */
     if (t->site == NULL) {
         txn_error(t, 421, "http_request_denied", "No site is configured for this host.");
         return;
@@ -309,6 +315,11 @@ static void txn_connect(struct txn *t)
  * byte. A failed connect moves on to the next server (nothing was sent). A
  * pooled connection found dead is replaced once by a fresh one, when the
  * request can be replayed (idempotent, no body). Otherwise 502. */
+void txn_forward(struct txn *t)
+{
+    txn_connect(t);
+}
+
 static void upstream_failed(struct txn *t, int err, bool connecting)
 {
     const struct cfg_upstream *cu = t->ups->cu;
@@ -529,6 +540,11 @@ static int start_response(struct txn *t)
     }
     t->ustatus = status;
     t->status = status;
+    if (status != 101 && (t->cx != NULL || c->w->cache != NULL)) {
+        int crc = cglue_response(t, r);
+        if (crc != 0)
+            return crc < 0 ? crc : 0; /* > 0: the cache answers instead */
+    }
     if (status == 101) {
         t->phase = T_TUNNEL;
         t->keepalive = false;
@@ -579,6 +595,8 @@ static int read_response_head(struct txn *t)
                     txn_error(t, 503, "proxy_internal_error", "Out of memory.");
                     return -1;
                 }
+                if (t->phase == T_CACHE)
+                    return -1; /* served from the cache from now on */
                 if (t->head_sent)
                     return 1;
                 continue;
@@ -633,12 +651,16 @@ static int pump_response(struct txn *t)
     bool cprog = false, uprog = false;
     for (;;) {
         if (t->head_sent && t->resf.fwd == 0 && !t->resf.done &&
-            buf_len(&uc->rbuf) > 0 && flow_take(&t->resf, &uc->rbuf) < 0) {
-            log_warn("upstream %s: server %s: malformed chunked body",
-                     t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text);
-            t->reason = "http_response_transfer_coding";
-            cli_abort(t);
-            return -1;
+            buf_len(&uc->rbuf) > 0) {
+            if (flow_take(&t->resf, &uc->rbuf) < 0) {
+                log_warn("upstream %s: server %s: malformed chunked body",
+                         t->ups->cu->name, t->ups->cu->servers[uc->srv].addr.text);
+                t->reason = "http_response_transfer_coding";
+                cli_abort(t);
+                return -1;
+            }
+            if (t->cx != NULL && t->resf.fwd > 0)
+                cglue_tee(t, buf_head(&uc->rbuf), t->resf.fwd); /* store too */
         }
         if (outq_pending(&t->cout) || t->resf.fwd > 0) {
             if (!cli_writable(t))
@@ -697,6 +719,8 @@ static int pump_response(struct txn *t)
 
 static void txn_finish(struct txn *t)
 {
+    if (t->cx != NULL)
+        cglue_done(t);
     struct uconn *uc = t->uc;
     t->uc = NULL;
     t->phase = T_DONE;
@@ -845,6 +869,9 @@ static void txn_pump(struct txn *t)
         if (txn_flush_local(t) == 0)
             cli_done(t);
         return;
+    case T_CACHE:
+        cglue_pump(t);
+        return;
     default:
         break;
     }
@@ -865,6 +892,8 @@ void txn_client_event(struct txn *t)
 void txn_abort(struct txn *t)
 {
     struct conn *c = t->c;
+    if (t->cx != NULL)
+        cglue_abort(t); /* may take over the upstream connection */
     if (t->h2 != NULL || c->state == C_BUSY) {
         if (t->reason == NULL)
             t->reason = "client_closed";
@@ -884,6 +913,10 @@ void txn_abort(struct txn *t)
 
 void txn_timeout(struct txn *t, bool client_side)
 {
+    if (t->phase == T_CACHE) {
+        cglue_timeout(t);
+        return;
+    }
     if (client_side) {
         bool sending = t->phase == T_LOCAL || t->head_sent;
         if (!sending && !t->reqf.done) {
