@@ -73,12 +73,12 @@ class CacheOrigin(Origin):
         with self.slock:
             return len(self.seen.get(path, []))
 
-    def requests(self, path):
+    def reqs(self, path):
         with self.slock:
             return list(self.seen.get(path, []))
 
     def last(self, path):
-        reqs = self.requests(path)
+        reqs = self.reqs(path)
         return reqs[-1] if reqs else None
 
     # ---- serving ----
@@ -135,3 +135,51 @@ class CacheOrigin(Origin):
         if resp.chunked:
             _sendall(s, b"0\r\n\r\n")
         return keep
+
+
+def cache_status(resp, name="gatehouse"):
+    """The parameters of our entry in the response's Cache-Status (RFC
+    9211) as a dict ({"hit": True, "ttl": "60"}), or None when absent."""
+    entries = []
+    for v in resp.get_all("Cache-Status"):
+        entries += [e.strip() for e in v.split(",") if e.strip()]
+    for e in reversed(entries):
+        parts = [p.strip() for p in e.split(";")]
+        if parts[0] != name:
+            continue
+        out = {}
+        for p in parts[1:]:
+            k, eq, v = p.partition("=")
+            out[k] = v if eq else True
+        return out
+    return None
+
+
+def validating(headers, body, etag='"v1"', last_modified=None, extra304=None):
+    """A script function: 304 (with <extra304> fields) when the request's
+    If-None-Match names <etag> or If-Modified-Since is not older than
+    <last_modified>, else 200 with <headers> and <body>."""
+    import email.utils as eu
+
+    def fn(req, n):
+        hs = list(headers)
+        if etag:
+            hs.append(("ETag", etag))
+        if last_modified:
+            hs.append(("Last-Modified", last_modified))
+        inm = req.get("If-None-Match")
+        ims = req.get("If-Modified-Since")
+        match = False
+        if inm is not None:
+            match = etag is not None and etag in [t.strip() for t in inm.split(",")]
+        elif ims is not None and last_modified:
+            try:
+                match = eu.parsedate_to_datetime(ims) >= eu.parsedate_to_datetime(last_modified)
+            except (TypeError, ValueError):
+                match = False
+        if match:
+            over = {k.lower() for k, _ in (extra304 or [])} | {"content-type"}
+            return Resp(304, [h for h in hs if h[0].lower() not in over]
+                        + list(extra304 or []))
+        return Resp(200, hs, body)
+    return fn
