@@ -274,6 +274,7 @@ static void decide(struct ctx *cx, struct cache_found *f, int64_t now)
         } else if (f->busy != NULL && !f->mine && cx->pol->collapse &&
                    !(cx->rq.flags & CCQ_NO_CACHE)) {
             cx->act = A_WAIT; /* a fresh copy is on its way */
+            cx->collapsed = true;
             cx->busy = f->busy;
             f->busy = NULL;
             cache_obj_unref(cx->obj);
@@ -292,7 +293,8 @@ static void decide(struct ctx *cx, struct cache_found *f, int64_t now)
             cx->fwd = miss;
         } else {
             cx->act = A_WAIT;
-            cx->fwd = miss;
+            cx->fwd = f->from_disk ? NULL : miss; /* from disk: a hit */
+            cx->collapsed = !f->from_disk;
         }
         cx->busy = f->busy;
         f->busy = NULL;
@@ -467,7 +469,6 @@ bool cglue_begin(struct txn *t)
         return true;
     case A_WAIT:
         t->phase = T_CACHE;
-        cx->collapsed = true;
         cserve_wait_head(cx);
         return true;
     default:
@@ -581,8 +582,7 @@ static int revalidated(struct ctx *cx, struct h1_msg *r, int64_t now)
     struct cache_obj *n = cache_update(cx->c, cx->obj, &h);
     buf_consume(&t->uc->rbuf, r->head_len);
     release_upstream(t, true);
-    cx->fwd = "stale";
-    cx->fwd_status = 304;
+    cx->fwd_status = 304; /* fwd stays "stale" or "request" */
     int rc = take_over(cx, n != NULL ? n : cx->obj);
     cache_obj_unref(n);
     return rc;
@@ -686,7 +686,6 @@ int cglue_response(struct txn *t, struct h1_msg *r)
             cx->detail = "stale-if-error";
             return take_over(cx, cx->obj);
         }
-        cx->fwd = "stale";
     }
     if (cx->act == A_MISS || cx->act == A_REVAL || cx->act == A_WAIT) {
         int rc = store(cx, r, now);

@@ -233,6 +233,7 @@ int cserve_setup(struct ctx *cx, struct cache_obj *o)
     struct txn *t = cx->t;
     struct worker *w = t->c->w;
     struct serve *sv = &cx->sv;
+    cache_unwait(&cx->wt); /* it may name another object */
     memset(sv, 0, sizeof(*sv));
     sv->o = o;
     struct cache_view v;
@@ -483,6 +484,7 @@ void cserve_wait_head(struct ctx *cx)
         }
     }
     /* not for us (another variant, not storable, failed): go ourselves */
+    cache_unwait(&cx->wt); /* it names the object */
     cache_obj_unref(b);
     cx->busy = NULL;
     cx->act = A_MISS;

@@ -29,7 +29,7 @@ def http_date(t=None):
 class Resp:
     def __init__(self, status=200, headers=None, body=b"", chunked=False,
                  delay=0.0, pieces=None, close=False, cut=None,
-                 date=True, reason=None):
+                 date=True, reason=None, drop=False):
         self.status = status
         self.headers = list(headers or [])
         self.body = body
@@ -40,6 +40,7 @@ class Resp:
         self.cut = cut            # send this many body bytes, then close
         self.date = date
         self.reason = reason
+        self.drop = drop          # close without answering
 
 
 REASONS = {200: "OK", 203: "Non-Authoritative Information", 204: "No Content",
@@ -95,6 +96,8 @@ class CacheOrigin(Origin):
         resp = fn(req, n)
         if resp.delay:
             time.sleep(resp.delay)
+        if resp.drop:
+            return False
         keep = self._keep(req) and not resp.close and resp.cut is None
         hs = list(resp.headers)
         names = {k.lower() for k, _ in hs}
