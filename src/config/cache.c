@@ -200,9 +200,15 @@ int cfg__cache_policy(struct cfg__ld *ld, const struct cfg__node *v,
 {
     *out = NULL;
     if (v->type == CFG_N_SCALAR) {
-        bool on;
-        int rc = cfg__bool(ld, v, &on);
-        if (rc != 0)
+        static const char *const bools[] = { "true", "True", "TRUE",
+                                             "false", "False", "FALSE" };
+        bool known = false, on = false;
+        for (size_t i = 0; i < NFIELDS(bools); i++)
+            if (str_eq(v->val, str_cstr(bools[i]))) {
+                known = true;
+                on = i < 3;
+            }
+        if (!known)
             return cfg__bad(ld, v, "expected true, false, or a mapping with "
                                    "collapse, stale_while_revalidate, "
                                    "stale_if_error");
