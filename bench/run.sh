@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gatehouse benchmarks against nginx and HAProxy, all on loopback.
 #
-#   bench/run.sh [scenario...]     scenarios: reverse idle (default: all)
+#   bench/run.sh [scenario...]     scenarios: reverse idle cache cache_mem evict
+#                                  (default: all)
 #
 # Each peer is our own process with our own config in a temp dir; the proxy
 # under test is pinned to one core (BENCH_PROXY_CPU, default 0), the origin and
@@ -22,6 +23,8 @@
 #   GATEHOUSE_BIN=build/release/gatehouse
 #   BENCH_RESULTS=bench/results   where <scenario>-<date>.md goes
 #   BENCH_KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output)
+#   BENCH_CACHE_PEERS="gatehouse varnish nginx haproxy"   (cache scenario)
+#   BENCH_CACHE_OBJECTS=50000  distinct 1 KiB objects (cache_mem)
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +34,7 @@ PY=/usr/bin/python3
 NGINX=/usr/sbin/nginx
 HAPROXY=/usr/sbin/haproxy
 WRK=/usr/bin/wrk
+VARNISHD=/usr/sbin/varnishd
 
 ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10}
@@ -46,7 +50,9 @@ read -ra WANT_PEERS <<<"${BENCH_PEERS:-gatehouse nginx haproxy}"
 GH_BIN=${GATEHOUSE_BIN:-$ROOT/build/release/gatehouse}
 RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
-ALL_SCENARIOS=(reverse idle)
+ALL_SCENARIOS=(reverse idle cache cache_mem evict)
+read -ra CACHE_PEERS <<<"${BENCH_CACHE_PEERS:-gatehouse varnish nginx haproxy}"
+CACHE_OBJECTS=${BENCH_CACHE_OBJECTS:-50000}
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -56,7 +62,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle) ;;
+    reverse | idle | cache | cache_mem | evict) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -72,7 +78,7 @@ repro_cmd() {
     local env="" v
     for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNS \
         BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_IDLE_ROUNDS BENCH_PEERS BENCH_PROXY_CPU \
-        BENCH_LOAD_CPU BENCH_QUIET_WAIT; do
+        BENCH_LOAD_CPU BENCH_QUIET_WAIT BENCH_CACHE_PEERS BENCH_CACHE_OBJECTS; do
         [[ -n ${!v:-} ]] && env+="$v=${!v} "
     done
     if [[ -n ${MAKELEVEL:-} && $# -eq 0 && -z $env ]]; then
@@ -311,8 +317,8 @@ report_death() {
 # The processes whose CPU and memory count for a peer: nginx's workers (the
 # master only supervises), the single process otherwise (all its threads).
 measured_pids() {
-    if [[ $1 == nginx ]]; then
-        ps -o pid= --ppid "${PEER_PID[nginx]}" | tr -d ' '
+    if [[ $1 == nginx || $1 == varnish ]]; then # the workers / the cache child
+        ps -o pid= --ppid "${PEER_PID[$1]}" | tr -d ' '
     else
         echo "${PEER_PID[$1]}"
     fi
@@ -482,6 +488,9 @@ print("\t".join(str(x) for x in (sys.argv[2], sys.argv[3], d["wanted"], d["alive
     $PY "$LIB/benchlib.py" report idle "$raw" "$RESULTS/idle-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
 }
+
+# shellcheck source=bench/cache.sh
+source "$BENCH/cache.sh"
 
 say "bench: temp dir $TMP; open-file limit $NOFILE"
 for s in "${SCENARIOS[@]}"; do

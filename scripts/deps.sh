@@ -16,7 +16,7 @@ TEST_PKGS=(
     nghttp2-client procps iproute2 util-linux
 )
 BENCH_PKGS=(
-    nginx haproxy wrk util-linux
+    nginx haproxy varnish wrk util-linux
 )
 
 case "${1:-test}" in
@@ -49,7 +49,7 @@ apt-get update -qq
 "${cmd[@]}"
 # A package such as nginx starts its service on install; the benchmarks and
 # tests start their own instances on free ports, so stop the system ones.
-for svc in nginx haproxy; do
+for svc in nginx haproxy varnish; do
     if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
         (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || \
             (command -v service >/dev/null && service "$svc" stop 2>/dev/null) || true
