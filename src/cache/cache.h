@@ -264,6 +264,9 @@ void cache_unwait(struct cache_waiter *w);
 
 /* ---- invalidation and purge ---- */
 
+/* Takes <o> out of the index (its readers keep reading it). */
+void cache_obj_unlist(struct cache *c, struct cache_obj *o);
+
 /* Removes every variant of <k> from both tiers. Returns how many. */
 size_t cache_purge_key(struct cache *c, const struct cache_key *k);
 /* Removes every object whose key starts with <prefix>. */

@@ -650,6 +650,24 @@ void cache_read_skip(struct cache_obj *o, struct cache_reader *rd, size_t n)
 
 /* ---- purge ---- */
 
+void cache_obj_unlist(struct cache *c, struct cache_obj *o)
+{
+    struct shard *sh = &c->shard[o->shard];
+    struct cache_obj *dropv[1], **drop = dropv;
+    pthread_mutex_lock(&sh->lock);
+    if (o->listed) {
+        atomic_store(&o->dead, true);
+        unlink_obj(sh, o, &drop);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    drop_all(dropv, drop);
+    if (c->disk != NULL && atomic_load(&o->on_disk)) {
+        struct cache_key k;
+        cache_key_set(&k, o->key, o->key_len);
+        cache__disk_purge(c, PURGE_KEY, str_make(k.p, k.len), k.hash);
+    }
+}
+
 bool cache__has_tag(struct str tags, struct str tag)
 {
     size_t i = 0;

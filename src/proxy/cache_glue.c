@@ -588,6 +588,30 @@ static int revalidated(struct ctx *cx, struct h1_msg *r, int64_t now)
     return rc;
 }
 
+/* RFC 9111 §4.3.5: a 200 to a HEAD freshens the stored GET response it
+ * describes (same validators and length), or invalidates it. */
+static void head_freshens(struct ctx *cx, struct h1_msg *r, int64_t now)
+{
+    struct txn *t = cx->t;
+    struct cache_view v;
+    cache_obj_view(cx->obj, &v);
+    const struct h1_field *et = h1_find(r, STR_LIT("etag"));
+    const struct h1_field *lm = h1_find(r, STR_LIT("last-modified"));
+    struct str slm = chead_find(v.fields, "last-modified");
+    uint64_t blen = 0;
+    bool complete = cache_obj_state(cx->obj, &blen) == CB_COMPLETE;
+    bool same = (et == NULL ? v.etag.len == 0 : str_eq(et->value, v.etag)) &&
+                (lm == NULL ? slm.len == 0 : str_eq(lm->value, slm)) &&
+                (!(r->flags & H1_HAS_CL) || !complete || r->content_length == blen);
+    if (!same) {
+        cache_obj_unlist(cx->c, cx->obj);
+        return;
+    }
+    struct cache_head h;
+    if (chead_update(t->pool, &v, r, cx->req_time, now, &h) == 0)
+        cache_obj_unref(cache_update(cx->c, cx->obj, &h));
+}
+
 /* True when the client's conditional request matches head <h>. */
 static bool client_cond_matches(const struct ctx *cx, const struct cache_head *h)
 {
@@ -687,6 +711,8 @@ int cglue_response(struct txn *t, struct h1_msg *r)
             return take_over(cx, cx->obj);
         }
     }
+    if (cx->head && cx->obj != NULL && r->status == 200)
+        head_freshens(cx, r, now);
     if (cx->act == A_MISS || cx->act == A_REVAL || cx->act == A_WAIT) {
         int rc = store(cx, r, now);
         if (rc != 0)

@@ -169,3 +169,38 @@ def test_304_with_other_etag_does_not_update(cache_proxy, cache_origin):
     get(g.port, "/mis")  # a 304 naming another representation
     r = get(g.port, "/mis")
     assert r.body == b"b"
+
+
+def test_head_freshens_stored_get(cache_proxy, cache_origin):
+    """§4.3.5: a HEAD that goes to the origin updates the stored GET when
+    its validators match, invalidates it when they do not."""
+    def fn(req, n):
+        if n == 1:
+            return Resp(200, stale_headers([("ETag", '"h"')]), b"get body")
+        if req.method == "HEAD":
+            return Resp(200, [("ETag", '"h"'), ("Cache-Control", "max-age=3600"),
+                              ("X-Head", "1"), ("Content-Length", "8")], b"")
+        return Resp(200, [("ETag", '"h2"')], b"new body")
+    cache_origin.set("/hf", fn=fn)
+    g = cache_proxy()
+    get(g.port, "/hf")
+    get(g.port, "/hf", method="HEAD", headers=[("Cache-Control", "no-cache")])
+    # a HEAD with no-cache revalidates: a conditional HEAD; the stored GET is
+    # now fresh for an hour and carries X-Head
+    r = get(g.port, "/hf")
+    assert r.body == b"get body" and r.get("X-Head") == "1"
+    assert cache_status(r)["hit"]
+
+
+def test_head_with_other_validators_invalidates(cache_proxy, cache_origin):
+    def fn(req, n):
+        if n == 1:
+            return Resp(200, [("ETag", '"1"'), ("Cache-Control", "max-age=3600")], b"one")
+        if req.method == "HEAD":
+            return Resp(200, [("ETag", '"2"'), ("Content-Length", "3")], b"")
+        return Resp(200, [("ETag", '"2"'), ("Cache-Control", "max-age=3600")], b"two")
+    cache_origin.set("/hi", fn=fn)
+    g = cache_proxy()
+    get(g.port, "/hi")
+    get(g.port, "/hi", method="HEAD", headers=[("Cache-Control", "no-cache")])
+    assert get(g.port, "/hi").body == b"two"
