@@ -363,9 +363,9 @@ int cglue_request_policy(struct txn *t, const struct h1_msg *req,
         return -ENOMEM;
     int64_t now = cx->req_time;
     unsigned flags = 0;
-    if (cx->get && !cx->ranged && pol->collapse && !(cx->rq.flags & CCQ_NO_CACHE) &&
-        !(cx->rq.flags & CCQ_ONLY_IF_CACHED))
-        flags |= CL_COLLAPSE;
+    if (cx->get && !cx->ranged && pol->collapse &&
+        !(cx->rq.flags & (CCQ_NO_CACHE | CCQ_NO_STORE | CCQ_ONLY_IF_CACHED)))
+        flags |= CL_COLLAPSE; /* others cannot lead a fill the rest can use */
     struct cache_found f;
     cache_lookup(cx->c, &cx->key, match_msg, (void *)req, flags, &f);
     decide(cx, &f, now);

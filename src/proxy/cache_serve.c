@@ -15,7 +15,6 @@
  * RFC 9110 §14) and HEAD.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -24,31 +23,92 @@
 #include "proxy/cache_ctx.h"
 #include "proxy/cache_head.h"
 
+/* Appending to a buffer without printf: the hit path formats a suffix per
+ * response, and vsnprintf was the largest user-space cost of a hit. */
+struct ab {
+    char *p;
+    size_t n, cap;
+};
+
+static void ab_put(struct ab *b, const char *s, size_t len)
+{
+    if (len > 0 && b->n + len <= b->cap) {
+        memcpy(b->p + b->n, s, len);
+        b->n += len;
+    } else if (len > 0) {
+        b->n = b->cap + 1; /* overflowed: the result is refused */
+    }
+}
+
+static void ab_s(struct ab *b, struct str s)
+{
+    ab_put(b, s.p, s.len);
+}
+
+static void ab_c(struct ab *b, const char *s)
+{
+    ab_put(b, s, strlen(s));
+}
+
+static void ab_u(struct ab *b, uint64_t v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    ab_put(b, d + i, sizeof(d) - i);
+}
+
+static void ab_i(struct ab *b, int64_t v)
+{
+    if (v < 0) {
+        ab_put(b, "-", 1);
+        ab_u(b, (uint64_t)(-(v + 1)) + 1);
+    } else {
+        ab_u(b, (uint64_t)v);
+    }
+}
+
+static void status_into(struct ab *b, struct ctx *cx, bool hit, bool has_ttl, int64_t ttl)
+{
+    ab_c(b, "Cache-Status: ");
+    ab_c(b, cx->t->c->w->cfg->via_name);
+    if (hit) {
+        ab_c(b, "; hit");
+    } else if (cx->fwd != NULL) {
+        ab_c(b, "; fwd=");
+        ab_c(b, cx->fwd);
+    }
+    if (!hit && cx->fwd_status != 0) {
+        ab_c(b, "; fwd-status=");
+        ab_u(b, (uint64_t)cx->fwd_status);
+    }
+    if (cx->stored)
+        ab_c(b, "; stored");
+    if (cx->collapsed)
+        ab_c(b, "; collapsed");
+    if (has_ttl) {
+        ab_c(b, "; ttl=");
+        ab_i(b, ttl);
+    }
+    if (cx->detail != NULL) {
+        ab_c(b, "; detail=");
+        ab_c(b, cx->detail);
+    }
+    ab_c(b, "\r\n");
+}
+
 struct str cserve_status(struct ctx *cx, bool hit, bool has_ttl, int64_t ttl)
 {
     struct txn *t = cx->t;
-    const char *name = t->c->w->cfg->via_name;
-    size_t cap = strlen(name) + 200;
-    char *b = pool_alloc(t->pool, cap);
-    if (b == NULL)
+    size_t cap = strlen(t->c->w->cfg->via_name) + 200;
+    struct ab b = { pool_alloc(t->pool, cap), 0, cap };
+    if (b.p == NULL)
         return STR_NULL;
-    int n = snprintf(b, cap, "Cache-Status: %s", name);
-    if (hit)
-        n += snprintf(b + n, cap - (size_t)n, "; hit");
-    else if (cx->fwd != NULL)
-        n += snprintf(b + n, cap - (size_t)n, "; fwd=%s", cx->fwd);
-    if (!hit && cx->fwd_status != 0)
-        n += snprintf(b + n, cap - (size_t)n, "; fwd-status=%d", cx->fwd_status);
-    if (cx->stored)
-        n += snprintf(b + n, cap - (size_t)n, "; stored");
-    if (cx->collapsed)
-        n += snprintf(b + n, cap - (size_t)n, "; collapsed");
-    if (has_ttl)
-        n += snprintf(b + n, cap - (size_t)n, "; ttl=%lld", (long long)ttl);
-    if (cx->detail != NULL)
-        n += snprintf(b + n, cap - (size_t)n, "; detail=%s", cx->detail);
-    n += snprintf(b + n, cap - (size_t)n, "\r\n");
-    return str_make(b, (size_t)n < cap ? (size_t)n : cap - 1);
+    status_into(&b, cx, hit, has_ttl, ttl);
+    return b.n <= cap ? str_make(b.p, b.n) : STR_NULL;
 }
 
 /* ---- conditionals and ranges ---- */
@@ -169,20 +229,6 @@ static struct str filter(struct pool *p, struct str fields, bool is304, struct s
     return str_make(out, o);
 }
 
-static void put(char *b, size_t cap, size_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void put(char *b, size_t cap, size_t *n, const char *fmt, ...)
-{
-    if (*n >= cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(b + *n, cap - *n, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        *n = *n + (size_t)w < cap ? *n + (size_t)w : cap;
-}
-
 enum smode { M_FULL = 0, M_304, M_206, M_416 };
 
 static struct str suffix(struct ctx *cx, const struct cache_view *v, enum smode mode,
@@ -192,40 +238,54 @@ static struct str suffix(struct ctx *cx, const struct cache_view *v, enum smode 
     struct txn *t = cx->t;
     const struct cfg_headers *hd = &t->c->cl->headers;
     const char *via_name = t->c->w->cfg->via_name;
-    struct str cs = cserve_status(cx, cx->fwd == NULL, true, ttl);
-    size_t cap = v->server.len + v->via.len + strlen(via_name) + cs.len + 256;
-    char *b = pool_alloc(t->pool, cap);
-    if (b == NULL)
+    size_t cap = v->server.len + v->via.len + 2 * strlen(via_name) + 512;
+    struct ab b = { pool_alloc(t->pool, cap), 0, cap };
+    if (b.p == NULL)
         return STR_NULL;
-    size_t n = 0;
     if (!hd->hide_server)
-        put(b, cap, &n, "%.*s", STR_FMT(v->server));
-    if (hd->via)
-        put(b, cap, &n, "Via: %.*s%s1.1 %s\r\n", STR_FMT(v->via), v->via.len ? ", " : "",
-            via_name);
-    else if (v->via.len)
-        put(b, cap, &n, "Via: %.*s\r\n", STR_FMT(v->via));
-    put(b, cap, &n, "Age: %lld\r\n%.*s", (long long)age, STR_FMT(cs));
-    struct serve *sv = &cx->sv;
+        ab_s(&b, v->server);
+    if (hd->via || v->via.len) {
+        ab_c(&b, "Via: ");
+        ab_s(&b, v->via);
+        if (hd->via) {
+            ab_c(&b, v->via.len ? ", 1.1 " : "1.1 ");
+            ab_c(&b, via_name);
+        }
+        ab_c(&b, "\r\n");
+    }
+    ab_c(&b, "Age: ");
+    ab_i(&b, age);
+    ab_c(&b, "\r\n");
+    status_into(&b, cx, cx->fwd == NULL, true, ttl);
     if (mode == M_206) {
-        put(b, cap, &n, "Content-Range: bytes %llu-%llu/%llu\r\nContent-Length: %llu\r\n",
-            (unsigned long long)rstart, (unsigned long long)rend - 1,
-            (unsigned long long)total, (unsigned long long)(rend - rstart));
+        ab_c(&b, "Content-Range: bytes ");
+        ab_u(&b, rstart);
+        ab_c(&b, "-");
+        ab_u(&b, rend - 1);
+        ab_c(&b, "/");
+        ab_u(&b, total);
+        ab_c(&b, "\r\nContent-Length: ");
+        ab_u(&b, rend - rstart);
+        ab_c(&b, "\r\n");
     } else if (mode == M_416) {
-        put(b, cap, &n, "Content-Range: bytes */%llu\r\nContent-Length: 0\r\n",
-            (unsigned long long)total);
+        ab_c(&b, "Content-Range: bytes */");
+        ab_u(&b, total);
+        ab_c(&b, "\r\nContent-Length: 0\r\n");
     } else if (mode == M_FULL && v->status != 204) {
-        if (total != CACHE_LEN_UNKNOWN)
-            put(b, cap, &n, "Content-Length: %llu\r\n", (unsigned long long)total);
-        else if (sv->chunked)
-            put(b, cap, &n, "Transfer-Encoding: chunked\r\n");
+        if (total != CACHE_LEN_UNKNOWN) {
+            ab_c(&b, "Content-Length: ");
+            ab_u(&b, total);
+            ab_c(&b, "\r\n");
+        } else if (cx->sv.chunked) {
+            ab_c(&b, "Transfer-Encoding: chunked\r\n");
+        }
     }
     if (!t->keepalive)
-        put(b, cap, &n, "Connection: close\r\n");
+        ab_c(&b, "Connection: close\r\n");
     else if (t->req.version < 11)
-        put(b, cap, &n, "Connection: keep-alive\r\n");
-    put(b, cap, &n, "\r\n");
-    return n + 1 < cap ? str_make(b, n) : STR_NULL;
+        ab_c(&b, "Connection: keep-alive\r\n");
+    ab_c(&b, "\r\n");
+    return b.n <= cap ? str_make(b.p, b.n) : STR_NULL;
 }
 
 int cserve_setup(struct ctx *cx, struct cache_obj *o)

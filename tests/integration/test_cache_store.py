@@ -178,3 +178,30 @@ def test_max_object(cache_proxy, cache_origin):
         a, b = twice(g.port, p)
         assert len(a.body) == len(b.body) == 300000
         assert cache_origin.hits(p) == 2
+
+
+def test_pipelined_hits(cache_proxy, cache_origin):
+    cache_origin.set("/pl", headers=[("Cache-Control", "max-age=60")], body=b"pipe")
+    g = cache_proxy()
+    get(g.port, "/pl")
+    with RawConn(g.port) as c:
+        c.send(request_bytes("GET", "/pl") * 3 + request_bytes("GET", "/other"))
+        rs = [c.read_response() for _ in range(4)]
+    assert [r.body for r in rs[:3]] == [b"pipe"] * 3
+    assert all(cache_status(r)["hit"] for r in rs[:3])
+    assert rs[3].status == 200 and cache_origin.hits("/pl") == 1
+
+
+def test_http10_keepalive_hit(cache_proxy, cache_origin):
+    cache_origin.set("/k10", headers=[("Cache-Control", "max-age=60")], body=b"k")
+    g = cache_proxy()
+    get(g.port, "/k10")
+    with RawConn(g.port) as c:
+        c.send(request_bytes("GET", "/k10", version="HTTP/1.0",
+                             headers=[("Connection", "keep-alive")]))
+        r = c.read_response()
+        assert r.get("Connection") == "keep-alive" and r.body == b"k"
+        c.send(request_bytes("GET", "/k10", version="HTTP/1.0"))
+        r = c.read_response()
+        assert r.get("Connection") == "close"
+        assert c.closed_within(2)
