@@ -416,16 +416,19 @@ struct cache_obj *cache_update(struct cache *c, struct cache_obj *old,
     struct shard *sh = &c->shard[o->shard];
     struct cache_obj *dropv[DROP_MAX], **drop = dropv;
     pthread_mutex_lock(&sh->lock);
+    bool purged = atomic_load(&old->dead); /* purged or replaced meanwhile */
     if (old->listed) {
         atomic_store(&old->dead, true);
         unlink_obj(sh, old, &drop);
     }
     uint64_t blen = 0;
     enum cache_bstate st = cache_obj_state(old, &blen);
-    link_obj(sh, o);
     o->node.hash = o->hash ^ o->vhash;
     o->node.size = o->charge = charge_of(o, atomic_load(&o->body->alloc));
-    s3_insert(&sh->s3, &o->node);
+    if (!purged) {
+        link_obj(sh, o);
+        s3_insert(&sh->s3, &o->node);
+    }
     evict(sh, &drop, dropv + DROP_MAX);
     bool listed = o->listed;
     pthread_mutex_unlock(&sh->lock);
