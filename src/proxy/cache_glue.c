@@ -456,6 +456,7 @@ bool cglue_begin(struct txn *t)
         return true;
     case A_504:
         cx->detail = "only-if-cached";
+        cx->fwd = NULL; /* nothing was forwarded */
         answer_504(cx);
         return true;
     case A_HIT:
