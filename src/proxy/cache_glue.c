@@ -834,10 +834,10 @@ void cglue_timeout(struct txn *t)
         cx->busy = NULL;
         cx->act = A_MISS;
         cx->collapsed = false;
-        timer_cancel(t->c->w->loop, &t->c->timer);
+        cli_timer_stop(t);
         txn_forward(t);
         return;
     }
     t->reason = cx->sv.blocked ? "client_send_timeout" : "cache_fill_timeout";
-    conn_close(t->c);
+    cli_abort(t);
 }

@@ -444,7 +444,6 @@ static int64_t fill_timeout(const struct txn *t)
 void cserve_pump(struct ctx *cx)
 {
     struct txn *t = cx->t;
-    struct conn *c = t->c;
     struct serve *sv = &cx->sv;
     for (;;) {
         struct iovec iov[24];
@@ -470,73 +469,68 @@ void cserve_pump(struct ctx *cx)
         if (n == 0) {
             if (all_sent(sv, st, blen)) {
                 t->resf.bytes = sv->sent;
-                conn_txn_done(c);
+                cli_done(t);
                 return;
             }
             if (st == CB_FAILED || st == CB_PASS) {
                 t->reason = "cache_fill_failed"; /* the response is cut short */
-                conn_close(c);
+                cli_abort(t);
                 return;
             }
             if (cache_wait(sv->o, &cx->wt, sv->rd.pos) == 1)
                 continue;
             sv->blocked = false;
-            timer_set(c->w->loop, &c->timer, fill_timeout(t), c->timer.cb);
+            cli_timer(t, fill_timeout(t));
             return;
         }
-        if (!c->writable)
-            goto Blocked;
-        ssize_t w = writev(c->ev.fd, iov, n);
-        if (w == -1) {
-            int err = errno;
-            if (err == EINTR)
-                continue;
-            if (err == EAGAIN) {
-                c->writable = false;
-                goto Blocked;
-            }
+        if (!cli_writable(t))
+            break;
+        ssize_t w = cli_sendv(t, iov, n);
+        if (w == -EAGAIN)
+            break;
+        if (w < 0) {
             t->reason = "client_closed";
-            conn_close(c);
+            cli_abort(t);
             return;
         }
         account(sv, (size_t)w);
     }
-Blocked:
-    sv->blocked = true;
-    timer_set(c->w->loop, &c->timer, c->cl->timeouts.send, c->timer.cb);
+    sv->blocked = true; /* the client is not reading */
+    cli_timer(t, t->c->cl->timeouts.send);
 }
 
 void cserve_wait_head(struct ctx *cx)
 {
     struct txn *t = cx->t;
-    struct conn *c = t->c;
     struct cache_obj *b = cx->busy;
+    bool first = !cx->waiting_head;
     cx->waiting_head = true;
     t->phase = T_CACHE;
     if (cache_wait(b, &cx->wt, UINT64_MAX) == 0) {
+        /* the fill has its own timeouts; this only bounds the wait */
         int64_t guard = t->ups != NULL
                             ? t->ups->cu->connect_timeout + t->ups->cu->read_timeout
                             : 60000;
-        if (!timer_armed(&c->timer) || c->timer.due > loop_now(c->w->loop) + guard)
-            timer_set(c->w->loop, &c->timer, guard, c->timer.cb);
+        if (first)
+            cli_timer(t, guard);
         return;
     }
     cx->waiting_head = false;
-    timer_cancel(c->w->loop, &c->timer);
+    cli_timer_stop(t);
     enum cache_bstate st = cache_obj_state(b, NULL);
     if (cache_obj_ready(b) && (st == CB_FILLING || st == CB_COMPLETE)) {
         struct cache_view v;
         cache_obj_view(b, &v);
         int64_t ttl;
         if (cache_vary_match(v.vary.p, v.vary.len, cx->fields, cx->nfields) &&
-            fresh_decide(v.meta, &cx->rq, &cx->fp, loop_wall(c->w->loop), &ttl) !=
+            fresh_decide(v.meta, &cx->rq, &cx->fp, loop_wall(t->c->w->loop), &ttl) !=
                 USE_REVALIDATE) {
             cache_obj_unref(cx->obj);
             cx->obj = b;
             cx->busy = NULL;
             if (cserve_setup(cx, cx->obj) != 0) {
                 t->reason = "proxy_internal_error";
-                conn_close(c);
+                cli_abort(t);
                 return;
             }
             cserve_pump(cx);

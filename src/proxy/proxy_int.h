@@ -231,6 +231,13 @@ static inline bool cli_writable(const struct txn *t)
  * or -errno. */
 ssize_t cli_send(struct txn *t, struct outq *q, const char *data, size_t len);
 
+/* Sends <n> iovecs to the client in one call (the cache's hit path: stored
+ * head, suffix and body chunks). Returns bytes written, -EAGAIN or -errno. */
+static inline ssize_t cli_sendv(struct txn *t, const struct iovec *iov, int n)
+{
+    return conn_sendv(t->c, iov, n);
+}
+
 /* Arms the client-side timer of <t> (body or send timeout) ... */
 static inline void cli_timer(struct txn *t, int64_t ms)
 {
