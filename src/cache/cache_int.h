@@ -4,7 +4,8 @@
  *   key.c        keys, hashes, secondary keys
  *   fresh.c      the RFC 9111 rules
  *   s3fifo.c     eviction
- *   store_mem.c  objects, bodies, the sharded memory index
+ *   body.c       chunked bodies: writing, following
+ *   store_mem.c  objects, the sharded memory index, purge
  *   notify.c     waiters and per-thread notifiers
  *   store_disk.c the disk tier: files, index, its thread
  *
@@ -88,6 +89,11 @@ static inline struct shard *shard_of(struct cache *c, uint64_t hash)
 {
     return &c->shard[(hash >> 56) & (c->nshards - 1)];
 }
+
+/* ---- body.c ---- */
+
+struct cache_body *cache__body_new(void);
+void cache__body_unref(struct cache_body *b);
 
 /* ---- store_mem.c ---- */
 

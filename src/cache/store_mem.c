@@ -10,11 +10,8 @@
  * needs no lock: the head is immutable once published, and body bytes up to
  * the committed length never change.
  *
- * A body is a chain of chunks. A known Content-Length gets one chunk of
- * exactly that size; otherwise chunks grow from 4 KiB to 64 KiB. The writer
- * fills the last chunk and publishes with a release store of the committed
- * length; readers load it with acquire and read up to it, so a reader can
- * follow a writer byte for byte from another thread (streaming).
+ * Bodies (chunk chains a reader can follow while they are written) are in
+ * body.c.
  *
  * The index holds one reference on each listed object; every lookup hands
  * out another. An evicted or replaced object leaves the index at once and
@@ -28,40 +25,6 @@
 #include "cache/cache_int.h"
 #include "core/macros.h"
 
-#define CHUNK_MIN 4096
-#define CHUNK_MAX 65536
-
-/* ---- bodies ---- */
-
-static struct cache_body *body_new(void)
-{
-    struct cache_body *b = calloc(1, sizeof(*b));
-    if (b == NULL)
-        return NULL;
-    atomic_init(&b->refs, 1);
-    atomic_init(&b->len, 0);
-    atomic_init(&b->state, CB_FILLING);
-    atomic_init(&b->first, NULL);
-    atomic_init(&b->alloc, 0);
-    pthread_mutex_init(&b->lock, NULL);
-    return b;
-}
-
-static void body_unref(struct cache_body *b)
-{
-    if (b == NULL || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    struct cache_chunk *ck = atomic_load_explicit(&b->first, memory_order_acquire);
-    while (ck != NULL) {
-        struct cache_chunk *next = atomic_load_explicit(&ck->next, memory_order_relaxed);
-        free(ck);
-        ck = next;
-    }
-    AZ(b->waiters != NULL);
-    pthread_mutex_destroy(&b->lock);
-    free(b);
-}
-
 /* ---- objects ---- */
 
 struct cache_obj *cache__obj_alloc(struct cache *c, const char *key, size_t len,
@@ -70,7 +33,7 @@ struct cache_obj *cache__obj_alloc(struct cache *c, const char *key, size_t len,
     struct cache_obj *o = calloc(1, sizeof(*o) + len + 1);
     if (o == NULL)
         return NULL;
-    o->body = body_new();
+    o->body = cache__body_new();
     if (o->body == NULL) {
         free(o);
         return NULL;
@@ -104,7 +67,7 @@ void cache_obj_unref(struct cache_obj *o)
 {
     if (o == NULL || atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1)
         return;
-    body_unref(o->body);
+    cache__body_unref(o->body);
     free(o->blob);
     free(o);
 }
@@ -404,7 +367,7 @@ struct cache_obj *cache_update(struct cache *c, struct cache_obj *old,
     struct cache_obj *o = cache__obj_alloc(c, old->key, old->key_len, old->hash);
     if (o == NULL)
         return NULL;
-    body_unref(o->body);
+    cache__body_unref(o->body);
     atomic_fetch_add(&old->body->refs, 1);
     o->body = old->body;
     struct cache_head nh = *h;
@@ -437,95 +400,6 @@ struct cache_obj *cache_update(struct cache *c, struct cache_obj *old,
     if (st == CB_COMPLETE && c->disk != NULL && listed)
         cache__disk_store(c, o);
     return o;
-}
-
-static struct cache_chunk *chunk_new(size_t cap)
-{
-    struct cache_chunk *ck = malloc(sizeof(*ck) + cap);
-    if (ck == NULL)
-        return NULL;
-    atomic_init(&ck->next, NULL);
-    atomic_init(&ck->len, 0);
-    ck->cap = (uint32_t)cap;
-    return ck;
-}
-
-char *cache_reserve(struct cache *c, struct cache_obj *o, size_t n)
-{
-    struct cache_body *b = o->body;
-    struct cache_chunk *last = b->last;
-    uint64_t have = atomic_load_explicit(&b->len, memory_order_relaxed);
-    if (have + n > c->max_object) {
-        cache_abort(c, o, false);
-        return NULL;
-    }
-    if (last != NULL) {
-        uint32_t used = atomic_load_explicit(&last->len, memory_order_relaxed);
-        if (last->cap - used >= n)
-            return last->data + used;
-    }
-    size_t cap;
-    if (o->body_len != CACHE_LEN_UNKNOWN && o->body_len >= have + n &&
-        o->body_len - have <= CHUNK_MAX * 16) {
-        cap = (size_t)(o->body_len - have); /* the rest, in one piece */
-    } else {
-        cap = last == NULL ? CHUNK_MIN : (size_t)last->cap * 2;
-        if (cap > CHUNK_MAX)
-            cap = CHUNK_MAX;
-    }
-    if (cap < n)
-        cap = n;
-    struct cache_chunk *ck = chunk_new(cap);
-    if (ck == NULL) {
-        cache_abort(c, o, false);
-        return NULL;
-    }
-    atomic_fetch_add_explicit(&b->alloc, sizeof(*ck) + cap, memory_order_relaxed);
-    if (last == NULL)
-        atomic_store_explicit(&b->first, ck, memory_order_release);
-    else
-        atomic_store_explicit(&last->next, ck, memory_order_release);
-    b->last = ck;
-    return ck->data;
-}
-
-void cache_commit(struct cache_obj *o, size_t n)
-{
-    struct cache_body *b = o->body;
-    if (n == 0)
-        return;
-    struct cache_chunk *last = b->last;
-    atomic_store_explicit(&last->len,
-                          atomic_load_explicit(&last->len, memory_order_relaxed) + (uint32_t)n,
-                          memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->len, n, memory_order_release);
-    pthread_mutex_lock(&b->lock);
-    cache__wake_locked(b);
-    pthread_mutex_unlock(&b->lock);
-}
-
-int cache_append(struct cache *c, struct cache_obj *o, const void *p, size_t n)
-{
-    const char *s = p;
-    while (n > 0) {
-        struct cache_chunk *last = o->body->last;
-        size_t piece = n;
-        if (last != NULL) {
-            size_t room = last->cap - atomic_load_explicit(&last->len, memory_order_relaxed);
-            if (room > 0 && room < piece)
-                piece = room;
-        }
-        if (piece > CHUNK_MAX)
-            piece = CHUNK_MAX;
-        char *dst = cache_reserve(c, o, piece);
-        if (dst == NULL)
-            return -EFBIG;
-        memcpy(dst, s, piece);
-        cache_commit(o, piece);
-        s += piece;
-        n -= piece;
-    }
-    return 0;
 }
 
 static void set_state(struct cache_obj *o, enum cache_bstate st)
@@ -570,85 +444,6 @@ void cache_abort(struct cache *c, struct cache_obj *o, bool pass)
     pthread_mutex_unlock(&sh->lock);
     set_state(o, pass ? CB_PASS : CB_FAILED);
     drop_all(dropv, drop);
-}
-
-/* ---- reading ---- */
-
-void cache_reader_init(struct cache_obj *o, struct cache_reader *rd, uint64_t pos)
-{
-    (void)o;
-    rd->ck_ = NULL;
-    rd->off_ = 0;
-    rd->pos = 0;
-    rd->skip_ = pos;
-}
-
-/* Places rd on its position once bytes exist there. */
-static bool settle(struct cache_body *b, struct cache_reader *rd)
-{
-    if (rd->ck_ == NULL) {
-        rd->ck_ = atomic_load_explicit(&b->first, memory_order_acquire);
-        if (rd->ck_ == NULL)
-            return false;
-    }
-    while (rd->skip_ > 0) {
-        const struct cache_chunk *ck = rd->ck_;
-        struct cache_chunk *next = atomic_load_explicit(&ck->next, memory_order_acquire);
-        uint32_t len = atomic_load_explicit(&ck->len, memory_order_relaxed);
-        size_t in = len - rd->off_;
-        if (rd->skip_ < in || (next == NULL && rd->skip_ <= in)) {
-            rd->off_ += (size_t)rd->skip_;
-            rd->pos += rd->skip_;
-            rd->skip_ = 0;
-            break;
-        }
-        if (next == NULL) {
-            rd->off_ += in;
-            rd->pos += in;
-            rd->skip_ -= in;
-            return false;
-        }
-        rd->skip_ -= in;
-        rd->pos += in;
-        rd->ck_ = next;
-        rd->off_ = 0;
-    }
-    return true;
-}
-
-int cache_read_iov(struct cache_obj *o, struct cache_reader *rd,
-                   struct iovec *iov, int max, uint64_t limit)
-{
-    struct cache_body *b = o->body;
-    uint64_t len = atomic_load_explicit(&b->len, memory_order_acquire);
-    if (!settle(b, rd) || len <= rd->pos)
-        return 0;
-    uint64_t avail = len - rd->pos;
-    if (avail > limit)
-        avail = limit;
-    const struct cache_chunk *ck = rd->ck_;
-    size_t off = rd->off_;
-    int n = 0;
-    while (avail > 0 && n < max && ck != NULL) {
-        struct cache_chunk *next = atomic_load_explicit(&ck->next, memory_order_acquire);
-        size_t clen = atomic_load_explicit(&ck->len, memory_order_relaxed);
-        size_t piece = clen > off ? clen - off : 0;
-        if (next == NULL || piece > avail)
-            piece = (size_t)avail;
-        if (piece > 0) {
-            iov[n++] = (struct iovec){ (void *)(ck->data + off), piece };
-            avail -= piece;
-        }
-        ck = next;
-        off = 0;
-    }
-    return n;
-}
-
-void cache_read_skip(struct cache_obj *o, struct cache_reader *rd, size_t n)
-{
-    rd->skip_ += n;
-    (void)settle(o->body, rd);
 }
 
 /* ---- purge ---- */

@@ -80,6 +80,23 @@ struct ctx {
     struct str purge_what;
 };
 
+/* ---- cache_glue.c ---- */
+
+/* A copy of <s> in <p> (never a NULL view), or STR_NULL when out of memory. */
+struct str cglue_dup(struct pool *p, struct str s);
+/* The cache key of <req> in <p>. 0 or -ENOMEM. */
+int cglue_key(struct pool *p, const struct h1_msg *req, struct cache_key *k);
+
+/* ---- cache_purge.c ---- */
+
+/* A PURGE request: what to remove (URL, prefix, tags). 0 or -ENOMEM. */
+int cpurge_prepare(struct ctx *cx, const struct h1_msg *req);
+/* Checks the client against the allow list, removes, answers. */
+void cpurge_answer(struct ctx *cx);
+/* After a non-error answer to an unsafe method: the target URI, and the
+ * same-origin Location and Content-Location of <r>. */
+void cpurge_invalidate(struct txn *t, const struct h1_msg *r);
+
 /* ---- cache_serve.c ---- */
 
 /* Prepares the answer from <o> (cx->obj): status (304 for a matching

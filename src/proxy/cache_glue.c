@@ -141,7 +141,7 @@ static struct ctx *ctx_new(struct txn *t, const struct cfg_cache_policy *pol)
     return cx;
 }
 
-static struct str dup(struct pool *p, struct str s)
+struct str cglue_dup(struct pool *p, struct str s)
 {
     if (s.len == 0)
         return STR_LIT(""); /* never a NULL view: memcpy(NULL, 0) is UB */
@@ -150,7 +150,7 @@ static struct str dup(struct pool *p, struct str s)
 }
 
 /* The key of <req> (views valid) or of t->req (kept in the arena). */
-static int make_key(struct pool *p, const struct h1_msg *req, struct cache_key *k)
+int cglue_key(struct pool *p, const struct h1_msg *req, struct cache_key *k)
 {
     struct str auth = req->form == H1_F_ABSOLUTE ? req->authority : req->host;
     struct str path = req->form == H1_F_ABSOLUTE ? req->path : req->target;
@@ -178,8 +178,8 @@ static int copy_fields(struct ctx *cx, const struct h1_msg *req)
     if (cx->fields == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < req->nfields; i++) {
-        cx->fields[i].name = dup(p, req->fields[i].name);
-        cx->fields[i].value = dup(p, req->fields[i].value);
+        cx->fields[i].name = cglue_dup(p, req->fields[i].name);
+        cx->fields[i].value = cglue_dup(p, req->fields[i].value);
         if (req->fields[i].value.len > 0 && cx->fields[i].value.p == NULL)
             return -ENOMEM;
     }
@@ -203,16 +203,16 @@ static bool read_request(struct ctx *cx, const struct h1_msg *req)
         } else if (str_ieq_lit(n, "authorization")) {
             cx->auth = true;
         } else if (str_ieq_lit(n, "if-none-match")) {
-            cx->inm = dup(p, v);
+            cx->inm = cglue_dup(p, v);
             cx->cond = true;
         } else if (str_ieq_lit(n, "if-modified-since")) {
-            cx->ims = dup(p, v);
+            cx->ims = cglue_dup(p, v);
             cx->cond = true;
         } else if (str_ieq_lit(n, "range")) {
-            cx->range = dup(p, v);
+            cx->range = cglue_dup(p, v);
             cx->ranged = true;
         } else if (str_ieq_lit(n, "if-range")) {
-            cx->if_range = dup(p, v);
+            cx->if_range = cglue_dup(p, v);
         } else if (str_ieq_lit(n, "if-match") || str_ieq_lit(n, "if-unmodified-since")) {
             usable = false; /* preconditions on the origin's state */
         }
@@ -305,35 +305,12 @@ static void decide(struct ctx *cx, struct cache_found *f, int64_t now)
     cache_obj_unref(f->busy); /* a busy found along with a usable hit */
 }
 
-static int prepare_purge(struct ctx *cx, const struct h1_msg *req)
-{
-    struct pool *p = cx->t->pool;
-    cx->act = A_PURGE;
-    for (size_t i = 0; i < req->nfields; i++) {
-        struct str n = req->fields[i].name;
-        if (str_ieq_lit(n, "cache-tag") || str_ieq_lit(n, "surrogate-key") ||
-            str_ieq_lit(n, "x-purge-tag")) {
-            cx->purge_how = 2;
-            cx->purge_what = str_trim(dup(p, req->fields[i].value));
-            return 0;
-        }
-    }
-    if (make_key(p, req, &cx->key) != 0)
-        return -ENOMEM;
-    cx->purge_how = 0;
-    if (cx->key.len > 0 && cx->key.p[cx->key.len - 1] == '*') {
-        cx->purge_how = 1; /* a prefix: PURGE /static/ followed by a star */
-        cx->purge_what = str_make(cx->key.p, cx->key.len - 1);
-    }
-    return 0;
-}
-
 int cglue_request(struct txn *t, const struct h1_msg *req, bool proxy, bool *hit)
 {
     *hit = false;
     if (req->meth == H1_M_PURGE) {
         struct ctx *cx = ctx_new(t, NULL);
-        return cx == NULL ? -ENOMEM : prepare_purge(cx, req);
+        return cx == NULL ? -ENOMEM : cpurge_prepare(cx, req);
     }
     if (!proxy || t->route->cache == NULL)
         return 0;
@@ -359,7 +336,7 @@ int cglue_request_policy(struct txn *t, const struct h1_msg *req,
         cx->fwd = "request";
         return 0;
     }
-    if (make_key(t->pool, req, &cx->key) != 0)
+    if (cglue_key(t->pool, req, &cx->key) != 0)
         return -ENOMEM;
     int64_t now = cx->req_time;
     unsigned flags = 0;
@@ -397,45 +374,6 @@ int cglue_request_policy(struct txn *t, const struct h1_msg *req,
 
 /* ---- answering without the origin ---- */
 
-static void answer_purge(struct ctx *cx)
-{
-    struct txn *t = cx->t;
-    struct worker *w = t->c->w;
-    if (!cfg_cache_purge_allowed(&w->cfg->cache, &t->c->peer.sa)) {
-        t->keepalive = t->keepalive && t->reqf.done;
-        txn_error(t, 403, "http_request_denied", "PURGE is not allowed from this address.");
-        return;
-    }
-    size_t n;
-    if (cx->purge_how == 2) {
-        n = 0;
-        struct str v = cx->purge_what;
-        size_t i = 0;
-        while (i < v.len) { /* "a, b" or "a b": each tag */
-            while (i < v.len && (v.p[i] == ' ' || v.p[i] == ',' || v.p[i] == '\t'))
-                i++;
-            size_t k = i;
-            while (k < v.len && v.p[k] != ' ' && v.p[k] != ',' && v.p[k] != '\t')
-                k++;
-            if (k > i)
-                n += cache_purge_tag(cx->c, str_make(v.p + i, k - i));
-            i = k;
-        }
-    } else if (cx->purge_how == 1) {
-        n = cache_purge_prefix(cx->c, cx->purge_what);
-    } else {
-        n = cache_purge_key(cx->c, &cx->key);
-    }
-    char *body = pool_alloc(t->pool, 64);
-    if (body == NULL) {
-        txn_error(t, 503, "proxy_internal_error", "Out of memory.");
-        return;
-    }
-    int bl = snprintf(body, 64, "{\"purged\":%zu}\n", n);
-    t->reason = "purge";
-    txn_local(t, 200, "application/json", body, (size_t)bl, NULL);
-}
-
 static void answer_504(struct ctx *cx)
 {
     struct txn *t = cx->t;
@@ -452,7 +390,7 @@ bool cglue_begin(struct txn *t)
     struct ctx *cx = t->cx;
     switch (cx->act) {
     case A_PURGE:
-        answer_purge(cx);
+        cpurge_answer(cx);
         return true;
     case A_504:
         cx->detail = "only-if-cached";
@@ -509,60 +447,6 @@ static int take_over(struct ctx *cx, struct cache_obj *o)
         return -ENOMEM;
     loop_defer(t->c->w->loop, &cx->d, ctx_deferred);
     return 1;
-}
-
-/* RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the
- * target URI, and the same-origin Location and Content-Location. */
-static void invalidate_one(struct txn *t, struct cache *c, struct str origin, struct str ref)
-{
-    ref = str_trim(ref);
-    if (ref.len == 0)
-        return;
-    char buf[4096];
-    size_t n;
-    if (ref.p[0] == '/' && (ref.len < 2 || ref.p[1] != '/')) {
-        n = origin.len + ref.len <= sizeof(buf) ? origin.len : 0;
-        if (n == 0)
-            return;
-        memcpy(buf, origin.p, origin.len);
-        memcpy(buf + n, ref.p, ref.len);
-        n += ref.len;
-    } else {
-        const char *ss = memchr(ref.p, ':', ref.len);
-        if (ss == NULL || ref.len < (size_t)(ss - ref.p) + 3 || ss[1] != '/' || ss[2] != '/')
-            return;
-        struct str scheme = str_make(ref.p, (size_t)(ss - ref.p));
-        const char *a = ss + 3, *end = ref.p + ref.len;
-        const char *slash = a;
-        while (slash < end && *slash != '/' && *slash != '?')
-            slash++;
-        n = cache_key_write(buf, sizeof(buf), scheme, str_make(a, (size_t)(slash - a)),
-                            str_make(slash, (size_t)(end - slash)));
-        if (n < origin.len || memcmp(buf, origin.p, origin.len) != 0 ||
-            (n > origin.len && buf[origin.len] != '/'))
-            return; /* another origin: never */
-    }
-    struct cache_key k;
-    cache_key_set(&k, buf, n);
-    cache_purge_key(c, &k);
-    (void)t;
-}
-
-static void invalidate(struct txn *t, const struct h1_msg *r)
-{
-    struct cache *c = t->c->w->cache;
-    struct cache_key k;
-    if (make_key(t->pool, &t->req, &k) != 0)
-        return;
-    cache_purge_key(c, &k);
-    /* the origin: "http://host[:port]" */
-    const char *p = memchr(k.p + 7, '/', k.len - 7);
-    struct str origin = str_make(k.p, p ? (size_t)(p - k.p) : k.len);
-    for (size_t i = 0; i < r->nfields; i++) {
-        struct str n = r->fields[i].name;
-        if (str_ieq_lit(n, "location") || str_ieq_lit(n, "content-location"))
-            invalidate_one(t, c, origin, r->fields[i].value);
-    }
 }
 
 /* A 304 to our conditional request: update the stored head, answer from it. */
@@ -695,7 +579,7 @@ int cglue_response(struct txn *t, struct h1_msg *r)
     struct ctx *cx = t->cx;
     bool unsafe = !safe_method(t->req.meth) && t->req.meth != H1_M_PURGE;
     if (unsafe && r->status < 400 && t->c->w->cache != NULL)
-        invalidate(t, r);
+        cpurge_invalidate(t, r);
     if (cx == NULL || cx->act == A_PURGE)
         return 0;
     int64_t now = loop_wall(t->c->w->loop);

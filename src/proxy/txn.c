@@ -311,15 +311,15 @@ static void txn_connect(struct txn *t)
     connect_exhausted(t);
 }
 
-/* Connect failed or timed out, or the connection broke before any response
- * byte. A failed connect moves on to the next server (nothing was sent). A
- * pooled connection found dead is replaced once by a fresh one, when the
- * request can be replayed (idempotent, no body). Otherwise 502. */
 void txn_forward(struct txn *t)
 {
     txn_connect(t);
 }
 
+/* Connect failed or timed out, or the connection broke before any response
+ * byte. A failed connect moves on to the next server (nothing was sent). A
+ * pooled connection found dead is replaced once by a fresh one, when the
+ * request can be replayed (idempotent, no body). Otherwise 502. */
 static void upstream_failed(struct txn *t, int err, bool connecting)
 {
     const struct cfg_upstream *cu = t->ups->cu;
