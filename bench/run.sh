@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gatehouse benchmarks against nginx and HAProxy, all on loopback.
 #
-#   bench/run.sh [scenario...]     scenarios: reverse idle load tls pools (default: all)
+#   bench/run.sh [scenario...]     scenarios: reverse idle load tls pools
+#                                  cache cache_mem evict (default: all)
 #
 # After the scenarios, bench/lib/report.py writes bench/results/REPORT.md
 # (every scenario's latest tables, the machine, gnuplot charts).
@@ -27,6 +28,8 @@
 #   GATEHOUSE_BIN=build/release/gatehouse
 #   BENCH_RESULTS=bench/results   where <scenario>-<date>.md goes
 #   BENCH_KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output)
+#   BENCH_CACHE_PEERS="gatehouse varnish nginx haproxy"   (cache scenario)
+#   BENCH_CACHE_OBJECTS=50000  distinct 1 KiB objects (cache_mem)
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,6 +39,7 @@ PY=/usr/bin/python3
 NGINX=/usr/sbin/nginx
 HAPROXY=/usr/sbin/haproxy
 WRK=/usr/bin/wrk
+VARNISHD=/usr/sbin/varnishd
 
 ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10}
@@ -53,10 +57,12 @@ RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
 LOAD_LEVELS=${BENCH_LOAD_LEVELS:-1 4 16 64 256}
 LOAD_DURATION=${BENCH_LOAD_DURATION:-5}
-ALL_SCENARIOS=(reverse idle load tls pools)
+ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict)
 H2LOAD=/usr/bin/h2load
 CONF_SUFFIX=""   # "-tls": the peers' TLS configs (scenario tls)
 SCHEME=http
+read -ra CACHE_PEERS <<<"${BENCH_CACHE_PEERS:-gatehouse varnish nginx haproxy}"
+CACHE_OBJECTS=${BENCH_CACHE_OBJECTS:-50000}
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -66,7 +72,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle | load | tls | pools) ;;
+    reverse | idle | load | tls | pools | cache | cache_mem | evict) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -82,7 +88,8 @@ repro_cmd() {
     local env="" v
     for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNS \
         BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_IDLE_ROUNDS BENCH_PEERS BENCH_PROXY_CPU \
-        BENCH_LOAD_CPU BENCH_QUIET_WAIT BENCH_LOAD_LEVELS BENCH_LOAD_DURATION; do
+        BENCH_LOAD_CPU BENCH_QUIET_WAIT BENCH_LOAD_LEVELS BENCH_LOAD_DURATION \
+        BENCH_CACHE_PEERS BENCH_CACHE_OBJECTS; do
         [[ -n ${!v:-} ]] && env+="$v=${!v} "
     done
     if [[ -n ${MAKELEVEL:-} && $# -eq 0 && -z $env ]]; then
@@ -321,8 +328,8 @@ report_death() {
 # The processes whose CPU and memory count for a peer: nginx's workers (the
 # master only supervises), the single process otherwise (all its threads).
 measured_pids() {
-    if [[ $1 == nginx ]]; then
-        ps -o pid= --ppid "${PEER_PID[nginx]}" | tr -d ' '
+    if [[ $1 == nginx || $1 == varnish ]]; then # the workers / the cache child
+        ps -o pid= --ppid "${PEER_PID[$1]}" | tr -d ' '
     else
         echo "${PEER_PID[$1]}"
     fi
@@ -783,6 +790,9 @@ scenario_pools() {
     $PY "$LIB/pools_report.py" "$raw" "$RESULTS/pools-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
 }
+
+# shellcheck source=bench/cache.sh
+source "$BENCH/cache.sh"
 
 say "bench: temp dir $TMP; open-file limit $NOFILE"
 for s in "${SCENARIOS[@]}"; do

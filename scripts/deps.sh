@@ -18,7 +18,7 @@ TEST_PKGS=(
     redis-server haproxy
 )
 BENCH_PKGS=(
-    nginx haproxy wrk util-linux gnuplot-nox nghttp2-client
+    nginx haproxy varnish wrk util-linux gnuplot-nox nghttp2-client
 )
 
 case "${1:-test}" in
@@ -51,7 +51,7 @@ apt-get update -qq
 "${cmd[@]}"
 # A package such as nginx starts its service on install; the benchmarks and
 # tests start their own instances on free ports, so stop the system ones.
-for svc in nginx haproxy redis-server; do
+for svc in nginx haproxy redis-server varnish; do
     if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
         (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || \
             (command -v service >/dev/null && service "$svc" stop 2>/dev/null) || true

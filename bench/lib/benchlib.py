@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PEER_ORDER = ["gatehouse", "nginx", "haproxy"]
+PEER_ORDER = ["gatehouse", "varnish", "nginx", "haproxy"]
 
 
 # ---------------------------------------------------------------- ports
@@ -148,6 +148,7 @@ def machine(gh_bin):
         ("kernel", platform.release()),
         ("nginx", _cmd_first_line(["/usr/sbin/nginx", "-v"])),
         ("haproxy", _cmd_first_line(["/usr/sbin/haproxy", "-v"])),
+        ("varnish", _cmd_first_line(["/usr/sbin/varnishd", "-V"])),
         ("wrk", _cmd_first_line(["/usr/bin/wrk", "--version"])),
         ("h2load", _cmd_first_line(["/usr/bin/h2load", "--version"])),
         ("openssl", _cmd_first_line(["openssl", "version"])),
@@ -201,8 +202,9 @@ def peers_in(rows):
         sorted(set(seen) - set(PEER_ORDER))
 
 
-def report_reverse(rows):
-    """Returns (summary table head, rows, ratio lines, raw head, raw rows)."""
+def report_reverse(rows, vs=("nginx", "haproxy")):
+    """Returns (summary table head, rows, ratio lines, raw head, raw rows);
+    ratios of gatehouse to each peer in <vs>."""
     per = {}
     raw = []
     for r in rows:
@@ -251,7 +253,7 @@ def report_reverse(rows):
                       fmt(m["load_us_req"], 2)])
     ratios = []
     gh = med.get("gatehouse")
-    for peer in ("nginx", "haproxy"):
+    for peer in vs:
         o = med.get(peer)
         if gh and o:
             ratios.append(["gatehouse/" + peer, ratio(gh["us_req"], o["us_req"]),
@@ -337,6 +339,36 @@ def report_load(rows):
     return head, out, series, rhead, raw
 
 
+def report_cache_mem(rows):
+    head = ["peer", "objects", "RSS before KiB", "RSS after KiB", "bytes/object (RSS)",
+            "bytes/object (store)", "re-check misses", "fill s", "status"]
+    out = []
+    for r in rows:
+        n = int(r["objects"])
+        b, a = int(r["rss_before_kb"]), int(r["rss_after_kb"])
+        st = r.get("store_bytes", "-")
+        out.append([r["peer"], "{:,}".format(n), "{:,}".format(b), "{:,}".format(a),
+                    fmt((a - b) * 1024 / n if n else float("nan"), 0),
+                    fmt(int(st) / n, 0) if st.isdigit() and n else "-",
+                    "%s/%s" % (r["check_misses"], r["check_requests"]), r["fill_s"],
+                    r["status"]])
+    return head, out
+
+
+def report_evict(rows):
+    head = ["trace", "keys", "requests", "cache (objects)", "LRU hit ratio",
+            "S3-FIFO hit ratio", "S3-FIFO - LRU", "misses saved"]
+    out = []
+    for r in rows:
+        l, s3 = float(r["lru_hit_ratio"]), float(r["s3fifo_hit_ratio"])
+        out.append([r["trace"], "{:,}".format(int(r["keys"])),
+                    "{:,}".format(int(r["requests"])), "{:,}".format(int(r["cache_objects"])),
+                    "%.1f%%" % (100 * l), "%.1f%%" % (100 * s3),
+                    "%+.1f points" % (100 * (s3 - l)),
+                    "%.0f%%" % (100 * (s3 - l) / (1 - l)) if l < 1 else "n/a"])
+    return head, out
+
+
 def cmd_report(argv):
     scen, raw_path, out_path, command = argv[:4]
     gh_bin, notes = None, []
@@ -396,6 +428,37 @@ def cmd_report(argv):
                "the offered load grows with the connections).", "",
                md_table(head, out), ""]
         md += ["## Raw numbers", "", md_table(rhead, raw), ""]
+    elif scen == "cache":
+        md += ["## Result (median over rounds)", "",
+               "µs/req is the CPU time of the cache process per hit (the main "
+               "figure, see bench/README.md).", ""]
+        for size in ("1k", "100k"):
+            sub = [r for r in rows if r["size"] == size]
+            if not sub:
+                continue
+            head, srows, ratios, rhead, raw = report_reverse(
+                sub, vs=("varnish", "nginx", "haproxy"))
+            print("/%s" % size)
+            print(text_table(head, srows))
+            rh = ["ratio", "µs/req (process)", "µs/req (core 0)",
+                  "µs/req (core 1)", "req/s", "p99"]
+            md += ["### Hits of /%s" % size, "", md_table(head, srows), ""]
+            if ratios:
+                print()
+                print(text_table(rh, ratios))
+                md += ["Ratios (below 1 is better for gatehouse in µs/req and p99, "
+                       "above 1 in req/s):", "", md_table(rh, ratios), ""]
+            print()
+            md += ["Raw per-round numbers (/%s):" % size, "", md_table(rhead, raw), ""]
+    elif scen == "cache_mem":
+        head, out = report_cache_mem(rows)
+        print(text_table(head, out))
+        md += ["## Result", "", "bytes/object = (RSS after - RSS before) / objects.", "",
+               md_table(head, out), ""]
+    elif scen == "evict":
+        head, out = report_evict(rows)
+        print(text_table(head, out))
+        md += ["## Result", "", md_table(head, out), ""]
     else:
         raise SystemExit("unknown scenario " + scen)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)

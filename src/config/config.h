@@ -181,6 +181,7 @@ struct cfg_route {
     const char *ret_type; /* Content-Type, default "text/plain; charset=utf-8" */
     uint64_t max_body;    /* 0: inherit the listener's limit */
     uint32_t mslot;       /* metrics slot, set before the snapshot is shared */
+    const struct cfg_cache_policy *cache; /* NULL: this route does not cache */
 };
 
 struct cfg_site {
@@ -326,6 +327,37 @@ struct cfg_cluster {
     cfg_ms drain_delay; /* drain: keep accepting this long after /healthz
                            turns 503, so the balancer notices; default 0 */
 };
+/* ---- cache (src/config/cache.c, docs/config.md "cache") ---- */
+
+/* How a route (or a forward listener) caches. */
+struct cfg_cache_policy {
+    bool collapse;  /* concurrent misses wait for one fetch; default true */
+    cfg_ms swr;     /* stale-while-revalidate when the origin says nothing */
+    cfg_ms sie;     /* stale-if-error when the origin says nothing */
+};
+
+/* An address block of the purge allow list. */
+struct cfg_cache_net {
+    int family;       /* AF_INET or AF_INET6 */
+    unsigned bits;
+    unsigned char addr[16];
+};
+
+struct cfg_cache {
+    bool enabled;           /* a "cache" section, or a route with cache */
+    uint64_t memory;        /* memory tier budget; 256MiB */
+    uint64_t max_object;    /* largest body stored; memory/32, at most 8MiB */
+    const char *disk_path;  /* NULL: no disk tier */
+    uint64_t disk_size;     /* disk tier budget; 1GiB */
+    bool disk_sync;         /* fdatasync each file; false */
+    unsigned heuristic_pct; /* of (Date - Last-Modified); 10 */
+    cfg_ms heuristic_max;   /* cap on heuristic freshness; 1d */
+    struct cfg_cache_net *purge_allow; /* who may PURGE; loopback */
+    size_t npurge_allow;
+};
+
+/* True when <sa> is in the purge allow list of <cc>. */
+bool cfg_cache_purge_allowed(const struct cfg_cache *cc, const struct sockaddr *sa);
 
 struct cfg {
     atomic_int refs;
@@ -339,6 +371,7 @@ struct cfg {
     size_t nupstreams;
     struct cfg_listener *listeners;
     size_t nlisteners;
+    struct cfg_cache cache;
     void *arena_; /* private */
     struct cfg_admin admin;
     struct cfg_cluster cluster;

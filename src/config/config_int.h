@@ -240,5 +240,19 @@ void cfg__http2_defaults(struct cfg_http2 *h);
 void cfg__cluster_defaults(struct cfg_cluster *c);
 /* Reads the "cluster" mapping <v> into ((struct cfg *)obj)->cluster. */
 int cfg__cluster(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+/* ---- cache.c ---- */
+
+/* The top-level "cache" section (a field function for cfg__walk). */
+int cfg__cache(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+/* A route's "cache": true, false or a mapping (field function; obj is a
+ * struct cfg_route). */
+int cfg__route_cache(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+/* Reads a cache policy (true, false or a mapping) into *<out> (NULL for
+ * false); for any part of the config that caches (the forward proxy). */
+int cfg__cache_policy(struct cfg__ld *ld, const struct cfg__node *v,
+                      const struct cfg_cache_policy **out);
+void cfg__cache_defaults(struct cfg *c);
+/* After everything is read: derived defaults and cross-checks. */
+int cfg__cache_finish(struct cfg__ld *ld, const struct cfg__node *root);
 
 #endif

@@ -174,6 +174,7 @@ static const struct cfg__field route_fields[] = {
     CFG__F_FN("upstream", set_upstream),
     CFG__F_FN("return", set_return),
     CFG__F_SIZE64("max_body", struct cfg_route, max_body, 0, UINT64_MAX),
+    CFG__F_FN("cache", cfg__route_cache),
 };
 
 /* The node of a route's "path" or "exact" value. */

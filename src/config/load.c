@@ -147,6 +147,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("listeners", defer_listeners),
     CFG__F_FN("admin", cfg__admin),
     CFG__F_FN("cluster", cfg__cluster),
+    CFG__F_FN("cache", cfg__cache),
 };
 
 /* The defaults; string defaults are literals, which outlive any snapshot. */
@@ -162,6 +163,7 @@ static void cfg_defaults(struct cfg *c)
     c->log.error = "stderr";
     c->log.level = LOG_INFO;
     cfg__cluster_defaults(&c->cluster);
+    cfg__cache_defaults(c);
 }
 
 static int online_cpus(void)
@@ -191,6 +193,8 @@ static int load_root(struct cfg__ld *ld, const struct cfg__node *root)
     rc = cfg__listeners(ld, ld->listeners);
     if (rc == 0)
         rc = cfg__admin_check(ld, root);
+    if (rc == 0)
+        rc = cfg__cache_finish(ld, root);
     if (rc != 0)
         return rc;
     if (c->workers == 0)

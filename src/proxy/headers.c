@@ -20,6 +20,8 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
+    if (n == 0)
+        return; /* s may be NULL (an empty view) */
     if (o->overflow || o->len + n > o->cap) {
         o->overflow = true;
         return;
@@ -133,11 +135,23 @@ static size_t client_ip(const struct conn *c, char *out, size_t len)
     return sock_ntop(&c->peer.sa, out, len);
 }
 
+/* Fields the cache replaces with its own validators (t->req_drop). */
+static bool cache_dropped(unsigned drop, struct str n)
+{
+    if ((drop & HDROP_COND) && (str_ieq_lit(n, "if-none-match") ||
+                                str_ieq_lit(n, "if-modified-since")))
+        return true;
+    return (drop & HDROP_RANGE) &&
+           (str_ieq_lit(n, "range") || str_ieq_lit(n, "if-range"));
+}
+
 static bool skip_request_field(const struct txn *t, const struct h1_msg *req,
                                struct str n)
 {
     const struct cfg_headers *h = &t->c->cl->headers;
     if (hop_by_hop(n) || str_ieq_lit(n, "host") || str_ieq_lit(n, "proxy"))
+        return true;
+    if (t->req_drop != 0 && cache_dropped(t->req_drop, n))
         return true;
     if (n.len == 14 && str_ieq_lit(n, "content-length"))
         return true; /* re-emitted normalised: "5, 5" becomes "5" */
@@ -188,7 +202,8 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
 {
     const struct cfg_headers *h = &t->c->cl->headers;
     const struct cfg *cfg = t->c->gen->cfg;
-    struct out o = { .cap = req->head_len + 1024 + req->authority.len * 2 };
+    struct out o = { .cap = req->head_len + 1024 + req->authority.len * 2 +
+                            t->req_extra.len };
     o.p = pool_alloc(t->pool, o.cap);
     if (o.p == NULL)
         return -ENOMEM;
@@ -227,6 +242,7 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
         char via[80];
         put_merged(&o, req, "Via", via_value(cfg, via));
     }
+    putstr(&o, t->req_extra);
     put(&o, "\r\n", 2);
     if (o.overflow)
         return -ENOMEM;
@@ -263,7 +279,7 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
     const struct cfg_headers *h = &t->c->cl->headers;
     const struct cfg *cfg = t->c->gen->cfg;
     bool interim = resp->status < 200 && resp->status != 101;
-    struct out o = { .cap = resp->head_len + 512 +
+    struct out o = { .cap = resp->head_len + 512 + t->resp_extra.len +
                             (t->set_cookie != NULL ? strlen(t->set_cookie) : 0) };
     o.p = pool_alloc(t->pool, o.cap);
     if (o.p == NULL)
@@ -316,6 +332,8 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
         char via[80];
         put_merged(&o, resp, "Via", via_value(cfg, via));
     }
+    if (!interim)
+        putstr(&o, t->resp_extra);
     put(&o, "\r\n", 2);
     if (o.overflow)
         return -ENOMEM;

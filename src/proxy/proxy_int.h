@@ -85,6 +85,9 @@ struct reload_msg {
     enum cfg_log_format alog_fmt;
     struct reload_msg *next;
 };
+struct cache;
+struct cwk;
+struct ctx;
 
 struct worker {
     int id;
@@ -112,6 +115,8 @@ struct worker {
     struct timer drain_timer;
     struct shared *shared; /* cluster state in Redis; NULL without it */
     uint64_t seq;
+    struct cache *cache; /* shared by all workers; NULL without a cache */
+    struct cwk *cwk;     /* this worker's cache state (cache_glue.c) */
 };
 
 enum conn_state {
@@ -185,7 +190,12 @@ enum txn_phase {
     T_TUNNEL,      /* after 101: raw bytes both ways */
     T_LOCAL,       /* answering ourselves (return route, error) */
     T_DONE,
+    T_CACHE,       /* answering from the cache, or waiting for it */
 };
+
+/* Request fields not forwarded (cache validation, headers.c). */
+#define HDROP_COND (1u << 0)  /* If-None-Match, If-Modified-Since */
+#define HDROP_RANGE (1u << 1) /* Range, If-Range */
 
 struct h2s;
 
@@ -235,6 +245,10 @@ struct txn {
     const char *set_cookie; /* sticky "Set-Cookie: ...\r\n", or NULL */
     uint8_t trylog[8];      /* servers tried, in order (access log) */
     uint8_t ntrylog;
+    struct ctx *cx;         /* cache state (cache_glue.c), or NULL */
+    struct str req_extra;   /* fields added to the upstream request head */
+    struct str resp_extra;  /* fields added to the client response head */
+    uint8_t req_drop;       /* HDROP_*: request fields not forwarded */
 };
 
 /* ---- server.c / worker.c ---- */
@@ -307,6 +321,8 @@ ssize_t h2s_read(struct txn *t);
 void h2s_timer(struct txn *t, int64_t ms); /* ms < 0: stop */
 void h2s_done(struct txn *t);
 void h2s_abort(struct txn *t);
+/* Sends the request upstream (the cache found nothing it could use). */
+void txn_forward(struct txn *t);
 
 /* ---- the client side of a transaction ----
  *
@@ -339,6 +355,13 @@ static inline bool cli_writable(const struct txn *t)
  * client. Returns the body bytes taken (the caller consumes them), -EAGAIN
  * or -errno. */
 ssize_t cli_send(struct txn *t, struct outq *q, const char *data, size_t len);
+
+/* Sends <n> iovecs to the client in one call (the cache's hit path: stored
+ * head, suffix and body chunks). Returns bytes written, -EAGAIN or -errno. */
+static inline ssize_t cli_sendv(struct txn *t, const struct iovec *iov, int n)
+{
+    return conn_sendv(t->c, iov, n);
+}
 
 /* Arms the client-side timer of <t> (body or send timeout) ... */
 static inline void cli_timer(struct txn *t, int64_t ms)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/macros.h"
+#include "proxy/cache_glue.h"
 #include "proxy/proxy_int.h"
 
 int txn_flush_local(struct txn *t)
@@ -94,6 +95,8 @@ void txn_error(struct txn *t, int status, const char *error, const char *msg)
 void txn_error_hdr(struct txn *t, int status, const char *error,
                    const char *msg, const char *more)
 {
+    if (t->cx != NULL && cglue_error(t, status))
+        return; /* a stale response answers instead (stale-if-error) */
     if (t->reason == NULL)
         t->reason = error;
     if (t->head_sent && t->phase != T_LOCAL) {

@@ -43,6 +43,7 @@
 #include "core/notify.h"
 #include "core/sock.h"
 #include "proxy/proxy.h"
+#include "proxy/cache_glue.h"
 #include "proxy/proxy_int.h"
 #include "proxy/upgrade.h"
 #include "proxy/worker.h"
@@ -65,6 +66,8 @@ struct server {
     bool upgraded;       /* a new process took over: leave the pid file */
     struct ups_state *st;      /* upstream state of cur (health, in flight) */
     struct ups_health *health; /* the health thread of st, or NULL */
+    struct cache *cache;       /* shared by the workers; NULL: no caching
+                                  (built at start: a reload keeps it) */
 };
 
 /* ---- listeners ---- */
@@ -482,7 +485,7 @@ static int start_workers(struct server *s, struct cfg *cfg, int *inited)
     memcpy(s->lfds, fds, (size_t)s->n * nl * sizeof(*fds));
     for (; *inited < s->n; (*inited)++) {
         int w = *inited;
-        rc = worker_init(&s->ws[w], w + 1, cfg, s->st, s->alog_fd,
+        rc = worker_init(&s->ws[w], w + 1, cfg, s->st, s->cache, s->alog_fd,
                          metrics_worker(s->m, w), fds + (size_t)w * nl);
         if (rc < 0) {
             (*inited)++;
@@ -544,7 +547,11 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     s->admin_fd = admin_listen_fd(s->admin);
     /* upstream state shared by the workers and the health thread */
     s->st = ups_state_new(cfg, NULL);
-    if (s->st == NULL || start_workers(s, cfg, &inited) < 0)
+    if (s->st == NULL)
+        goto Exit;
+    if (cfg->cache.enabled && (s->cache = cglue_cache_new(cfg)) == NULL)
+        goto Exit;
+    if (start_workers(s, cfg, &inited) < 0)
         goto Exit;
     int hrc = ups_health_start(s->st, &s->health);
     if (hrc < 0) {
@@ -588,6 +595,7 @@ Exit:
     for (int i = 0; i < inited; i++)
         worker_fini(&s->ws[i]);
     ups_state_unref(s->st);
+    cache_free(s->cache); /* after the workers: writes what is queued for disk */
     free(s->ws);
     metrics_free(s->m);
     if (cfg->pid_file != NULL && status == 0 && !s->upgraded)

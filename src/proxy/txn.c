@@ -22,6 +22,7 @@
 
 #include "core/macros.h"
 #include "core/sock.h"
+#include "proxy/cache_glue.h"
 #include "proxy/proxy_int.h"
 
 static void txn_pump(struct txn *t);
@@ -228,8 +229,11 @@ void txn_start(struct txn *t, struct h1_msg *req)
         struct ups_req ur = { &c->peer.sa, req->target, req };
         ups_prepare(t->ups, &ur, &t->key);
     }
-    int rc = proxy ? hdr_request(t, req) : 0;
-    if (rc == 0 && proxy)
+    bool hit = false; /* answered from the cache: no upstream head */
+    int rc = c->w->cache != NULL ? cglue_request(t, req, proxy, &hit) : 0;
+    if (rc == 0 && proxy && !hit)
+        rc = hdr_request(t, req);
+    if (rc == 0 && proxy && !hit)
         rc = pp_upstream(t);
     size_t head_len = req->head_len;
     if (rc == 0)
@@ -251,6 +255,8 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_error(t, 417, "http_request_error", "Unsupported Expect value.");
         return;
     }
+    if (t->cx != NULL && cglue_begin(t))
+        return; /* a hit, a wait for a fill, a purge */
     if (t->site == NULL) {
         txn_error(t, 421, "http_request_denied", "No site is configured for this host.");
         return;
@@ -328,6 +334,11 @@ void txn_connect(struct txn *t)
         return;
     }
     pick_exhausted(t);
+}
+
+void txn_forward(struct txn *t)
+{
+    txn_connect(t);
 }
 
 /* Connect failed or timed out, or the connection broke before any response
@@ -569,6 +580,11 @@ static int start_response(struct txn *t)
     t->ustatus = status;
     t->status = status;
     pick_observe(t, status);
+    if (status != 101 && (t->cx != NULL || c->w->cache != NULL)) {
+        int crc = cglue_response(t, r);
+        if (crc != 0)
+            return crc < 0 ? crc : 0; /* > 0: the cache answers instead */
+    }
     if (status == 101) {
         t->phase = T_TUNNEL;
         t->keepalive = false;
@@ -619,6 +635,8 @@ static int read_response_head(struct txn *t)
                     txn_error(t, 503, "proxy_internal_error", "Out of memory.");
                     return -1;
                 }
+                if (t->phase == T_CACHE)
+                    return -1; /* served from the cache from now on */
                 if (t->head_sent)
                     return 1;
                 continue;
@@ -683,13 +701,17 @@ static int pump_response(struct txn *t)
     bool cprog = false, uprog = false;
     for (;;) {
         if (t->head_sent && t->resf.fwd == 0 && !t->resf.done &&
-            buf_len(&uc->rbuf) > 0 && flow_take(&t->resf, &uc->rbuf) < 0) {
-            char name[80];
-            log_warn("upstream %s: server %s: malformed chunked body",
-                     t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
-            t->reason = "http_response_transfer_coding";
-            cli_abort(t);
-            return -1;
+            buf_len(&uc->rbuf) > 0) {
+            if (flow_take(&t->resf, &uc->rbuf) < 0) {
+                char name[80];
+                log_warn("upstream %s: server %s: malformed chunked body",
+                         t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
+                t->reason = "http_response_transfer_coding";
+                cli_abort(t);
+                return -1;
+            }
+            if (t->cx != NULL && t->resf.fwd > 0)
+                cglue_tee(t, buf_head(&uc->rbuf), t->resf.fwd); /* store too */
         }
         if (outq_pending(&t->cout) || t->resf.fwd > 0) {
             if (!cli_writable(t))
@@ -749,6 +771,8 @@ static int pump_response(struct txn *t)
 
 static void txn_finish(struct txn *t)
 {
+    if (t->cx != NULL)
+        cglue_done(t);
     struct uconn *uc = t->uc;
     t->uc = NULL;
     t->phase = T_DONE;
@@ -914,6 +938,9 @@ static void txn_pump(struct txn *t)
         if (txn_flush_local(t) == 0)
             cli_done(t);
         return;
+    case T_CACHE:
+        cglue_pump(t);
+        return;
     default:
         break;
     }
@@ -934,6 +961,8 @@ void txn_client_event(struct txn *t)
 void txn_abort(struct txn *t)
 {
     struct conn *c = t->c;
+    if (t->cx != NULL)
+        cglue_abort(t); /* may take over the upstream connection */
     if (t->h2 != NULL || c->state == C_BUSY) {
         if (t->reason == NULL)
             t->reason = "client_closed";
@@ -955,6 +984,10 @@ void txn_abort(struct txn *t)
 
 void txn_timeout(struct txn *t, bool client_side)
 {
+    if (t->phase == T_CACHE) {
+        cglue_timeout(t);
+        return;
+    }
     if (client_side) {
         bool sending = t->phase == T_LOCAL || t->head_sent;
         if (!sending && !t->reqf.done) {

@@ -37,6 +37,7 @@
 #include "cluster/shared.h"
 #include "core/macros.h"
 #include "core/sock.h"
+#include "proxy/cache_glue.h"
 #include "proxy/proxy_int.h"
 #include "proxy/worker.h"
 #include "tls/tls.h"
@@ -372,6 +373,7 @@ void *worker_main(void *arg)
     logsink_flush(&w->alog);
     shared_free(w->shared); /* needs the loop */
     w->shared = NULL;
+    cglue_worker_fini(w); /* background fetches hold upstream connections */
     /* Upstream connections use this thread's buffer cache: free them here. */
     while (w->old != NULL) {
         struct gen *g = w->old;
@@ -391,8 +393,8 @@ void *worker_main(void *arg)
 }
 
 int worker_init(struct worker *w, int id, struct cfg *cfg,
-                struct ups_state *st, int alog_fd, struct mworker *m,
-                const int *fds)
+                struct ups_state *st, struct cache *cache, int alog_fd,
+                struct mworker *m, const int *fds)
 {
     w->id = id;
     w->m = m;
@@ -402,6 +404,9 @@ int worker_init(struct worker *w, int id, struct cfg *cfg,
     if (w->loop == NULL)
         return -errno;
     loop_set_data(w->loop, w);
+    w->cache = cache;
+    if (cache != NULL && cglue_worker_init(w) < 0)
+        return -ENOMEM;
     w->gen = gen_new(w, cfg_ref(cfg), st, 1);
     if (w->gen == NULL) {
         cfg_unref(cfg);
@@ -441,6 +446,7 @@ void worker_fini(struct worker *w)
 {
     shared_free(w->shared); /* never started */
     w->shared = NULL;
+    cglue_worker_fini(w);
     if (w->gen != NULL) /* never started */
         gen_free(w->gen);
     w->gen = NULL;

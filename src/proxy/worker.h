@@ -18,8 +18,8 @@ enum { WSTOP_NONE = 0, WSTOP_GRACEFUL = 1, WSTOP_NOW = 2, WSTOP_UPGRADE = 3 };
  * from now on, even on failure) and the access log <alog_fd> (-1: off).
  * Runs on the main thread. Returns 0 or -errno. */
 int worker_init(struct worker *w, int id, struct cfg *cfg,
-                struct ups_state *st, int alog_fd, struct mworker *m,
-                const int *fds);
+                struct ups_state *st, struct cache *cache, int alog_fd,
+                struct mworker *m, const int *fds);
 /* The thread's body: runs the loop until stopped, then frees what the
  * thread owns. */
 void *worker_main(void *arg);

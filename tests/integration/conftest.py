@@ -133,4 +133,37 @@ def tls_reverse(gatehouse, test_ca):
             lst["http2"] = http2
         return gatehouse(cfg, port, release=release)
 
+
+# ---- cache (issue 5) --------------------------------------------------------
+
+from lib.cache_origin import CacheOrigin  # noqa: E402
+
+
+@pytest.fixture
+def cache_origin():
+    """A scriptable origin (lib/cache_origin.py), stopped at teardown."""
+    o = CacheOrigin().start()
+    yield o
+    o.stop()
+
+
+@pytest.fixture
+def cache_proxy(gatehouse, cache_origin):
+    """Factory: cache_proxy(policy=True, cache=None, workers=1, **kw) starts
+    gatehouse with one route "/" to the scriptable origin whose "cache" is
+    <policy>, and a top-level "cache" section <cache> (dict). Returns the
+    Gatehouse; the origin is the cache_origin fixture."""
+
+    def start(policy=True, cache=None, workers=1, release=False, name=None,
+              headers=None, upstream_opts=None, run=True):
+        port = free_port()
+        route = {"path": "/", "upstream": "o"}
+        if policy is not None:
+            route["cache"] = policy
+        cfg = reverse_config(port, {"o": [cache_origin.port]}, workers=workers,
+                             sites=[{"default": True, "routes": [route]}],
+                             headers=headers, upstream_opts=upstream_opts,
+                             extra={"cache": cache} if cache else None)
+        return gatehouse(cfg, port, release=release, name=name, run=run)
+
     return start

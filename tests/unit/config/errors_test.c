@@ -89,7 +89,8 @@ static void test_err_top(void **state)
     expect_error("listener:\n",
                  "t.yaml:1:1: unknown key \"listener\" in the configuration "
                  "(expected one of: workers, pid_file, via_name, "
-                 "graceful_timeout, log, upstreams, listeners, admin, cluster)");
+                 "graceful_timeout, log, upstreams, listeners, admin, cluster, "
+                 "cache)");
     expect_error("workers: 257\n" LISTENER,
                  "t.yaml:1:10: \"workers\": expected auto or a number "
                  "1..256");
@@ -443,9 +444,9 @@ static void test_err_return(void **state)
                  "10MiB");
     expect_error(SITE_HEAD
                  "      - routes:\n"
-                 "          - { path: /, upstream: was, cache: true }\n",
-                 "t.yaml:7:39: unknown key \"cache\" in route (expected one "
-                 "of: path, exact, upstream, return, max_body)");
+                 "          - { path: /, upstream: was, cahce: true }\n",
+                 "t.yaml:7:39: unknown key \"cahce\" in route (expected one "
+                 "of: path, exact, upstream, return, max_body, cache)");
 }
 
 /* The first error wins, the message is cut to fit, and NULL is allowed. */
