@@ -136,7 +136,7 @@ static int set_log(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
 static int set_srv_address(struct cfg__ld *ld, const struct cfg__node *v,
                            void *obj)
 {
-    return cfg__addr(ld, v, &((struct cfg_server *)obj)->addr);
+    return cfg__server_addr(ld, v, obj);
 }
 
 static const struct cfg__field server_fields[] = {
@@ -165,7 +165,7 @@ static int read_server(struct cfg__ld *ld, const struct cfg__node *v,
 
     s->weight = 1;
     if (v->type == CFG_N_SCALAR) {
-        rc = cfg__addr(ld, v, &s->addr);
+        rc = cfg__server_addr(ld, v, s);
     } else if (v->type == CFG_N_MAP) {
         rc = cfg__walk(ld, v, "server", server_fields,
                        sizeof(server_fields) / sizeof(server_fields[0]), s);
@@ -230,6 +230,7 @@ static const struct cfg__field upstream_fields[] = {
     CFG__F_UINT("keepalive", U, keepalive, 0, 10000),
     CFG__F_MS("keepalive_timeout", U, keepalive_timeout, 1, CFG__DAY),
     CFG__F_UINT("keepalive_requests", U, keepalive_requests, 1, 1000000000),
+    CFG__F_FN("ajp", cfg__upstream_ajp),
 };
 #undef U
 
@@ -242,6 +243,7 @@ static void upstream_defaults(struct cfg_upstream *u)
     u->keepalive = 32;
     u->keepalive_timeout = 60 * CFG__SEC;
     u->keepalive_requests = 10000;
+    cfg__upstream_web_defaults(u);
 }
 
 static int check_name(struct cfg__ld *ld, const struct cfg__node *key)
@@ -281,6 +283,8 @@ static int set_upstreams(struct cfg__ld *ld, const struct cfg__node *v,
         if (rc == 0 && u->nservers == 0)
             rc = cfg__fail(ld, it->key, "upstream \"%s\" has no servers",
                            u->name);
+        if (rc == 0)
+            rc = cfg__upstream_web_check(ld, it, u);
         if (rc != 0)
             return rc;
         c->nupstreams++;

@@ -374,7 +374,7 @@ static void test_err_routes(void **state)
                  "      - routes:\n"
                  "          - path: /\n"
                  "            max_body: 1MiB\n",
-                 "t.yaml:7:13: route / needs \"upstream\" or \"return\"");
+                 "t.yaml:7:13: route / needs \"upstream\", \"return\" or \"static\"");
     expect_error(SITE_HEAD
                  "      - routes:\n"
                  "          - upstream: was\n",
@@ -443,7 +443,7 @@ static void test_err_return(void **state)
                  "      - routes:\n"
                  "          - { path: /, upstream: was, cache: true }\n",
                  "t.yaml:7:39: unknown key \"cache\" in route (expected one "
-                 "of: path, exact, upstream, return, max_body)");
+                 "of: path, exact, upstream, return, max_body, static, ext, compress)");
 }
 
 /* The first error wins, the message is cut to fit, and NULL is allowed. */
