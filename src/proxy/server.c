@@ -133,6 +133,7 @@ static void *worker_main(void *arg)
     logsink_flush(&w->alog);
     ups_set_free(w->ups);
     w->ups = NULL;
+    static_worker_fini(w);
     pool_thread_cleanup();
     buf_thread_cleanup();
     return NULL;
