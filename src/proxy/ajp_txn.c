@@ -353,7 +353,9 @@ static int start_response(struct txn *t, const uint8_t *p, size_t len)
         return -1;
     }
     r->reason.p = reason;
-    if (r->reason.len == 0)
+    /* Tomcat sends the code again as the message: use the standard phrase
+     * (the reason phrase carries no meaning, RFC 9112 §4) */
+    if (strcmp(h1_reason(r->status), "Unknown") != 0 || r->reason.len == 0)
         r->reason = str_cstr(h1_reason(r->status));
     /* hdr_response sizes its buffer from head_len: coded names grow */
     r->head_len = len + r->nfields * 32;
@@ -474,6 +476,7 @@ static int take_packet(struct txn *t)
     }
     const uint8_t *p = (const uint8_t *)buf_head(&uc->rbuf);
     size_t avail = buf_len(&uc->rbuf);
+    log_debug("ajp: st=%d avail=%zu first=%d", aj->st, avail, avail ? p[0] : -1);
     int plen = ajp_packet_len(p, avail, cu->ajp.packet_size);
     if (plen == -EAGAIN)
         return 0;
@@ -586,7 +589,9 @@ static int pump_down(struct txn *t)
         if (r == -2)
             break; /* the client is not taking more */
         if (r == 1) {
-            if (t->aj->asked > 0 && pump_up(t) < 0)
+            /* a CPONG lets the request go, a GET_BODY_CHUNK a packet */
+            if ((t->aj->asked > 0 || t->uout.head_off < t->uout.head_len) &&
+                pump_up(t) < 0)
                 return -1;
             continue;
         }
@@ -604,6 +609,7 @@ static int pump_down(struct txn *t)
             break;
         }
         ssize_t n = txn_ups_read(uc);
+        log_debug("ajp: read %zd", n);
         if (n == -EAGAIN)
             continue;
         if (n <= 0) {
@@ -631,6 +637,8 @@ static int pump_down(struct txn *t)
 
 void ajp_pump(struct txn *t)
 {
+    log_debug("ajp: pump st=%d uw=%d ur=%d uout=%zu/%zu", t->aj->st, t->uc->writable,
+              t->uc->readable, t->uout.head_off, t->uout.head_len);
     if (pump_up(t) < 0)
         return;
     if (t->aj->st == AJ_REQ && t->uc != NULL)
