@@ -476,7 +476,6 @@ static int take_packet(struct txn *t)
     }
     const uint8_t *p = (const uint8_t *)buf_head(&uc->rbuf);
     size_t avail = buf_len(&uc->rbuf);
-    log_debug("ajp: st=%d avail=%zu first=%d", aj->st, avail, avail ? p[0] : -1);
     int plen = ajp_packet_len(p, avail, cu->ajp.packet_size);
     if (plen == -EAGAIN)
         return 0;
@@ -609,7 +608,6 @@ static int pump_down(struct txn *t)
             break;
         }
         ssize_t n = txn_ups_read(uc);
-        log_debug("ajp: read %zd", n);
         if (n == -EAGAIN)
             continue;
         if (n <= 0) {
@@ -637,8 +635,6 @@ static int pump_down(struct txn *t)
 
 void ajp_pump(struct txn *t)
 {
-    log_debug("ajp: pump st=%d uw=%d ur=%d uout=%zu/%zu", t->aj->st, t->uc->writable,
-              t->uc->readable, t->uout.head_off, t->uout.head_len);
     if (pump_up(t) < 0)
         return;
     if (t->aj->st == AJ_REQ && t->uc != NULL)
