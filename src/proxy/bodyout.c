@@ -72,7 +72,8 @@ static ssize_t write_framed(struct txn *t, int fd, const char *data, size_t len)
         part[n++] = 2;
     }
     if (bo->chunked && bo->crlf_left > 0 && dl == bo->ch_left) {
-        iov[n] = (struct iovec){ (void *)("\r\n" + (2 - bo->crlf_left)), bo->crlf_left };
+        static const char crlf[] = "\r\n";
+        iov[n] = (struct iovec){ (void *)&crlf[2 - bo->crlf_left], bo->crlf_left };
         part[n++] = 3;
     }
     if (n == 0)
