@@ -297,7 +297,9 @@ def cmd_report(argv):
     md.append("")
     if notes:
         md += ["## Run", ""] + ["- " + n for n in notes] + [""]
-    if scen == "reverse":
+    if scen == "reverse" or scen.startswith("static"):
+        # the same figures: the static scenarios serve files instead of
+        # proxying (bench/README.md "Scenario static")
         head, srows, ratios, rhead, raw = report_reverse(rows)
         print(text_table(head, srows))
         rh = ["ratio", "µs/req (process)", "µs/req (core 0)", "µs/req (core 1)",
