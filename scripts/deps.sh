@@ -14,6 +14,7 @@ TEST_PKGS=(
     libcmocka-dev libclang-rt-14-dev
     curl openssl python3 python3-pytest python3-websockets python3-h2
     nghttp2-client procps iproute2 util-linux
+    tomcat10 openjdk-17-jdk-headless python3-brotli python3-zstandard strace
 )
 BENCH_PKGS=(
     nginx haproxy wrk util-linux
@@ -47,11 +48,15 @@ echo "gatehouse: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 "${cmd[@]}"
-# A package such as nginx starts its service on install; the benchmarks and
-# tests start their own instances on free ports, so stop the system ones.
-for svc in nginx haproxy; do
+# A package such as nginx (or tomcat10) starts its service on install; the
+# benchmarks and tests start their own instances on free ports, so stop the
+# system ones (and keep tomcat10 from starting at boot).
+for svc in nginx haproxy tomcat10; do
     if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
         (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || \
             (command -v service >/dev/null && service "$svc" stop 2>/dev/null) || true
+        if [ "$svc" = tomcat10 ] && command -v systemctl >/dev/null; then
+            systemctl disable tomcat10 2>/dev/null || true
+        fi
     fi
 done
