@@ -419,6 +419,11 @@ static void end_response(struct txn *t)
         if (t->cout.head_off < t->cout.head_len)
             return;
     }
+    if (t->resf.kind == H1_B_LENGTH && t->resf.bytes != t->resp.content_length) {
+        /* shorter than it announced: the client must see it cut */
+        bad_response(t, "body shorter than Content-Length");
+        return;
+    }
     if (!t->aj->reuse || t->aj->in_pkt || t->aj->asked > 0)
         t->uc->rdhup = true; /* never reuse */
     t->resf.done = true;
@@ -433,6 +438,12 @@ static int body_out(struct txn *t)
     struct ajx *aj = t->aj;
     struct uconn *uc = t->uc;
     size_t n = MIN((size_t)aj->chunk_left, buf_len(&uc->rbuf));
+    if (t->resf.kind == H1_B_LENGTH && t->resf.bytes + n > t->resp.content_length) {
+        /* more than it announced: the client would read the rest as the
+         * next response */
+        bad_response(t, "body longer than Content-Length");
+        return -1;
+    }
     if (!c->writable)
         return 0;
     ssize_t w = t->bo != NULL ? bodyout_write(t, c->ev.fd, buf_head(&uc->rbuf), n)

@@ -265,6 +265,23 @@ def test_cping_unanswered_uses_a_fresh_connection(reverse):
         f.stop()
 
 
+@pytest.mark.parametrize("lie", ["long", "short"])
+def test_body_unlike_content_length_cuts_the_client(reverse, lie):
+    """A container whose body does not match its Content-Length must not
+    desynchronise the client's connection: it is closed."""
+    f = FakeContainer(lie=lie)
+    try:
+        g = reverse({"a": ["ajp://127.0.0.1:%d" % f.port]},
+                    upstream_opts={"a": {"ajp": {"secret": "s"}}})
+        with RawConn(g.port) as c:
+            c.send(request_bytes("GET", "/x"))
+            c.read_until_close(5)  # whatever came, the connection ends
+            assert c.eof
+        assert "Content-Length" in g.error_log_text()
+    finally:
+        f.stop()
+
+
 def test_example_web_was(tomcat, gatehouse, tmp_path):
     """examples/web-was.yaml as shipped, with its ports pointed at ours."""
     text = open(os.path.join(ROOT, "examples", "web-was.yaml")).read()

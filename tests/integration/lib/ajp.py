@@ -125,8 +125,9 @@ class FakeContainer:
     with a 200 "ok <n>" response (reading the body it asks for). Records
     every packet type per connection in .log: [(conn_id, kind, detail)]."""
 
-    def __init__(self, cpong=True):
+    def __init__(self, cpong=True, lie=None):
         self.cpong = cpong
+        self.lie = lie  # "long"/"short": a body unlike its Content-Length
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((HOST, 0))
@@ -189,8 +190,9 @@ class FakeContainer:
                             break
                 req["body"] = body
                 msg = b"ok %d" % len(body)
+                cl = len(msg) + {"long": -2, "short": 2}.get(self.lie, 0)
                 hdr = b"\x04" + struct.pack(">H", 200) + _s("OK") + struct.pack(">H", 2) + \
-                    b"\xa0\x01" + _s("text/plain") + b"\xa0\x03" + _s(str(len(msg)))
+                    b"\xa0\x01" + _s("text/plain") + b"\xa0\x03" + _s(str(cl))
                 s.sendall(b"AB" + struct.pack(">H", len(hdr)) + hdr)
                 chunk = b"\x03" + struct.pack(">H", len(msg)) + msg + b"\x00"
                 s.sendall(b"AB" + struct.pack(">H", len(chunk)) + chunk)
