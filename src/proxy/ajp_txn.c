@@ -172,8 +172,8 @@ static int next_packet(struct txn *t)
     struct conn *c = t->c;
     if (!aj->first_pending && aj->asked == 0)
         return 0;
-    if (t->reqf.fwd == 0 && !t->reqf.done && buf_len(&c->rbuf) > 0) {
-        if (txn_flow_take(&t->reqf, &c->rbuf) < 0) {
+    if (t->reqf.fwd == 0 && !t->reqf.done && buf_len(t->rb) > 0) {
+        if (txn_flow_take(&t->reqf, t->rb) < 0) {
             t->keepalive = false;
             txn_error(t, 400, "http_request_error", "Malformed chunked request body.");
             return -1;
@@ -222,7 +222,7 @@ static int write_packet(struct txn *t)
     if (aj->ph_off < aj->ph_len)
         iov[n++] = (struct iovec){ aj->ph + aj->ph_off, (size_t)(aj->ph_len - aj->ph_off) };
     if (aj->pkt_left > 0)
-        iov[n++] = (struct iovec){ buf_head(&t->c->rbuf), aj->pkt_left };
+        iov[n++] = (struct iovec){ buf_head(t->rb), aj->pkt_left };
     if (n == 0) {
         aj->in_pkt = false;
         return 1;
@@ -244,7 +244,7 @@ static int write_packet(struct txn *t)
     left -= h;
     if (left > 0) {
         aj->pkt_left -= left;
-        txn_flow_sent(&t->reqf, &t->c->rbuf, left);
+        txn_flow_sent(&t->reqf, t->rb, left);
     }
     if (aj->ph_off == aj->ph_len && aj->pkt_left == 0)
         aj->in_pkt = false;
@@ -254,13 +254,12 @@ static int write_packet(struct txn *t)
 /* client -> upstream. Returns 0, or -1 when the transaction ended. */
 static int pump_up(struct txn *t)
 {
-    struct conn *c = t->c;
     struct uconn *uc = t->uc;
     for (;;) {
         if (t->uout.head_off < t->uout.head_len) {
             if (!uc->writable)
                 return 0;
-            ssize_t n = txn_send_out(uc->ev.fd, &t->uout, NULL, 0);
+            ssize_t n = txn_send_up(uc->ev.fd, &t->uout, NULL, 0);
             if (n == -EAGAIN) {
                 uc->writable = false;
                 return 0;
@@ -290,15 +289,15 @@ static int pump_up(struct txn *t)
             return -1;
         if (r > 0)
             continue;
-        if (t->reqf.done || t->reqf.fwd > 0 || !c->readable ||
+        if (t->reqf.done || t->reqf.fwd > 0 || !cli_readable(t) ||
             (!t->aj->first_pending && t->aj->asked == 0))
             return 0;
-        ssize_t n = conn_read(c);
+        ssize_t n = cli_read(t);
         if (n == -EAGAIN)
             return 0;
         if (n <= 0) {
             t->reason = "client_closed";
-            conn_close(c);
+            cli_abort(t);
             return -1;
         }
     }
@@ -314,7 +313,7 @@ static void bad_response(struct txn *t, const char *what)
     t->uc->rdhup = true;
     if (t->head_sent) {
         t->reason = "http_protocol_error";
-        conn_close(t->c);
+        cli_abort(t);
         return;
     }
     txn_error(t, 502, "http_protocol_error", "The upstream server sent an invalid response.");
@@ -387,37 +386,20 @@ static int start_response(struct txn *t, const uint8_t *p, size_t len)
 
 static void end_response(struct txn *t)
 {
-    struct conn *c = t->c;
-    if (t->bo != NULL) {
-        if (!c->writable)
+    if (t->bo != NULL || t->cout.head_off < t->cout.head_len) {
+        if (!cli_writable(t))
             return;
-        int rc = bodyout_finish(t, c->ev.fd);
-        if (rc == -EAGAIN) {
-            c->writable = false;
+        int rc = t->bo != NULL ? bodyout_finish(t)
+                               : (int)cli_send(t, &t->cout, NULL, 0);
+        if (rc == -EAGAIN || (rc >= 0 && t->cout.head_off < t->cout.head_len)) {
             txn_arm_timers(t, false, true);
             return;
         }
         if (rc < 0) {
             t->reason = "client_closed";
-            conn_close(c);
+            cli_abort(t);
             return;
         }
-    } else if (t->cout.head_off < t->cout.head_len) {
-        if (!c->writable)
-            return;
-        ssize_t n = txn_send_out(c->ev.fd, &t->cout, NULL, 0);
-        if (n == -EAGAIN) {
-            c->writable = false;
-            txn_arm_timers(t, false, true);
-            return;
-        }
-        if (n < 0) {
-            t->reason = "client_closed";
-            conn_close(c);
-            return;
-        }
-        if (t->cout.head_off < t->cout.head_len)
-            return;
     }
     if (t->resf.kind == H1_B_LENGTH && t->resf.bytes != t->resp.content_length) {
         /* shorter than it announced: the client must see it cut */
@@ -434,7 +416,6 @@ static void end_response(struct txn *t)
  * when blocked, -1 when the transaction ended. */
 static int body_out(struct txn *t)
 {
-    struct conn *c = t->c;
     struct ajx *aj = t->aj;
     struct uconn *uc = t->uc;
     size_t n = MIN((size_t)aj->chunk_left, buf_len(&uc->rbuf));
@@ -444,17 +425,15 @@ static int body_out(struct txn *t)
         bad_response(t, "body longer than Content-Length");
         return -1;
     }
-    if (!c->writable)
+    if (!cli_writable(t))
         return 0;
-    ssize_t w = t->bo != NULL ? bodyout_write(t, c->ev.fd, buf_head(&uc->rbuf), n)
-                              : txn_send_out(c->ev.fd, &t->cout, buf_head(&uc->rbuf), n);
-    if (w == -EAGAIN) {
-        c->writable = false;
+    ssize_t w = t->bo != NULL ? bodyout_write(t, buf_head(&uc->rbuf), n)
+                              : cli_send(t, &t->cout, buf_head(&uc->rbuf), n);
+    if (w == -EAGAIN)
         return 0;
-    }
     if (w < 0) {
         t->reason = "client_closed";
-        conn_close(c);
+        cli_abort(t);
         return -1;
     }
     buf_consume(&uc->rbuf, (size_t)w);
@@ -565,7 +544,6 @@ static int take_packet(struct txn *t)
 /* upstream -> client. Returns 0, or -1 when the transaction ended. */
 static int pump_down(struct txn *t)
 {
-    struct conn *c = t->c;
     struct uconn *uc = t->uc;
     bool got = false;
     for (;;) {
@@ -573,23 +551,13 @@ static int pump_down(struct txn *t)
             end_response(t);
             return -1;
         }
-        if (t->bo != NULL && bodyout_pending(t) && c->writable) {
-            ssize_t n = bodyout_write(t, c->ev.fd, NULL, 0);
-            if (n == -EAGAIN)
-                c->writable = false;
-            else if (n < 0) {
+        if (t->head_sent && cli_writable(t) &&
+            (t->cout.head_off < t->cout.head_len || (t->bo != NULL && bodyout_pending(t)))) {
+            ssize_t n = t->bo != NULL ? bodyout_write(t, NULL, 0)
+                                      : cli_send(t, &t->cout, NULL, 0);
+            if (n < 0 && n != -EAGAIN) {
                 t->reason = "client_closed";
-                conn_close(c);
-                return -1;
-            }
-        } else if (t->head_sent && t->bo == NULL && t->cout.head_off < t->cout.head_len &&
-                   c->writable) {
-            ssize_t n = txn_send_out(c->ev.fd, &t->cout, NULL, 0);
-            if (n == -EAGAIN)
-                c->writable = false;
-            else if (n < 0) {
-                t->reason = "client_closed";
-                conn_close(c);
+                cli_abort(t);
                 return -1;
             }
         }
@@ -606,13 +574,11 @@ static int pump_down(struct txn *t)
             continue;
         }
         if (!uc->readable) {
-            if (t->bo != NULL && c->writable) {
-                int rc = bodyout_flush(t, c->ev.fd);
-                if (rc == -EAGAIN)
-                    c->writable = false;
-                else if (rc < 0) {
+            if (t->bo != NULL && cli_writable(t)) {
+                int rc = bodyout_flush(t);
+                if (rc < 0 && rc != -EAGAIN) {
                     t->reason = "client_closed";
-                    conn_close(c);
+                    cli_abort(t);
                     return -1;
                 }
             }

@@ -34,7 +34,9 @@ struct bodyout *bodyout_new(struct txn *t)
     struct bodyout *bo = pool_calloc(t->pool, sizeof(*bo));
     if (bo == NULL || pool_on_destroy(t->pool, bo_free, bo) < 0)
         return NULL;
-    bo->chunked = t->req.version >= 11;
+    /* HTTP/2 frames bodies itself; HTTP/1.1 gets chunks; HTTP/1.0 the
+     * close */
+    bo->chunked = t->req.version >= 11 && t->h2 == NULL;
     t->bo = bo;
     return bo;
 }
@@ -42,9 +44,11 @@ struct bodyout *bodyout_new(struct txn *t)
 /* Writes what is left of the head, then up to <len> bytes of <data>
  * (framed as a chunk when chunked). Returns the data bytes written (>= 0),
  * -EAGAIN or -errno. */
-static ssize_t write_framed(struct txn *t, int fd, const char *data, size_t len)
+static ssize_t write_framed(struct txn *t, const char *data, size_t len)
 {
     struct bodyout *bo = t->bo;
+    if (!bo->chunked)
+        return cli_send(t, &t->cout, data, len);
     struct outq *q = &t->cout;
     struct iovec iov[4];
     size_t part[4];
@@ -78,16 +82,9 @@ static ssize_t write_framed(struct txn *t, int fd, const char *data, size_t len)
     }
     if (n == 0)
         return 0;
-    ssize_t w;
-    for (;;) {
-        w = writev(fd, iov, n);
-        if (w >= 0)
-            break;
-        int err = errno;
-        if (err == EINTR)
-            continue;
-        return -err;
-    }
+    ssize_t w = conn_sendv(t->c, iov, n); /* chunks: HTTP/1.1 only */
+    if (w < 0)
+        return w;
     size_t left = (size_t)w, wrote = 0;
     for (int i = 0; i < n && left > 0; i++) {
         size_t k = MIN(left, iov[i].iov_len);
@@ -115,12 +112,12 @@ static ssize_t write_framed(struct txn *t, int fd, const char *data, size_t len)
 /* Writes the head and the compressed bytes waiting in zb (and the end of
  * a chunk). Returns 0 when nothing is left, -EAGAIN or -errno. Each pass
  * either writes something or gets EAGAIN from the socket, so it ends. */
-static int drain_zb(struct txn *t, int fd)
+static int drain_zb(struct txn *t)
 {
     struct bodyout *bo = t->bo;
     while (buf_len(&bo->zb) > 0 || t->cout.head_off < t->cout.head_len ||
            bo->ch_off < bo->ch_len || (bo->chunked && bo->crlf_left > 0)) {
-        ssize_t w = write_framed(t, fd, buf_head(&bo->zb), buf_len(&bo->zb));
+        ssize_t w = write_framed(t, buf_head(&bo->zb), buf_len(&bo->zb));
         if (w < 0)
             return (int)w;
         buf_consume(&bo->zb, (size_t)w);
@@ -149,14 +146,14 @@ static ssize_t squeeze(struct bodyout *bo, enum z_op op, const char *data,
     return (ssize_t)(len - inlen);
 }
 
-ssize_t bodyout_write(struct txn *t, int fd, const char *data, size_t len)
+ssize_t bodyout_write(struct txn *t, const char *data, size_t len)
 {
     struct bodyout *bo = t->bo;
     if (bo->z == NULL)
-        return write_framed(t, fd, data, len);
+        return write_framed(t, data, len);
     size_t used = 0;
     for (;;) {
-        int rc = drain_zb(t, fd);
+        int rc = drain_zb(t);
         if (rc < 0)
             return used > 0 ? (ssize_t)used : rc;
         if (used == len)
@@ -170,11 +167,11 @@ ssize_t bodyout_write(struct txn *t, int fd, const char *data, size_t len)
     }
 }
 
-static int run_op(struct txn *t, int fd, enum z_op op, bool *done)
+static int run_op(struct txn *t, enum z_op op, bool *done)
 {
     struct bodyout *bo = t->bo;
     for (;;) {
-        int rc = drain_zb(t, fd);
+        int rc = drain_zb(t);
         if (rc < 0)
             return rc;
         if (*done)
@@ -188,29 +185,29 @@ static int run_op(struct txn *t, int fd, enum z_op op, bool *done)
     }
 }
 
-int bodyout_flush(struct txn *t, int fd)
+int bodyout_flush(struct txn *t)
 {
     struct bodyout *bo = t->bo;
     if (bo->z == NULL)
-        return drain_zb(t, fd);
+        return drain_zb(t);
     if (!bo->dirty && buf_len(&bo->zb) == 0)
-        return drain_zb(t, fd);
+        return drain_zb(t);
     bool done = false;
-    int rc = run_op(t, fd, ZOP_FLUSH, &done);
+    int rc = run_op(t, ZOP_FLUSH, &done);
     if (rc == 0)
         bo->dirty = false;
     return rc;
 }
 
-int bodyout_finish(struct txn *t, int fd)
+int bodyout_finish(struct txn *t)
 {
     struct bodyout *bo = t->bo;
     if (bo->z != NULL && !bo->z_done) {
-        int rc = run_op(t, fd, ZOP_FINISH, &bo->z_done);
+        int rc = run_op(t, ZOP_FINISH, &bo->z_done);
         if (rc < 0)
             return rc;
     } else {
-        int rc = drain_zb(t, fd);
+        int rc = drain_zb(t);
         if (rc < 0)
             return rc;
     }
@@ -223,7 +220,7 @@ int bodyout_finish(struct txn *t, int fd)
         bo->last_queued = true;
     }
     while (bo->ch_off < bo->ch_len) {
-        ssize_t w = write_framed(t, fd, NULL, 0);
+        ssize_t w = write_framed(t, NULL, 0);
         if (w < 0)
             return (int)w;
         if (bo->ch_off < bo->ch_len)

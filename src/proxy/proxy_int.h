@@ -283,9 +283,10 @@ struct str route_host(struct pool *p, struct str authority);
 void alog_write(struct txn *t);
 
 /* ---- txn.c, for the other pipelines (static.c, ajp_txn.c) ---- */
-/* writev of the pending head of <q> and <len> bytes at <data>. Returns the
- * number of <data> bytes written (>= 0), -EAGAIN or -errno. */
-ssize_t txn_send_out(int fd, struct outq *q, const char *data, size_t len);
+/* writev of the pending head and <len> bytes at <data> to an upstream
+ * socket. Returns the number of <data> bytes written (>= 0), -EAGAIN or
+ * -errno. (The client side goes through cli_send.) */
+ssize_t txn_send_up(int fd, struct outq *q, const char *data, size_t len);
 /* The upstream connection broke or could not be made (see txn.c). */
 void txn_upstream_failed(struct txn *t, int err, bool connecting);
 /* Picks a server and connects again (the current one was dropped). */
@@ -327,15 +328,16 @@ struct bodyout {
 /* Attaches a body writer to <t> (chunked for HTTP/1.1 clients). Returns it,
  * or NULL on out of memory. Freed with the arena. */
 struct bodyout *bodyout_new(struct txn *t);
-/* Writes the rest of t->cout, then <data> compressed and/or framed.
- * Returns the input bytes taken (>= 0), -EAGAIN or -errno. */
-ssize_t bodyout_write(struct txn *t, int fd, const char *data, size_t len);
+/* Writes the rest of t->cout, then <data> compressed and/or framed, to the
+ * client (cli_send; conn_sendv for chunk framing, HTTP/1.1 only). Returns
+ * the input bytes taken (>= 0), -EAGAIN or -errno. */
+ssize_t bodyout_write(struct txn *t, const char *data, size_t len);
 /* Makes everything given so far reach the client (input stalled). 0 when
  * written, -EAGAIN or -errno. */
-int bodyout_flush(struct txn *t, int fd);
+int bodyout_flush(struct txn *t);
 /* Ends the body (compressor end, last chunk). 0 when written, -EAGAIN or
  * -errno. */
-int bodyout_finish(struct txn *t, int fd);
+int bodyout_finish(struct txn *t);
 /* True when output is waiting for the socket. */
 bool bodyout_pending(const struct txn *t);
 
@@ -368,6 +370,9 @@ void static_start(struct txn *t);
 void static_pump(struct txn *t);
 /* Frees the worker's open-file cache (at worker exit). */
 void static_worker_fini(struct worker *w);
+/* static_list.c: answers with an HTML list of the directory <dirfd>, whose
+ * request path (decoded, NUL-terminated) is <path>. */
+void static_list(struct txn *t, int dirfd, struct str path, bool hidden);
 
 /* ---- ajp_txn.c ---- */
 struct ajx;

@@ -225,120 +225,6 @@ static void redirect_dir(struct txn *t)
     txn_local(t, 301, "text/plain; charset=utf-8", body, sizeof(body) - 1, loc);
 }
 
-static bool html_needs_escape(char c)
-{
-    return c == '<' || c == '>' || c == '&' || c == '"' || c == '\'';
-}
-
-struct lbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void lput(struct lbuf *b, const char *s, size_t n)
-{
-    if (b->len + n > b->cap)
-        n = b->cap > b->len ? b->cap - b->len : 0;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void lput_name(struct lbuf *b, const char *name, bool href)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const char *c = name; *c; c++) {
-        unsigned char u = (unsigned char)*c;
-        char tmp[8];
-        size_t n = 0;
-        if (href && !(u >= 'a' && u <= 'z') && !(u >= 'A' && u <= 'Z') &&
-            !(u >= '0' && u <= '9') && !strchr("-._~", u)) {
-            tmp[n++] = '%';
-            tmp[n++] = hex[u >> 4];
-            tmp[n++] = hex[u & 15];
-        } else if (!href && html_needs_escape((char)u)) {
-            n = (size_t)snprintf(tmp, sizeof(tmp), "&#%d;", u);
-        } else {
-            tmp[n++] = (char)u;
-        }
-        lput(b, tmp, n);
-    }
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* An HTML list of the directory <e> (listing: true). */
-static void list_dir(struct txn *t, struct fentry *e)
-{
-    const struct cfg_static *cs = t->route->stat;
-    int fd = openat(e->id.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        refuse(t, 403, "static_listing_failed", "The directory cannot be listed.");
-        return;
-    }
-    size_t nn = 0, cap = 64;
-    char **names = pool_alloc(t->pool, cap * sizeof(*names));
-    struct dirent *de;
-    while (names != NULL && (de = readdir(d)) != NULL && nn < 10000) {
-        if (de->d_name[0] == '.' && (!cs->hidden || !strcmp(de->d_name, ".") ||
-                                     !strcmp(de->d_name, "..")))
-            continue;
-        if (nn == cap) {
-            char **nb = pool_alloc(t->pool, 2 * cap * sizeof(*names));
-            if (nb == NULL)
-                break;
-            memcpy(nb, names, cap * sizeof(*names));
-            names = nb;
-            cap *= 2;
-        }
-        bool dir = de->d_type == DT_DIR;
-        size_t l = strlen(de->d_name);
-        char *s = pool_alloc(t->pool, l + 2);
-        if (s == NULL)
-            break;
-        memcpy(s, de->d_name, l);
-        s[l] = dir ? '/' : '\0';
-        s[l + 1] = '\0';
-        names[nn++] = s;
-    }
-    closedir(d);
-    if (names == NULL) {
-        txn_error(t, 503, "proxy_internal_error", "Out of memory.");
-        return;
-    }
-    qsort(names, nn, sizeof(*names), cmp_names);
-    struct lbuf b = { .cap = 512 + nn * 800 };
-    b.p = pool_alloc(t->pool, b.cap);
-    if (b.p == NULL) {
-        txn_error(t, 503, "proxy_internal_error", "Out of memory.");
-        return;
-    }
-    static const char h1[] = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ";
-    lput(&b, h1, sizeof(h1) - 1);
-    lput_name(&b, t->sf->rq.path.p, false);
-    lput(&b, "</title></head><body><h1>Index of ", 34);
-    lput_name(&b, t->sf->rq.path.p, false);
-    lput(&b, "</h1><ul>\n", 10);
-    for (size_t i = 0; i < nn; i++) {
-        size_t l = strlen(names[i]);
-        bool dir = l > 0 && names[i][l - 1] == '/';
-        if (dir)
-            names[i][l - 1] = '\0';
-        lput(&b, "<li><a href=\"", 13);
-        lput_name(&b, names[i], true);
-        lput(&b, dir ? "/\">" : "\">", dir ? 3 : 2);
-        lput_name(&b, names[i], false);
-        lput(&b, dir ? "/</a></li>\n" : "</a></li>\n", dir ? 11 : 10);
-    }
-    lput(&b, "</ul></body></html>\n", 20);
-    txn_local(t, 200, "text/html; charset=utf-8", b.p, b.len, NULL);
-}
-
 /* ---- conditional requests (RFC 9110 §13.2.2) ---- */
 
 /* Returns 0 to go on, 304 or 412. */
@@ -406,10 +292,9 @@ static const char *conn_field(const struct txn *t)
  * wrong for a TLS one (unless the kernel does the TLS, kTLS). The TLS layer
  * makes this say false for its connections; the copy path (pread into a
  * buffer, then the connection's own write) serves them. */
-static bool can_sendfile(const struct conn *c)
+static bool can_sendfile(const struct txn *t)
 {
-    (void)c;
-    return true; /* every client connection is plain TCP for now */
+    return t->h2 == NULL; /* HTTP/1 connections are plain TCP for now */
 }
 
 static void sf_release(void *arg)
@@ -425,13 +310,13 @@ static void finish(struct txn *t)
 {
     t->resf.bytes = t->sf->body_bytes;
     t->phase = T_DONE;
-    conn_txn_done(t->c);
+    cli_done(t);
 }
 
 static void client_broke(struct txn *t)
 {
     t->reason = "client_closed";
-    conn_close(t->c);
+    cli_abort(t);
 }
 
 /* Reads the next file bytes of the current segment into sf->rb. Returns
@@ -462,10 +347,10 @@ static int send_step(struct txn *t)
 {
     struct conn *c = t->c;
     struct sfile *sf = t->sf;
-    int fd = c->ev.fd;
+    int fd = c->ev.fd; /* sendfile only: everything else goes by cli_send */
     if (sf->cur == sf->nsegs) { /* body done */
         if (t->bo != NULL) {
-            int rc = bodyout_finish(t, fd);
+            int rc = bodyout_finish(t);
             if (rc == -EAGAIN)
                 return 0;
             if (rc < 0) {
@@ -473,7 +358,7 @@ static int send_step(struct txn *t)
                 return -1;
             }
         } else if (t->cout.head_off < t->cout.head_len) {
-            ssize_t n = txn_send_out(fd, &t->cout, NULL, 0);
+            ssize_t n = cli_send(t, &t->cout, NULL, 0);
             if (n == -EAGAIN)
                 return 0;
             if (n < 0) {
@@ -487,7 +372,7 @@ static int send_step(struct txn *t)
     }
     struct seg *s = &sf->segs[sf->cur];
     if (sf->moff < s->mlen) { /* boundary text (and the head) */
-        ssize_t n = txn_send_out(fd, &t->cout, s->mem + sf->moff, s->mlen - sf->moff);
+        ssize_t n = cli_send(t, &t->cout, s->mem + sf->moff, s->mlen - sf->moff);
         if (n < 0)
             return n == -EAGAIN ? 0 : (client_broke(t), -1);
         sf->moff += (size_t)n;
@@ -500,9 +385,8 @@ static int send_step(struct txn *t)
         return 1;
     }
     if (buf_len(&sf->rb) > 0) { /* copy and compress modes */
-        ssize_t n = t->bo != NULL ? bodyout_write(t, fd, buf_head(&sf->rb), buf_len(&sf->rb))
-                                  : txn_send_out(fd, &t->cout, buf_head(&sf->rb),
-                                                 buf_len(&sf->rb));
+        ssize_t n = t->bo != NULL ? bodyout_write(t, buf_head(&sf->rb), buf_len(&sf->rb))
+                                  : cli_send(t, &t->cout, buf_head(&sf->rb), buf_len(&sf->rb));
         if (n < 0)
             return n == -EAGAIN ? 0 : (client_broke(t), -1);
         buf_consume(&sf->rb, (size_t)n);
@@ -515,7 +399,7 @@ static int send_step(struct txn *t)
         if (n < 0) {
             log_warn("static: reading %s: %s", sf->e->path, strerror((int)-n));
             t->reason = "static_read_error";
-            conn_close(c);
+            cli_abort(t);
             return -1;
         }
         return 1;
@@ -527,8 +411,10 @@ static int send_step(struct txn *t)
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         ssize_t n = sendmsg(fd, &mh, MSG_MORE | MSG_NOSIGNAL);
         if (n == -1) {
-            if (errno == EAGAIN)
+            if (errno == EAGAIN) {
+                c->writable = false;
                 return 0;
+            }
             if (errno == EINTR)
                 return 1;
             client_broke(t);
@@ -541,8 +427,10 @@ static int send_step(struct txn *t)
     size_t want = (size_t)MIN(s->flen - sf->fdone, (uint64_t)(1u << 20));
     ssize_t n = sendfile(fd, sf->fd, &off, want);
     if (n == -1) {
-        if (errno == EAGAIN)
+        if (errno == EAGAIN) {
+            c->writable = false;
             return 0;
+        }
         if (errno == EINTR)
             return 1;
         client_broke(t);
@@ -551,7 +439,7 @@ static int send_step(struct txn *t)
     if (n == 0) { /* the file shrank under us: the length is a lie now */
         log_warn("static: %s shrank while being sent", sf->e->path);
         t->reason = "static_file_changed";
-        conn_close(c);
+        cli_abort(t);
         return -1;
     }
     sf->fdone += (uint64_t)n;
@@ -561,22 +449,16 @@ static int send_step(struct txn *t)
 
 void static_pump(struct txn *t)
 {
-    struct conn *c = t->c;
-    bool progress = false;
     for (;;) {
-        if (!c->writable)
+        if (!cli_writable(t))
             break;
         int r = send_step(t);
         if (r < 0)
             return;
-        if (r == 0) {
-            c->writable = false;
-            break;
-        }
-        progress = true;
+        if (r == 0)
+            break; /* the write that would block cleared the flag */
     }
-    (void)progress;
-    timer_set(c->w->loop, &c->timer, c->cl->timeouts.send, c->timer.cb);
+    cli_timer(t, t->c->cl->timeouts.send);
 }
 
 /* ---- building the response ---- */
@@ -686,7 +568,7 @@ static void respond(struct txn *t, struct fentry *e)
     t->status = status;
     t->zenc = enc;
     sf->fd = v->fd;
-    sf->use_sendfile = t->route->stat->sendfile && t->bo == NULL && can_sendfile(c);
+    sf->use_sendfile = t->route->stat->sendfile && t->bo == NULL && can_sendfile(t);
     char boundary[40];
     snprintf(boundary, sizeof(boundary), "%016llx%08x",
              (unsigned long long)(c->w->seq++ ^ ((uint64_t)e->ino << 20)),
@@ -854,7 +736,7 @@ void static_start(struct txn *t)
         if (!dir_req)
             redirect_dir(t);
         else if (cs->listing)
-            list_dir(t, e);
+            static_list(t, e->id.fd, t->sf->rq.path, cs->hidden);
         else
             refuse(t, 403, "static_no_listing", "Directory listing is off.");
         return;

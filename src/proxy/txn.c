@@ -646,13 +646,10 @@ static int read_response_head(struct txn *t)
  * reach the client. Returns 0, or -1 when the client connection closed. */
 static int body_stall(struct txn *t)
 {
-    struct conn *c = t->c;
-    if (!c->writable)
+    if (!cli_writable(t))
         return 0;
-    int rc = bodyout_flush(t, c->ev.fd);
-    if (rc == -EAGAIN)
-        c->writable = false;
-    else if (rc < 0) {
+    int rc = bodyout_flush(t);
+    if (rc < 0 && rc != -EAGAIN) {
         t->reason = "client_closed";
         cli_abort(t);
         return -1;
@@ -664,12 +661,10 @@ static int body_stall(struct txn *t)
  * 0 when all is written, else nonzero (waiting, or closed: c->dead). */
 static int body_end(struct txn *t)
 {
-    struct conn *c = t->c;
-    if (!c->writable)
+    if (!cli_writable(t))
         return -EAGAIN;
-    int rc = bodyout_finish(t, c->ev.fd);
+    int rc = bodyout_finish(t);
     if (rc == -EAGAIN) {
-        c->writable = false;
         arm_client_timer(t, true);
     } else if (rc < 0) {
         t->reason = "client_closed";
@@ -706,7 +701,7 @@ static int pump_response(struct txn *t)
                 break;
             ssize_t n = t->bo == NULL
                             ? cli_send(t, &t->cout, buf_head(&uc->rbuf), t->resf.fwd)
-                            : bodyout_write(t, t->c->ev.fd, buf_head(&uc->rbuf), t->resf.fwd);
+                            : bodyout_write(t, buf_head(&uc->rbuf), t->resf.fwd);
             if (n == -EAGAIN)
                 break;
             if (n < 0) {
@@ -1000,7 +995,7 @@ void txn_timeout(struct txn *t, bool client_side)
 
 /* ---- for the other pipelines (static.c, ajp_txn.c) ---- */
 
-ssize_t txn_send_out(int fd, struct outq *q, const char *data, size_t len)
+ssize_t txn_send_up(int fd, struct outq *q, const char *data, size_t len)
 {
     return send_out(fd, q, data, len);
 }
