@@ -2,7 +2,7 @@
 # Gatehouse benchmarks against nginx and HAProxy, all on loopback.
 #
 #   bench/run.sh [scenario...]     scenarios: reverse idle load tls pools
-#                                  cache cache_mem evict (default: all)
+#                                  cache cache_mem evict static (default: all)
 #
 # After the scenarios, bench/lib/report.py writes bench/results/REPORT.md
 # (every scenario's latest tables, the machine, gnuplot charts).
@@ -57,7 +57,7 @@ RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
 LOAD_LEVELS=${BENCH_LOAD_LEVELS:-1 4 16 64 256}
 LOAD_DURATION=${BENCH_LOAD_DURATION:-5}
-ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict)
+ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict static)
 H2LOAD=/usr/bin/h2load
 CONF_SUFFIX=""   # "-tls": the peers' TLS configs (scenario tls)
 SCHEME=http
@@ -72,7 +72,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle | load | tls | pools | cache | cache_mem | evict) ;;
+    reverse | idle | load | tls | pools | cache | cache_mem | evict | static) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -789,6 +789,108 @@ scenario_pools() {
     say ""
     $PY "$LIB/pools_report.py" "$raw" "$RESULTS/pools-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+}
+
+
+# ------------------------------------------------------------ static
+# Static files, gatehouse vs nginx, each serving $TMP/www itself (no origin):
+# a 1 KiB and a 1 MiB file, interleaved rounds, the same figures as reverse
+# (bench/README.md "Scenario static"). One results file per size.
+scenario_static() {
+    local size r p url pids c0 c1 b0 b1 s0 s1 l0 l1 w rc status waited raw port
+    local req secs rps p50 p99 n2 se la_start ports
+    declare -A SPID=() SPORT=()
+    say ""
+    say "== static: wrk -t1 -c$CONNS -d${DURATION}s on cpu $LOAD_CPU -> web server on cpu $PROXY_CPU (1 KiB and 1 MiB files); $ROUNDS rounds"
+    la_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    mkdir -p "$TMP/www" "$TMP/nginx-tmp"
+    head -c 1024 /dev/zero | tr '\0' 'x' >"$TMP/www/1k"
+    head -c 1048576 /dev/urandom >"$TMP/www/1m"
+    chmod -R a+rX "$TMP/www"
+    read -ra ports <<<"$($PY "$LIB/benchlib.py" ports 2)"
+    GH_NOTE=""
+    local speers=()
+    for p in gatehouse nginx; do
+        [[ " ${WANT_PEERS[*]} " == *" $p "* ]] || continue
+        port=${ports[${#speers[@]}]}
+        if [[ $p == gatehouse ]]; then
+            if [[ ! -x $GH_BIN ]]; then
+                GH_NOTE="gatehouse skipped: $GH_BIN not built yet (make BUILD=release)"
+                say "bench: $GH_NOTE"
+                continue
+            fi
+            render "$BENCH/conf/static.gatehouse.yaml" "$TMP/static-gh.yaml" "PORT=$port"
+            start "$TMP/gatehouse.out" taskset -c "$PROXY_CPU" "$GH_BIN" -c "$TMP/static-gh.yaml"
+        else
+            render "$BENCH/conf/static.nginx.conf" "$TMP/static-nginx.conf" "PORT=$port"
+            start "$TMP/nginx.out" taskset -c "$PROXY_CPU" "$NGINX" -p "$TMP" \
+                -e "$TMP/nginx-error.log" -c "$TMP/static-nginx.conf" -g 'daemon off;'
+        fi
+        SPID[$p]=$LAST_PID
+        SPORT[$p]=$port
+        if ! wait_ready "$LAST_PID" "$port" 10; then
+            tail_logs "$TMP/$p.out" "$TMP/gh-error.log" "$TMP/nginx-error.log"
+            stop "$LAST_PID"
+            [[ $p == gatehouse ]] || die "nginx did not serve /1k"
+            GH_NOTE="gatehouse skipped: did not serve GET /1k within 10 s"
+            continue
+        fi
+        speers+=("$p")
+        PEER_PID[$p]=$LAST_PID
+    done
+    [[ ${#speers[@]} -gt 0 ]] || die "no web server came up"
+    for size in 1k 1m; do
+        raw=$TMP/static-$size.tsv
+        printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tload_busy_ticks\tnon2xx\tsockerr\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
+        say "  -- /$size"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            for p in "${speers[@]}"; do
+                url="http://127.0.0.1:${SPORT[$p]}/$size"
+                if ! kill -0 "${SPID[$p]}" 2>/dev/null; then
+                    say "  round $r/$ROUNDS $p: process gone, skipped"
+                    printf '%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\t0\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
+                    continue
+                fi
+                waited=$(quiet_wait)
+                run_bounded $((WARMUP + 20)) "$TMP/warmup-$p-$size-$r.txt" \
+                    taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${WARMUP}s" "$url" || true
+                read -ra pids <<<"$(measured_pids "$p" | tr '\n' ' ')"
+                c0=$(cpu_ticks "${pids[@]}")
+                read -r b0 s0 l0 <<<"$(core_ticks)"
+                rc=0
+                run_bounded $((DURATION + 20)) "$TMP/wrk-$p-$size-$r.txt" \
+                    taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${DURATION}s" \
+                    --latency "$url" || rc=$?
+                read -r b1 s1 l1 <<<"$(core_ticks)"
+                c1=$(cpu_ticks "${pids[@]}" 2>/dev/null || echo "$c0")
+                status=ok
+                if [[ $rc -ne 0 ]] || ! w=$($PY "$LIB/benchlib.py" wrk "$TMP/wrk-$p-$size-$r.txt" 2>"$TMP/parse.err"); then
+                    status="wrk-failed"
+                    w=$'0\t0\t0\t0\t0\t0\t0'
+                    tail_logs "$TMP/wrk-$p-$size-$r.txt" "$TMP/parse.err"
+                fi
+                kill -0 "${SPID[$p]}" 2>/dev/null || status="died"
+                read -r req secs rps p50 p99 n2 se <<<"$w"
+                printf '%s\t' "$r" "$p" "$req" "$secs" "$rps" "$p50" "$p99" \
+                    $((c1 - c0)) $((b1 - b0)) $((s1 - s0)) $((l1 - l0)) "$n2" "$se" "$(loadavg)" "$waited" >>"$raw"
+                printf '%s\n' "$status" >>"$raw"
+                tail -n 1 "$raw" | awk -F'\t' -v hz="$(getconf CLK_TCK)" -v R="$ROUNDS" '{
+                    us = $3 > 0 ? $8 / hz / $3 * 1e6 : 0; core = $3 > 0 ? $9 / hz / $3 * 1e6 : 0
+                    printf "  round %s/%s %-9s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %6.2f µs/req (core %6.2f)  non-2xx %s  errors %s  waited %ss  %s\n",
+                        $1, R, $2, $5, $6 / 1e3, $7 / 1e3, us, core, $12, $13, $15, $16 }'
+            done
+        done
+        local notes=(--note "$ROUNDS interleaved rounds; each: ${WARMUP} s warm-up, then \`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:<port>/$size\`"
+            --note "web server pinned to cpu $PROXY_CPU, wrk to cpu $LOAD_CPU; both serve the same directory (bench/conf/static.*)"
+            --note "nginx: sendfile on, tcp_nopush on, open_file_cache max=1000 valid 1s; gatehouse: static route defaults"
+            --note "before each run, up to ${QUIET_WAIT} s of waiting for both cores to be 90% idle (column 'quiet wait s')"
+            --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
+        [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
+        say ""
+        $PY "$LIB/benchlib.py" report "static-$size" "$raw" "$RESULTS/static-$size-$DATE.md" \
+            "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+    done
+    for p in "${speers[@]}"; do stop "${SPID[$p]}"; done
 }
 
 # shellcheck source=bench/cache.sh

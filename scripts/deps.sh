@@ -16,6 +16,7 @@ TEST_PKGS=(
     nghttp2-client procps iproute2 util-linux
     chromium python3-prometheus-client testssl.sh libnss3-tools
     redis-server haproxy
+    tomcat10 openjdk-17-jdk-headless python3-brotli python3-zstandard strace
 )
 BENCH_PKGS=(
     nginx haproxy varnish wrk util-linux gnuplot-nox nghttp2-client
@@ -49,11 +50,15 @@ echo "gatehouse: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 "${cmd[@]}"
-# A package such as nginx starts its service on install; the benchmarks and
-# tests start their own instances on free ports, so stop the system ones.
-for svc in nginx haproxy redis-server varnish; do
+# A package such as nginx (or tomcat10) starts its service on install; the
+# benchmarks and tests start their own instances on free ports, so stop the
+# system ones (and keep tomcat10 from starting at boot).
+for svc in nginx haproxy redis-server varnish tomcat10; do
     if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
         (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || \
             (command -v service >/dev/null && service "$svc" stop 2>/dev/null) || true
+        if [ "$svc" = tomcat10 ] && command -v systemctl >/dev/null; then
+            systemctl disable tomcat10 2>/dev/null || true
+        fi
     fi
 done

@@ -389,7 +389,10 @@ def cmd_report(argv):
     md.append("")
     if notes:
         md += ["## Run", ""] + ["- " + n for n in notes] + [""]
-    if scen in ("reverse", "tls-handshake", "tls-keepalive", "tls-h2"):
+    if scen in ("reverse", "tls-handshake", "tls-keepalive", "tls-h2") or \
+            scen.startswith("static"):
+        # the static scenarios serve files instead of proxying, with the
+        # same figures (bench/README.md "Scenario static")
         head, srows, ratios, rhead, raw = report_reverse(rows)
         print(text_table(head, srows))
         rh = ["ratio", "µs/req (process)", "µs/req (core 0)", "µs/req (core 1)",

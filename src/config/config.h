@@ -48,6 +48,12 @@ enum cfg_hash_key {
  * the names that are re-resolved (see cfg_server.host). */
 #define CFG_MAX_SERVERS 64
 
+/* What a pool's connections speak. */
+enum cfg_proto {
+    CFG_PROTO_HTTP = 0, /* HTTP/1.1 ("host:port" or "http://host:port") */
+    CFG_PROTO_AJP,      /* AJP/1.3 ("ajp://host:port"), see docs/ajp.md */
+};
+
 struct cfg_server {
     struct cfg_addr addr; /* len 0: a DNS slot not filled at load time */
     int weight; /* 1..1000, default 1 */
@@ -61,6 +67,7 @@ struct cfg_server {
     const char *host;
     uint16_t port;
     unsigned slot, slot0, nslots;
+    enum cfg_proto proto;
 };
 
 /* Active health checks, run by one thread for the whole process. */
@@ -113,6 +120,15 @@ struct cfg_upstream_tls {
     struct tls_cli *cli; /* built at load, freed with the snapshot */
 };
 
+/* AJP settings of an upstream whose servers are ajp:// (docs/ajp.md). */
+struct cfg_ajp {
+    const char *secret;     /* required: Tomcat's AJP connector "secret" */
+    size_t secret_len;
+    unsigned packet_size;   /* 8192 (Tomcat's default) .. 65536 */
+    bool cping;             /* CPING a pooled connection before reuse; true */
+    cfg_ms cping_timeout;   /* wait for CPONG; 2s */
+};
+
 struct cfg_upstream {
     const char *name;
     struct cfg_server *servers;
@@ -147,6 +163,8 @@ struct cfg_upstream {
         size_t nservers;
         cfg_ms min_ttl, max_ttl;  /* TTL clamp; defaults 1s, 1h */
     } resolve;
+    enum cfg_proto proto;     /* of every server (one protocol per pool) */
+    struct cfg_ajp ajp;       /* CFG_PROTO_AJP */
 };
 
 enum cfg_xff {
@@ -167,6 +185,38 @@ struct cfg_headers {
 enum cfg_action {
     CFG_ACT_PROXY = 0, /* send to <upstream> */
     CFG_ACT_RETURN,    /* answer <ret_status> with <ret_body> ourselves */
+    CFG_ACT_STATIC,    /* serve files from <stat->root> (docs/static.md) */
+};
+
+/* A static route: files under a directory (docs/static.md). */
+struct cfg_static {
+    const char *root;       /* directory, absolute or relative to the cwd */
+    const char *index;      /* file served for a directory; "index.html";
+                               NULL when "index: off" */
+    bool strip_prefix;      /* the route path is not part of the file path */
+    bool listing;           /* HTML listing of a directory without index;
+                               false */
+    bool hidden;            /* serve names starting with '.'; false */
+    bool outside_symlinks;  /* follow symlinks leading out of root; false */
+    bool precompressed;     /* serve x.br / x.gz for x when accepted; true */
+    bool sendfile;          /* sendfile(2) on plain connections; true */
+    cfg_ms cache_valid;     /* open-file cache: re-check after; 1s */
+    unsigned cache_entries; /* open-file cache slots per worker; 1024 */
+};
+
+/* Compression of responses (docs/compression.md). */
+#define CFG_ENC_GZIP 1u
+#define CFG_ENC_BR 2u
+#define CFG_ENC_ZSTD 4u
+struct cfg_compress {
+    unsigned encodings;     /* CFG_ENC_* the route may use; all three */
+    const char **types;     /* media types (no parameters), lower case;
+                               "text/..." with a star matches every text type */
+    size_t ntypes;
+    uint64_t min_size;      /* Content-Length below this: as is; 256 */
+    int gzip_level;         /* 1..9; 5 */
+    int br_quality;         /* 0..11; 4 */
+    int zstd_level;         /* 1..19; 3 */
 };
 
 struct cfg_route {
@@ -182,6 +232,10 @@ struct cfg_route {
     uint64_t max_body;    /* 0: inherit the listener's limit */
     uint32_t mslot;       /* metrics slot, set before the snapshot is shared */
     const struct cfg_cache_policy *cache; /* NULL: this route does not cache */
+    const char **exts;    /* "ext": only paths ending in .<ext> match */
+    size_t nexts;
+    struct cfg_static *stat;         /* CFG_ACT_STATIC */
+    const struct cfg_compress *compress; /* NULL: responses as they are */
 };
 
 struct cfg_site {

@@ -254,5 +254,24 @@ int cfg__cache_policy(struct cfg__ld *ld, const struct cfg__node *v,
 void cfg__cache_defaults(struct cfg *c);
 /* After everything is read: derived defaults and cross-checks. */
 int cfg__cache_finish(struct cfg__ld *ld, const struct cfg__node *root);
+/* ---- web.c ---- */
+
+/* Route keys "static", "ext" and "compress" (field functions on a struct
+ * cfg_route). */
+int cfg__route_static(struct cfg__ld *ld, const struct cfg__node *v,
+                      void *obj);
+int cfg__route_ext(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+int cfg__route_compress(struct cfg__ld *ld, const struct cfg__node *v,
+                        void *obj);
+/* A server address, "host:port", "http://host:port" or "ajp://host:port". */
+int cfg__server_addr(struct cfg__ld *ld, const struct cfg__node *v,
+                     struct cfg_server *s);
+/* The upstream key "ajp" (field function on a struct cfg_upstream). */
+int cfg__upstream_ajp(struct cfg__ld *ld, const struct cfg__node *v,
+                      void *obj);
+void cfg__upstream_web_defaults(struct cfg_upstream *u);
+/* After an upstream <v> was read: one protocol per pool, AJP has a secret. */
+int cfg__upstream_web_check(struct cfg__ld *ld, const struct cfg__node *v,
+                            struct cfg_upstream *u);
 
 #endif

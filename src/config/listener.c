@@ -101,6 +101,9 @@ static int set_upstream(struct cfg__ld *ld, const struct cfg__node *v,
 
     if (r->action == CFG_ACT_RETURN)
         return cfg__bad(ld, v, "use \"upstream\" or \"return\", not both");
+    if (r->action == CFG_ACT_STATIC)
+        return cfg__bad(ld, v, "use only one of \"upstream\", \"return\" "
+                               "and \"static\"");
     int rc = cfg__want(ld, v, CFG_N_SCALAR);
     if (rc != 0)
         return rc;
@@ -154,6 +157,9 @@ static int set_return(struct cfg__ld *ld, const struct cfg__node *v,
 
     if (r->upstream != NULL)
         return cfg__bad(ld, v, "use \"upstream\" or \"return\", not both");
+    if (r->action == CFG_ACT_STATIC)
+        return cfg__bad(ld, v, "use only one of \"upstream\", \"return\" "
+                               "and \"static\"");
     r->action = CFG_ACT_RETURN;
     int rc = cfg__walk(ld, v, "return", return_fields, NFIELDS(return_fields),
                        r);
@@ -175,6 +181,9 @@ static const struct cfg__field route_fields[] = {
     CFG__F_FN("return", set_return),
     CFG__F_SIZE64("max_body", struct cfg_route, max_body, 0, UINT64_MAX),
     CFG__F_FN("cache", cfg__route_cache),
+    CFG__F_FN("static", cfg__route_static),
+    CFG__F_FN("ext", cfg__route_ext),
+    CFG__F_FN("compress", cfg__route_compress),
 };
 
 /* The node of a route's "path" or "exact" value. */
@@ -194,9 +203,10 @@ static int read_route(struct cfg__ld *ld, const struct cfg__node *v,
         return rc;
     if (r->path == NULL)
         return cfg__fail(ld, v, "missing \"path\" (or \"exact\") in route");
-    if (r->upstream == NULL && r->action != CFG_ACT_RETURN)
-        return cfg__fail(ld, v, "route %s needs \"upstream\" or \"return\"",
-                         r->path);
+    if (r->upstream == NULL && r->action != CFG_ACT_RETURN &&
+        r->action != CFG_ACT_STATIC)
+        return cfg__fail(ld, v, "route %s needs \"upstream\", \"return\" "
+                                "or \"static\"", r->path);
     return 0;
 }
 
@@ -219,7 +229,8 @@ static int set_routes(struct cfg__ld *ld, const struct cfg__node *v,
         const struct cfg__node *prev = v->head;
         for (size_t j = 0; j < i; j++, prev = prev->next) {
             const struct cfg_route *o = &s->routes[j];
-            if (o->exact != r->exact || strcmp(o->path, r->path) != 0)
+            if (o->exact != r->exact || strcmp(o->path, r->path) != 0 ||
+                o->nexts != 0 || r->nexts != 0)
                 continue;
             const struct cfg__node *pn = path_node(prev);
             return cfg__bad(ld, path_node(it), "route %s is already defined "

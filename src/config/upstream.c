@@ -124,7 +124,7 @@ static int read_server(struct cfg__ld *ld, const struct cfg__node *v,
     it->s.max_conns = MAX_CONNS_UNSET;
     it->slots = DEFAULT_SLOTS;
     if (v->type == CFG_N_SCALAR) {
-        rc = cfg__addr(ld, v, &it->s.addr);
+        rc = cfg__server_addr(ld, v, &it->s);
     } else if (v->type == CFG_N_MAP) {
         rc = cfg__walk(ld, v, "server", server_fields, ARRAY_LEN(server_fields),
                        it);
@@ -133,7 +133,7 @@ static int read_server(struct cfg__ld *ld, const struct cfg__node *v,
         an = it->addr;
         if (rc == 0)
             rc = it->resolve ? read_name(ld, an, &it->s)
-                             : cfg__addr(ld, an, &it->s.addr);
+                             : cfg__server_addr(ld, an, &it->s);
     } else {
         return cfg__bad(ld, v, "expected an address, or a mapping with "
                                "address and weight");
@@ -589,6 +589,7 @@ static const struct cfg__field upstream_fields[] = {
     CFG__F_FN("resolver", set_resolver),
     CFG__F_FN("proxy_protocol", set_ups_proxy_protocol),
     CFG__F_FN("tls", cfg__upstream_tls),
+    CFG__F_FN("ajp", cfg__upstream_ajp),
 };
 #undef U
 
@@ -601,6 +602,7 @@ static void upstream_defaults(struct cfg_upstream *u)
     u->keepalive = 32;
     u->keepalive_timeout = 60 * CFG__SEC;
     u->keepalive_requests = 10000;
+    cfg__upstream_web_defaults(u);
     u->hash_key = CFG_HK_CLIENT;
     u->ewma_decay = 10 * CFG__SEC;
     u->queue_timeout = 5 * CFG__SEC;
@@ -694,6 +696,8 @@ int cfg__upstreams(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
                            ARRAY_LEN(upstream_fields), u);
         if (rc == 0)
             rc = check_upstream(ld, it, u);
+        if (rc == 0)
+            rc = cfg__upstream_web_check(ld, it, u);
         if (rc == 0 && u->tls != NULL)
             rc = cfg__upstream_tls_build(ld, it, u);
         if (rc != 0)

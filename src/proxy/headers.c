@@ -10,6 +10,7 @@
 
 #include "core/macros.h"
 #include "core/sock.h"
+#include "http/negotiate.h"
 #include "proxy/proxy_int.h"
 
 struct out {
@@ -271,7 +272,49 @@ static bool skip_response_field(const struct txn *t, const struct h1_msg *resp,
     if (n.len == 25 && hsts_of(t) != NULL &&
         str_ieq_lit(n, "strict-transport-security"))
         return true; /* ours replaces the server's */
+    if (t->zenc != 0 && n.len == 4 && str_ieq_lit(n, "etag"))
+        return true; /* re-emitted weak: the bytes changed */
+    if (t->zvary && n.len == 4 && str_ieq_lit(n, "vary"))
+        return true; /* re-emitted with Accept-Encoding */
     return connection_lists(resp, n);
+}
+
+/* Content-Encoding, Vary and the weakened ETag of a response we compress
+ * (or could have compressed: then only Vary). */
+static void put_coding_fields(struct out *o, const struct txn *t,
+                              const struct h1_msg *resp)
+{
+    if (t->zenc != 0) {
+        puts_(o, "Content-Encoding: ");
+        puts_(o, http_enc_name(t->zenc));
+        put(o, "\r\n", 2);
+        const struct h1_field *e = h1_find(resp, STR_LIT("etag"));
+        if (e != NULL && e->value.len > 0) {
+            /* RFC 9110 §8.8.3: a transformed representation is not the
+             * same bytes; W/ keeps revalidation working */
+            bool weak = e->value.len > 2 && e->value.p[0] == 'W' && e->value.p[1] == '/';
+            puts_(o, weak ? "ETag: " : "ETag: W/");
+            putstr(o, e->value);
+            put(o, "\r\n", 2);
+        }
+    }
+    if (t->zvary) {
+        bool listed = false, star = false;
+        for (size_t i = 0; i < resp->nfields; i++) {
+            const struct h1_field *f = &resp->fields[i];
+            if (f->name.len == 4 && str_ieq_lit(f->name, "vary")) {
+                listed |= h1_list_has(f->value, STR_LIT("accept-encoding"));
+                star |= h1_list_has(f->value, STR_LIT("*"));
+            }
+        }
+        if (listed || star) {
+            for (size_t i = 0; i < resp->nfields; i++)
+                if (resp->fields[i].name.len == 4 &&
+                    str_ieq_lit(resp->fields[i].name, "vary"))
+                    put_field(o, resp->fields[i].name, resp->fields[i].value);
+        } else
+            put_merged(o, resp, "Vary", STR_LIT("Accept-Encoding"));
+    }
 }
 
 int hdr_response(struct txn *t, const struct h1_msg *resp)
@@ -307,11 +350,16 @@ int hdr_response(struct txn *t, const struct h1_msg *resp)
             if (u != NULL)
                 put_field(&o, STR_LIT("Upgrade"), u->value);
             puts_(&o, "Connection: upgrade\r\n");
+        } else if (t->bo != NULL) {
+            if (t->bo->chunked)
+                puts_(&o, "Transfer-Encoding: chunked\r\n");
         } else if (t->resf.kind == H1_B_CHUNKED && !t->resf.decode) {
             puts_(&o, "Transfer-Encoding: chunked\r\n");
         } else if ((resp->flags & (H1_HAS_CL | H1_HAS_TE)) == H1_HAS_CL) {
             put_content_length(&o, resp->content_length);
         }
+        if (t->zenc != 0 || t->zvary)
+            put_coding_fields(&o, t, resp);
         if (!has_date) {
             puts_(&o, "Date: ");
             puts_(&o, worker_date(t->c->w));

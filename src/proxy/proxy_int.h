@@ -88,6 +88,7 @@ struct reload_msg {
 struct cache;
 struct cwk;
 struct ctx;
+struct fcache;
 
 struct worker {
     int id;
@@ -117,6 +118,7 @@ struct worker {
     uint64_t seq;
     struct cache *cache; /* shared by all workers; NULL without a cache */
     struct cwk *cwk;     /* this worker's cache state (cache_glue.c) */
+    struct fcache *fcache; /* static.c: open files, created on first use */
 };
 
 enum conn_state {
@@ -191,6 +193,7 @@ enum txn_phase {
     T_LOCAL,       /* answering ourselves (return route, error) */
     T_DONE,
     T_CACHE,       /* answering from the cache, or waiting for it */
+    T_FILE,        /* serving a static file (static.c) */
 };
 
 /* Request fields not forwarded (cache validation, headers.c). */
@@ -249,6 +252,14 @@ struct txn {
     struct str req_extra;   /* fields added to the upstream request head */
     struct str resp_extra;  /* fields added to the client response head */
     uint8_t req_drop;       /* HDROP_*: request fields not forwarded */
+    /* the web server's parts (static.c, compress.c, bodyout.c, ajp_txn.c) */
+    struct bodyout *bo;     /* re-framed or compressed body, or NULL */
+    struct sfile *sf;       /* static response (T_FILE), or NULL */
+    struct ajx *aj;         /* AJP exchange, or NULL */
+    struct str accept_enc;  /* Accept-Encoding, when the route compresses */
+    unsigned zenc;          /* coding applied (HTTP_ENC_*), 0 for none */
+    bool zvary;             /* add Vary: Accept-Encoding */
+    bool has_range;         /* the request has a Range field */
 };
 
 /* ---- server.c / worker.c ---- */
@@ -472,5 +483,110 @@ struct str route_host(struct pool *p, struct str authority);
 
 /* ---- accesslog.c ---- */
 void alog_write(struct txn *t);
+
+/* ---- txn.c, for the other pipelines (static.c, ajp_txn.c) ---- */
+/* writev of the pending head and <len> bytes at <data> to an upstream
+ * socket. Returns the number of <data> bytes written (>= 0), -EAGAIN or
+ * -errno. (The client side goes through cli_send.) */
+ssize_t txn_send_up(struct uconn *uc, struct outq *q, const char *data, size_t len);
+/* The upstream connection broke or could not be made (see txn.c). */
+void txn_upstream_failed(struct txn *t, int err, bool connecting);
+/* Picks a server and connects again (the current one was dropped). */
+void txn_reconnect(struct txn *t);
+/* Reads from the upstream into uc->rbuf: bytes, 0 on EOF, -EAGAIN, -errno */
+ssize_t txn_ups_read(struct uconn *uc);
+void txn_arm_timers(struct txn *t, bool upstream, bool client_sending);
+/* Classifies body bytes of <f> at the start of <b> (see struct flow). */
+int txn_flow_take(struct flow *f, struct buf *b);
+void txn_flow_sent(struct flow *f, struct buf *b, size_t n);
+/* The response is complete: upstream connection back to the pool (or
+ * closed), then conn_txn_done(). */
+void txn_done_upstream(struct txn *t);
+void txn_flow_init_resp(struct txn *t, enum h1_body kind, uint64_t len);
+/* Arms the upstream connection's timer for <ms>. */
+void txn_arm_upstream(struct txn *t, int64_t ms);
+
+/* ---- bodyout.c: bodies compressed or re-framed on the way out ---- */
+enum z_op {
+    ZOP_RUN = 0, /* compress what is given */
+    ZOP_FLUSH,   /* and make everything so far decodable (input stalled) */
+    ZOP_FINISH,  /* and end the stream */
+};
+struct zstream;
+
+struct bodyout {
+    struct zstream *z;  /* compressor, or NULL (framing only) */
+    bool chunked;       /* chunked framing (HTTP/1.1 client) */
+    bool dirty;         /* input since the last flush */
+    bool z_done;        /* compressor finished */
+    bool last_queued;   /* the last chunk is in ch */
+    struct buf zb;      /* compressed bytes not yet written */
+    char ch[24];        /* the current chunk's header, or the last chunk */
+    uint8_t ch_len, ch_off;
+    uint8_t crlf_left;  /* of the CRLF after the current chunk's data */
+    size_t ch_left;     /* data bytes of the current chunk to write */
+};
+
+/* Attaches a body writer to <t> (chunked for HTTP/1.1 clients). Returns it,
+ * or NULL on out of memory. Freed with the arena. */
+struct bodyout *bodyout_new(struct txn *t);
+/* Writes the rest of t->cout, then <data> compressed and/or framed, to the
+ * client (cli_send; conn_sendv for chunk framing, HTTP/1.1 only). Returns
+ * the input bytes taken (>= 0), -EAGAIN or -errno. */
+ssize_t bodyout_write(struct txn *t, const char *data, size_t len);
+/* Makes everything given so far reach the client (input stalled). 0 when
+ * written, -EAGAIN or -errno. */
+int bodyout_flush(struct txn *t);
+/* Ends the body (compressor end, last chunk). 0 when written, -EAGAIN or
+ * -errno. */
+int bodyout_finish(struct txn *t);
+/* True when output is waiting for the socket. */
+bool bodyout_pending(const struct txn *t);
+
+/* ---- compress.c ---- */
+/* A compressor for coding <enc> (HTTP_ENC_*) in <p>. NULL on failure. */
+struct zstream *z_new(struct pool *p, unsigned enc, const struct cfg_compress *cz);
+/* Compresses from in/inlen into out/room, advancing both. Returns 1
+ * when <op> is complete (ZOP_FLUSH: all output produced; ZOP_FINISH: the stream
+ * ended; ZOP_RUN: always), 0 when it needs more room, -errno on failure. */
+int z_step(struct zstream *z, enum z_op op, const char **in, size_t *inlen,
+           char **out, size_t *room);
+/* True when a <ctype> response of the route may be compressed (status 200,
+ * type listed, not below min_size when the length is known). */
+bool compress_candidate(const struct txn *t, struct str ctype, bool has_len,
+                        uint64_t len);
+/* Compresses t's response with <enc>: sets t->bo, t->zenc. 0 or -ENOMEM. */
+int compress_start(struct txn *t, unsigned enc);
+/* Decides for a proxied response head <r> with body <kind>: sets t->zvary,
+ * and t->bo / t->zenc when compressing. 0 or -ENOMEM. */
+int compress_decide(struct txn *t, const struct h1_msg *r, enum h1_body kind);
+
+/* ---- static.c ---- */
+struct sfile;
+/* Copies what the static handler needs from the request head (its views
+ * die with the read buffer). 0 or -ENOMEM. */
+int static_prepare(struct txn *t, const struct h1_msg *req);
+/* Answers the request from the route's directory. */
+void static_start(struct txn *t);
+/* Moves file bytes to the client (T_FILE). */
+void static_pump(struct txn *t);
+/* Frees the worker's open-file cache (at worker exit). */
+void static_worker_fini(struct worker *w);
+/* static_list.c: answers with an HTML list of the directory <dirfd>, whose
+ * request path (decoded, NUL-terminated) is <path>. */
+void static_list(struct txn *t, int dirfd, struct str path, bool hidden);
+
+/* ---- ajp_txn.c ---- */
+struct ajx;
+/* Serializes the AJP forward-request for <req> (instead of hdr_request).
+ * 0, -ENOMEM, or -E2BIG when the head does not fit one AJP packet. */
+int ajp_request(struct txn *t, const struct h1_msg *req);
+/* Drives both directions of an AJP exchange (instead of the HTTP pumps). */
+void ajp_pump(struct txn *t);
+/* A pooled AJP connection was attached: probe it first (CPING) if
+ * configured. */
+void ajp_attached(struct txn *t);
+/* The upstream timer fired: true when it was a CPING probe's (handled). */
+bool ajp_timeout(struct txn *t);
 
 #endif

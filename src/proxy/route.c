@@ -132,6 +132,21 @@ static struct str normalise(struct pool *p, struct str path)
     return str_make(out, o);
 }
 
+/* A route with "ext" matches only paths whose last segment ends in
+ * ".<ext>" (case-insensitive). */
+static bool ext_match(const struct cfg_route *r, struct str np)
+{
+    for (size_t i = 0; i < r->nexts; i++) {
+        struct str e = str_cstr(r->exts[i]);
+        if (np.len < e.len + 2 || np.p[np.len - e.len - 1] != '.')
+            continue;
+        if (str_ieq(str_make(np.p + np.len - e.len, e.len), e) &&
+            memchr(np.p + np.len - e.len, '/', e.len) == NULL)
+            return true;
+    }
+    return false;
+}
+
 const struct cfg_route *route_match(const struct cfg_site *s, struct str path,
                                     struct pool *p)
 {
@@ -142,10 +157,15 @@ const struct cfg_route *route_match(const struct cfg_site *s, struct str path,
     for (size_t i = 0; i < s->nroutes; i++) {
         const struct cfg_route *r = &s->routes[i];
         struct str rp = str_make(r->path, r->path_len);
+        if (r->nexts > 0 && !ext_match(r, np))
+            continue;
         if (r->exact) {
             if (str_eq(rp, np))
                 return r;
-        } else if (str_has_prefix(np, rp) && (best == NULL || r->path_len > best->path_len)) {
+        } else if (str_has_prefix(np, rp) &&
+                   (best == NULL || r->path_len > best->path_len ||
+                    (r->path_len == best->path_len && r->nexts > 0 &&
+                     best->nexts == 0))) {
             best = r;
         }
     }

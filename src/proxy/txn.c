@@ -224,6 +224,7 @@ void txn_start(struct txn *t, struct h1_msg *req)
 
     /* Build the upstream head while the field views are still valid. */
     bool proxy = t->route != NULL && t->route->action == CFG_ACT_PROXY;
+    bool ajp = proxy && t->route->upstream->proto == CFG_PROTO_AJP;
     if (proxy) {
         t->ups = ups_of(c->gen->ups, c->gen->cfg, t->route->upstream);
         struct ups_req ur = { &c->peer.sa, req->target, req };
@@ -232,14 +233,23 @@ void txn_start(struct txn *t, struct h1_msg *req)
     bool hit = false; /* answered from the cache: no upstream head */
     int rc = c->w->cache != NULL ? cglue_request(t, req, proxy, &hit) : 0;
     if (rc == 0 && proxy && !hit)
-        rc = hdr_request(t, req);
-    if (rc == 0 && proxy && !hit)
+        rc = ajp ? ajp_request(t, req) : hdr_request(t, req);
+    if (rc == 0 && proxy && !hit && !ajp)
         rc = pp_upstream(t);
+    if (rc == 0 && t->route != NULL &&
+        (t->route->compress != NULL || t->route->action == CFG_ACT_STATIC))
+        rc = static_prepare(t, req);
     size_t head_len = req->head_len;
     if (rc == 0)
         rc = keep_request(t, req);
     if (t->h2 == NULL)
         buf_consume(t->rb, head_len);
+    if (rc == -E2BIG) {
+        t->keepalive = false;
+        txn_error(t, 431, "http_request_header_section_size",
+                  "The request head does not fit in one AJP packet.");
+        return;
+    }
     if (rc < 0) {
         txn_error(t, 503, "proxy_internal_error", "Out of memory.");
         return;
@@ -276,6 +286,12 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_error(t, 413, "http_request_denied", "The request body is too large.");
         return;
     }
+    if (t->route->action == CFG_ACT_STATIC) {
+        static_start(t);
+        return;
+    }
+    if (ajp)
+        t->reqf.decode = true; /* AJP carries body bytes, not chunks */
     if (!proxy) {
         const struct cfg_route *r = t->route;
         txn_local(t, r->ret_status, r->ret_type, r->ret_body, r->ret_body_len, NULL);
@@ -313,6 +329,8 @@ void txn_connect(struct txn *t)
             attach(t, uc);
             uc->writable = true;
             t->phase = T_REQUEST;
+            if (t->aj != NULL)
+                ajp_attached(t);
             txn_pump(t);
             return;
         }
@@ -597,6 +615,12 @@ static int start_response(struct txn *t)
         if (kind == H1_B_EOF || t->resf.decode || !t->reqf.done)
             t->keepalive = false;
         t->phase = T_RESPONSE;
+        if (t->route->compress != NULL) {
+            if (compress_decide(t, r, kind) < 0)
+                return -ENOMEM;
+            if (t->bo != NULL && kind == H1_B_CHUNKED)
+                t->resf.decode = true; /* compress the payload, not chunks */
+        }
     }
     if (conn_closing(c))
         t->keepalive = false;
@@ -686,6 +710,37 @@ static int read_response_head(struct txn *t)
     }
 }
 
+/* The upstream has nothing more for now: make what was compressed so far
+ * reach the client. Returns 0, or -1 when the client connection closed. */
+static int body_stall(struct txn *t)
+{
+    if (!cli_writable(t))
+        return 0;
+    int rc = bodyout_flush(t);
+    if (rc < 0 && rc != -EAGAIN) {
+        t->reason = "client_closed";
+        cli_abort(t);
+        return -1;
+    }
+    return 0;
+}
+
+/* The body is complete: end the compressed stream and the chunks. Returns
+ * 0 when all is written, else nonzero (waiting, or closed: c->dead). */
+static int body_end(struct txn *t)
+{
+    if (!cli_writable(t))
+        return -EAGAIN;
+    int rc = bodyout_finish(t);
+    if (rc == -EAGAIN) {
+        arm_client_timer(t, true);
+    } else if (rc < 0) {
+        t->reason = "client_closed";
+        cli_abort(t);
+    }
+    return rc;
+}
+
 /* Streams the response head and body to the client. Returns 0, or -1 when
  * the transaction ended. */
 static int pump_response(struct txn *t)
@@ -713,10 +768,13 @@ static int pump_response(struct txn *t)
             if (t->cx != NULL && t->resf.fwd > 0)
                 cglue_tee(t, buf_head(&uc->rbuf), t->resf.fwd); /* store too */
         }
-        if (outq_pending(&t->cout) || t->resf.fwd > 0) {
+        if (outq_pending(&t->cout) || t->resf.fwd > 0 ||
+            (t->bo != NULL && bodyout_pending(t))) {
             if (!cli_writable(t))
                 break;
-            ssize_t n = cli_send(t, &t->cout, buf_head(&uc->rbuf), t->resf.fwd);
+            ssize_t n = t->bo == NULL
+                            ? cli_send(t, &t->cout, buf_head(&uc->rbuf), t->resf.fwd)
+                            : bodyout_write(t, buf_head(&uc->rbuf), t->resf.fwd);
             if (n == -EAGAIN)
                 break;
             if (n < 0) {
@@ -737,14 +795,22 @@ static int pump_response(struct txn *t)
             continue;
         }
         if (t->resf.done) {
+            if (t->bo != NULL && body_end(t) != 0)
+                return t->c->dead ? -1 : 0;
             txn_finish(t);
             return -1;
         }
-        if (!uc->readable)
+        if (!uc->readable) {
+            if (t->bo != NULL && body_stall(t) < 0)
+                return -1;
             break;
+        }
         ssize_t n = ups_read(uc);
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            if (t->bo != NULL && body_stall(t) < 0)
+                return -1;
             break;
+        }
         if (n == 0 && t->resf.kind == H1_B_EOF) {
             t->resf.done = true;
             uc->rdhup = true;
@@ -762,7 +828,7 @@ static int pump_response(struct txn *t)
     }
     if (uprog)
         arm_upstream_timer(t);
-    if (outq_pending(&t->cout) || t->resf.fwd > 0)
+    if (outq_pending(&t->cout) || t->resf.fwd > 0 || (t->bo != NULL && bodyout_pending(t)))
         arm_client_timer(t, true);
     else if (cprog)
         cli_timer_stop(t);
@@ -928,6 +994,10 @@ static void txn_pump(struct txn *t)
     switch (t->phase) {
     case T_REQUEST:
     case T_RESPONSE:
+        if (t->aj != NULL) {
+            ajp_pump(t);
+            return;
+        }
         if (pump_request(t) < 0)
             return;
         if (t->phase == T_TUNNEL)
@@ -940,6 +1010,9 @@ static void txn_pump(struct txn *t)
         return;
     case T_CACHE:
         cglue_pump(t);
+        return;
+    case T_FILE:
+        static_pump(t);
         return;
     default:
         break;
@@ -1000,6 +1073,8 @@ void txn_timeout(struct txn *t, bool client_side)
         return;
     }
     struct uconn *uc = t->uc;
+    if (t->aj != NULL && ajp_timeout(t))
+        return; /* a CPING probe went unanswered: a fresh connection */
     bool sending = uc != NULL && (outq_pending(&t->uout) || t->reqf.fwd > 0);
     if (uc != NULL) {
         char name[80];
@@ -1026,4 +1101,59 @@ void txn_timeout(struct txn *t, bool client_side)
     }
     t->reason = "connection_read_timeout";
     cli_abort(t);
+}
+
+/* ---- for the other pipelines (static.c, ajp_txn.c) ---- */
+
+ssize_t txn_send_up(struct uconn *uc, struct outq *q, const char *data, size_t len)
+{
+    return send_out(uc, q, NULL, data, len);
+}
+
+void txn_upstream_failed(struct txn *t, int err, bool connecting)
+{
+    upstream_failed(t, err, connecting);
+}
+
+void txn_reconnect(struct txn *t)
+{
+    txn_connect(t);
+}
+
+ssize_t txn_ups_read(struct uconn *uc)
+{
+    return ups_read(uc);
+}
+
+void txn_arm_timers(struct txn *t, bool upstream, bool client_sending)
+{
+    if (upstream)
+        arm_upstream_timer(t);
+    if (client_sending)
+        arm_client_timer(t, true);
+}
+
+int txn_flow_take(struct flow *f, struct buf *b)
+{
+    return flow_take(f, b);
+}
+
+void txn_flow_sent(struct flow *f, struct buf *b, size_t n)
+{
+    flow_sent(f, b, n);
+}
+
+void txn_done_upstream(struct txn *t)
+{
+    txn_finish(t);
+}
+
+void txn_flow_init_resp(struct txn *t, enum h1_body kind, uint64_t len)
+{
+    flow_init(&t->resf, kind, len);
+}
+
+void txn_arm_upstream(struct txn *t, int64_t ms)
+{
+    timer_set(t->c->w->loop, &t->uc->timer, ms, ups_timeout);
 }

@@ -385,6 +385,7 @@ void *worker_main(void *arg)
     w->gen = NULL;
     w->cfg = NULL;
     w->ups = NULL;
+    static_worker_fini(w);
     pool_thread_cleanup();
     buf_thread_cleanup();
     tls_thread_cleanup();

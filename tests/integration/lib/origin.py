@@ -12,6 +12,7 @@ Endpoints (any method unless said):
   /status/<code>      that status; 204/304 without body (304 carries a
                       Content-Length: 1234 of the representation, legal)
   /headers?set=N:V&.. answers with those header fields, body "headers\\n"
+  /text/<n>?type=T&chunked=1&set=N:V  n bytes of text_body(n), type T
   /ws                 WebSocket echo (RFC 6455, by hand)
   /reset              reads the request, then resets the connection (RST)
   /close              reads the request, then closes without answering
@@ -531,6 +532,27 @@ class Origin:
                 self._respond(s, code, [("Content-Length", str(len(body)))]
                               + conn_hdr, body, req)
             return keep
+        if seg[0] == "text":
+            # /text/<n>?type=T&chunked=1&set=N:V: n bytes of text_body(n)
+            # (compressible), Content-Type T (text/plain), extra fields
+            n = int(seg[1])
+            body = text_body(n)
+            hs = [("Content-Type", query.get("type", ["text/plain"])[0])]
+            for item in query.get("set", []):
+                k, _, v = item.partition(":")
+                hs.append((k, v))
+            if query.get("chunked"):
+                hs.append(("Transfer-Encoding", "chunked"))
+                self._respond(s, 200, hs + conn_hdr, b"", req)
+                if req.method != "HEAD":
+                    for i in range(0, n, 7000):
+                        piece = body[i:i + 7000]
+                        _sendall(s, b"%x\r\n%s\r\n" % (len(piece), piece))
+                    _sendall(s, b"0\r\n\r\n")
+            else:
+                self._respond(s, 200, hs + [("Content-Length", str(n))]
+                              + conn_hdr, body, req)
+            return keep
         if path == "/headers":
             hs = []
             for item in query.get("set", []):
@@ -618,6 +640,17 @@ class Origin:
             if fin and msg_op is not None:
                 _sendall(s, ws_frame(msg_op, bytes(msg)))
                 msg_op = None
+
+
+def text_body(n):
+    """n bytes of text that compresses well but not trivially."""
+    line = b"%06d the quick brown fox jumps over the lazy dog %s\n"
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += line % (i, hashlib.md5(b"%d" % (i % 50)).hexdigest().encode())
+        i += 1
+    return bytes(out[:n])
 
 
 def _sendall(s, data, timeout=60.0):

@@ -377,7 +377,7 @@ static void test_err_routes(void **state)
                  "      - routes:\n"
                  "          - path: /\n"
                  "            max_body: 1MiB\n",
-                 "t.yaml:7:13: route / needs \"upstream\" or \"return\"");
+                 "t.yaml:7:13: route / needs \"upstream\", \"return\" or \"static\"");
     expect_error(SITE_HEAD
                  "      - routes:\n"
                  "          - upstream: was\n",
@@ -446,7 +446,8 @@ static void test_err_return(void **state)
                  "      - routes:\n"
                  "          - { path: /, upstream: was, cahce: true }\n",
                  "t.yaml:7:39: unknown key \"cahce\" in route (expected one "
-                 "of: path, exact, upstream, return, max_body, cache)");
+                 "of: path, exact, upstream, return, max_body, cache, static, "
+                 "ext, compress)");
 }
 
 /* The first error wins, the message is cut to fit, and NULL is allowed. */
