@@ -8,6 +8,7 @@
  *   fields.c     the loader context, error messages, typed field readers
  *   load.c       top level, log, upstreams, snapshot life cycle
  *   listener.c   listeners, sites, routes and their cross-checks
+ *   security.c   the "security" block and rate_limits lists
  */
 #ifndef GH_CONFIG_CONFIG_INT_H
 #define GH_CONFIG_CONFIG_INT_H
@@ -233,5 +234,20 @@ void cfg__http2_defaults(struct cfg_http2 *h);
 void cfg__cluster_defaults(struct cfg_cluster *c);
 /* Reads the "cluster" mapping <v> into ((struct cfg *)obj)->cluster. */
 int cfg__cluster(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+/* ---- security.c ---- */
+
+void cfg__security_defaults(struct cfg_security *s);
+/* The top-level "security" block. */
+int cfg__set_security(struct cfg__ld *ld, const struct cfg__node *v,
+                      void *obj);
+/* "rate_limits" of a listener (obj: struct cfg_listener) and of a route
+ * (obj: struct cfg_route). */
+int cfg__set_listener_rates(struct cfg__ld *ld, const struct cfg__node *v,
+                            void *obj);
+int cfg__set_route_rates(struct cfg__ld *ld, const struct cfg__node *v,
+                         void *obj);
+/* After the listeners: names every rate rule, sets has_rates and
+ * has_conn_limit. */
+void cfg__finish_security(struct cfg *c);
 
 #endif

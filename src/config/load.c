@@ -321,6 +321,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("listeners", defer_listeners),
     CFG__F_FN("admin", cfg__admin),
     CFG__F_FN("cluster", cfg__cluster),
+    CFG__F_FN("security", cfg__set_security),
 };
 
 /* The defaults; string defaults are literals, which outlive any snapshot. */
@@ -336,6 +337,7 @@ static void cfg_defaults(struct cfg *c)
     c->log.error = "stderr";
     c->log.level = LOG_INFO;
     cfg__cluster_defaults(&c->cluster);
+    cfg__security_defaults(&c->security);
 }
 
 static int online_cpus(void)
@@ -367,6 +369,7 @@ static int load_root(struct cfg__ld *ld, const struct cfg__node *root)
         rc = cfg__admin_check(ld, root);
     if (rc != 0)
         return rc;
+    cfg__finish_security(c);
     if (c->workers == 0)
         c->workers = online_cpus();
     return 0;

@@ -89,7 +89,8 @@ static void test_err_top(void **state)
     expect_error("listener:\n",
                  "t.yaml:1:1: unknown key \"listener\" in the configuration "
                  "(expected one of: workers, pid_file, via_name, "
-                 "graceful_timeout, log, upstreams, listeners, admin, cluster)");
+                 "graceful_timeout, log, upstreams, listeners, admin, cluster, "
+                 "security)");
     expect_error("workers: 257\n" LISTENER,
                  "t.yaml:1:10: \"workers\": expected auto or a number "
                  "1..256");
@@ -204,7 +205,7 @@ static void test_err_listeners(void **state)
                  "  - listn: 127.0.0.1:8080\n",
                  "t.yaml:2:5: unknown key \"listn\" in listener (expected one "
                  "of: listen, sites, backlog, headers, timeouts, limits, "
-                 "proxy_protocol, tls, http2)");
+                 "proxy_protocol, tls, http2, rate_limits)");
     expect_error("listeners:\n"
                  "  - sites: [{ routes: [{ path: /, return: { status: 200 } "
                  "}] }]\n",
@@ -444,7 +445,7 @@ static void test_err_return(void **state)
                  "      - routes:\n"
                  "          - { path: /, upstream: was, cache: true }\n",
                  "t.yaml:7:39: unknown key \"cache\" in route (expected one "
-                 "of: path, exact, upstream, return, max_body)");
+                 "of: path, exact, upstream, return, max_body, rate_limits)");
 }
 
 /* The first error wins, the message is cut to fit, and NULL is allowed. */

@@ -1,0 +1,330 @@
+/*
+ * The sandbox: a seccomp-bpf allow list per thread role (libseccomp).
+ *
+ * If a bug in the HTTP parser or a library ever lets a client run code in
+ * a worker, what that code can do is bounded by the system calls the
+ * kernel lets the thread make. A worker, once serving, only needs to move
+ * bytes between sockets it already has or makes to upstreams, wait on
+ * epoll, read the clock and manage memory. It never needs to exec, fork,
+ * open a file, ptrace, map executable memory, or open a socket other than
+ * TCP over IPv4/IPv6. Anything outside the list kills the whole process
+ * (SECCOMP_RET_KILL_PROCESS): a worker that tries is compromised, and a
+ * dead proxy is better than a pivot into the DMZ.
+ *
+ * Filters are per thread. Each worker installs the worker list on itself
+ * before it serves anything; the main thread, which handles no client
+ * bytes, installs a wider list (it may open files, for reload and log
+ * reopening) once every worker has its own. Threads a later feature starts
+ * from the main thread inherit the main list and must enter their own.
+ *
+ * THE POLICY IS THE TABLE BELOW. To let a feature make a new system call:
+ * add a row naming the call, the roles that may make it, the argument
+ * conditions if any (rows for one call are alternatives), and why. Keep
+ * worker rows as narrow as the feature allows (the socket row admits
+ * AF_INET/AF_INET6 only, mmap only without PROT_EXEC), run the tests:
+ * debug builds name a forbidden call in the error log before dying
+ * ("sandbox: system call 257 (openat) is not allowed in w1"), and
+ * docs/security.md "Extending the sandbox" says the rest.
+ *
+ * Sanitizer builds (ASan/UBSan, the test builds) add the calls the
+ * sanitizer runtime makes to write a report and to check for leaks at
+ * exit; release builds never have them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "security/security.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+#define GH_SANITIZE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define GH_SANITIZE 1
+#endif
+#endif
+#ifndef GH_SANITIZE
+#define GH_SANITIZE 0
+#endif
+#ifndef GH_DEBUG
+#define GH_DEBUG 0
+#endif
+
+enum {
+    W = 1 << SB_WORKER,
+    M = 1 << SB_MAIN,
+    WM = W | M,
+    SAN = 1 << 4, /* only in sanitizer builds */
+};
+
+enum cond_op {
+    C_NONE = 0,
+    C_EQ,      /* arg == a */
+    C_MASKED,  /* (arg & a) == b */
+    C_ENOSYS,  /* not a condition: answer ENOSYS instead of allowing */
+};
+
+struct cond {
+    unsigned char arg;
+    unsigned char op;
+    uint64_t a, b;
+};
+
+struct rule {
+    int nr;
+    unsigned roles;
+    struct cond c[2];
+    const char *why;
+};
+
+#define SYS(name) SCMP_SYS(name)
+#define EQ(n, v) { (n), C_EQ, (uint64_t)(v), 0 }
+#define MASKED(n, m, v) { (n), C_MASKED, (uint64_t)(m), (uint64_t)(v) }
+#define ENOSYS_ { 0, C_ENOSYS, 0, 0 }
+#define PID_SELF UINT64_MAX /* EQ(0, PID_SELF): the process's own pid */
+
+static const struct rule policy[] = {
+    /* moving bytes */
+    { SYS(read), WM, { { 0 } }, "sockets, eventfds" },
+    { SYS(write), WM, { { 0 } }, "sockets, logs" },
+    { SYS(readv), WM, { { 0 } }, "sockets" },
+    { SYS(writev), WM, { { 0 } }, "responses: head and body in one call" },
+    { SYS(recvfrom), WM, { { 0 } }, "recv(MSG_PEEK) for client hang-ups" },
+    { SYS(sendto), WM, { { 0 } }, "send()" },
+    { SYS(recvmsg), WM, { { 0 } }, "sockets" },
+    { SYS(sendmsg), WM, { { 0 } }, "sockets" },
+    { SYS(sendfile), WM, { { 0 } }, "file bodies (static files, cache)" },
+    { SYS(splice), WM, { { 0 } }, "tunnels without copies" },
+    { SYS(close), WM, { { 0 } }, "every fd" },
+    { SYS(shutdown), WM, { { 0 } }, "half-close in tunnels" },
+    /* sockets: TCP over IPv4 and IPv6 only (no AF_UNIX to local daemons,
+     * no netlink, no raw or packet sockets) */
+    { SYS(socket), WM, { EQ(0, AF_INET), MASKED(1, 0xf, SOCK_STREAM) },
+      "upstream connections" },
+    { SYS(socket), WM, { EQ(0, AF_INET6), MASKED(1, 0xf, SOCK_STREAM) },
+      "upstream connections" },
+    { SYS(connect), WM, { { 0 } }, "upstream connections" },
+    { SYS(accept4), WM, { { 0 } }, "clients" },
+    { SYS(getsockopt), WM, { { 0 } }, "SO_ERROR after connect" },
+    { SYS(setsockopt), WM, { { 0 } }, "TCP_NODELAY" },
+    { SYS(getsockname), WM, { { 0 } }, "addresses for logs" },
+    { SYS(getpeername), WM, { { 0 } }, "addresses for logs" },
+    { SYS(bind), M, { { 0 } }, "listeners on reload" },
+    { SYS(listen), M, { { 0 } }, "listeners on reload" },
+    { SYS(fcntl), WM, { { 0 } }, "O_NONBLOCK" },
+    /* waiting */
+    { SYS(epoll_wait), WM, { { 0 } }, "the event loop" },
+    { SYS(epoll_pwait), WM, { { 0 } }, "the event loop (glibc)" },
+    { SYS(epoll_ctl), WM, { { 0 } }, "the event loop" },
+    { SYS(futex), WM, { { 0 } }, "mutexes (shared limit tables), joins" },
+    { SYS(sched_yield), WM, { { 0 } }, "contended locks" },
+    { SYS(nanosleep), WM, { { 0 } }, "short sleeps" },
+    { SYS(clock_nanosleep), WM, { { 0 } }, "short sleeps" },
+    { SYS(rt_sigtimedwait), M, { { 0 } }, "sigwaitinfo: the main loop" },
+    { SYS(restart_syscall), WM, { { 0 } }, "interrupted sleeps" },
+    /* clocks and ids (usually the vDSO, but the fallback is a call) */
+    { SYS(clock_gettime), WM, { { 0 } }, "the loop clock" },
+    { SYS(gettimeofday), WM, { { 0 } }, "the loop clock" },
+    { SYS(getpid), WM, { { 0 } }, "logs, abort()" },
+    { SYS(gettid), WM, { { 0 } }, "abort()" },
+    { SYS(getrandom), WM, { { 0 } }, "OpenSSL, hash seeds" },
+    /* memory: never executable */
+    { SYS(mmap), WM, { MASKED(2, PROT_EXEC, 0) }, "malloc, buffers" },
+    { SYS(mprotect), WM, { MASKED(2, PROT_EXEC, 0) }, "malloc arenas" },
+    { SYS(munmap), WM, { { 0 } }, "free" },
+    { SYS(mremap), WM, { { 0 } }, "realloc" },
+    { SYS(brk), WM, { { 0 } }, "malloc" },
+    { SYS(madvise), WM, { { 0 } }, "free, thread exit" },
+    /* signals: only to ourselves */
+    { SYS(rt_sigprocmask), WM, { { 0 } }, "abort(), thread start" },
+    { SYS(rt_sigaction), WM, { { 0 } }, "abort(); debug sandbox reports" },
+    { SYS(rt_sigreturn), WM, { { 0 } }, "return from a handler" },
+    { SYS(tgkill), WM, { EQ(0, PID_SELF) }, "abort(), raise()" },
+    /* threads: the main thread starts workers, workers start nothing */
+    { SYS(clone), M, { MASKED(0, CLONE_THREAD, CLONE_THREAD) },
+      "pthread_create (threads only: no fork)" },
+    { SYS(clone3), M, { ENOSYS_ }, "glibc falls back to clone, which the "
+                                   "row above can check" },
+    { SYS(set_robust_list), M, { { 0 } }, "new threads" },
+    { SYS(rseq), M, { { 0 } }, "new threads" },
+    { SYS(exit), WM, { { 0 } }, "thread exit" },
+    { SYS(exit_group), WM, { { 0 } }, "process exit" },
+    /* files: the main thread only (reload reads the configuration, log
+     * reopening opens logs, stop removes the pid file) */
+    { SYS(openat), M, { { 0 } }, "reload, log reopening" },
+    { SYS(newfstatat), M, { { 0 } }, "reload" },
+    { SYS(fstat), M, { { 0 } }, "reload" },
+    { SYS(lseek), M, { { 0 } }, "reload" },
+    { SYS(unlink), M, { { 0 } }, "the pid file at stop" },
+    { SYS(unlinkat), M, { { 0 } }, "the pid file at stop" },
+    { SYS(sched_getaffinity), M, { { 0 } }, "workers: auto on reload" },
+    { SYS(prlimit64), M, { { 0 } }, "getrlimit" },
+
+    /* sanitizer builds only: writing a report, checking for leaks */
+    { SYS(openat), W | SAN, { MASKED(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) },
+      "ASan reads /proc/self/maps and the binary for a report" },
+    { SYS(open), W | SAN, { MASKED(1, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) },
+      "the sanitizer runtime opens with open(2), not openat(2)" },
+    { SYS(open), M | SAN, { { 0 } }, "LeakSanitizer: /proc/self/task" },
+    { SYS(getdents), WM | SAN, { { 0 } }, "LeakSanitizer: /proc/self/task" },
+    { SYS(newfstatat), W | SAN, { { 0 } }, "ASan report" },
+    { SYS(fstat), W | SAN, { { 0 } }, "ASan report" },
+    { SYS(lseek), W | SAN, { { 0 } }, "ASan report" },
+    { SYS(pread64), WM | SAN, { { 0 } }, "ASan report (debug info)" },
+    { SYS(readlink), WM | SAN, { { 0 } }, "ASan report (/proc/self/exe)" },
+    { SYS(readlinkat), WM | SAN, { { 0 } }, "ASan report" },
+    { SYS(getdents64), WM | SAN, { { 0 } }, "LeakSanitizer: /proc/self/task" },
+    { SYS(sigaltstack), WM | SAN, { { 0 } }, "ASan thread setup and exit" },
+    { SYS(prctl), WM | SAN, { { 0 } }, "LeakSanitizer: PR_SET_PTRACER" },
+    { SYS(prlimit64), W | SAN, { { 0 } }, "ASan" },
+    { SYS(sched_getaffinity), W | SAN, { { 0 } }, "ASan" },
+    { SYS(uname), WM | SAN, { { 0 } }, "ASan" },
+    { SYS(getppid), WM | SAN, { { 0 } }, "LeakSanitizer" },
+    { SYS(clone), M | SAN, { { 0 } }, "LeakSanitizer's tracer task" },
+    { SYS(ptrace), M | SAN, { { 0 } }, "LeakSanitizer stops threads" },
+    { SYS(wait4), M | SAN, { { 0 } }, "LeakSanitizer's tracer task" },
+    { SYS(kill), M | SAN, { { 0 } }, "LeakSanitizer's tracer task" },
+    { SYS(tgkill), M | SAN, { { 0 } }, "LeakSanitizer's tracer task" },
+};
+
+/* ---- reporting (debug builds: SCMP_ACT_TRAP, then die of SIGSYS) ---- */
+
+static const char *names[512];
+
+const char *sandbox_syscall_name(int nr)
+{
+    if (nr >= 0 && (size_t)nr < sizeof(names) / sizeof(names[0]) &&
+        names[nr] != NULL)
+        return names[nr];
+    return "?";
+}
+
+static void load_names(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    for (int nr = 0; (size_t)nr < sizeof(names) / sizeof(names[0]); nr++)
+        names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+}
+
+static size_t put(char *b, size_t at, size_t cap, const char *s)
+{
+    while (*s != '\0' && at + 1 < cap)
+        b[at++] = *s++;
+    return at;
+}
+
+static size_t put_int(char *b, size_t at, size_t cap, int v)
+{
+    char d[16];
+    int n = 0;
+    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+    do {
+        d[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0 && n < 15);
+    if (v < 0 && at + 1 < cap)
+        b[at++] = '-';
+    while (n > 0 && at + 1 < cap)
+        b[at++] = d[--n];
+    return at;
+}
+
+/* Async-signal-safe: formats by hand, writes, dies of SIGSYS. */
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    char msg[160];
+    size_t n = put(msg, 0, sizeof(msg), "gatehouse: sandbox: system call ");
+    n = put_int(msg, n, sizeof(msg), si->si_syscall);
+    n = put(msg, n, sizeof(msg), " (");
+    n = put(msg, n, sizeof(msg), sandbox_syscall_name(si->si_syscall));
+    n = put(msg, n, sizeof(msg), ") is not allowed; stopping\n");
+    int efd = log_error_fd();
+    if (write(2, msg, n) < 0 || (efd > 2 && write(efd, msg, n) < 0))
+        n = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGSYS, &sa, NULL);
+    raise(SIGSYS); /* SA_NODEFER: delivered now, with the default action */
+    _exit(128 + SIGSYS);
+}
+
+static int trap_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    return sigaction(SIGSYS, &sa, NULL) == -1 ? -errno : 0;
+}
+
+/* ---- building the filter ---- */
+
+static int add_rule(scmp_filter_ctx ctx, const struct rule *r)
+{
+    struct scmp_arg_cmp args[2];
+    unsigned n = 0;
+    uint32_t action = SCMP_ACT_ALLOW;
+    for (int i = 0; i < 2; i++) {
+        const struct cond *c = &r->c[i];
+        if (c->op == C_NONE)
+            continue;
+        if (c->op == C_ENOSYS) {
+            action = SCMP_ACT_ERRNO(ENOSYS);
+            continue;
+        }
+        uint64_t a = c->a == PID_SELF ? (uint64_t)getpid() : c->a;
+        if (c->op == C_EQ)
+            args[n++] = (struct scmp_arg_cmp){ c->arg, SCMP_CMP_EQ, a, 0 };
+        else
+            args[n++] = (struct scmp_arg_cmp){ c->arg, SCMP_CMP_MASKED_EQ, a, c->b };
+    }
+    int rc = seccomp_rule_add_array(ctx, action, r->nr, n, args);
+    if (rc == -EEXIST) /* an unconditional row already allows it */
+        rc = 0;
+    return rc;
+}
+
+int sandbox_enter(enum sandbox_role role)
+{
+    unsigned want = 1u << role;
+    uint32_t deny = GH_DEBUG ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS;
+    load_names();
+    if (GH_DEBUG) {
+        int rc = trap_handler();
+        if (rc < 0)
+            return rc;
+    }
+    scmp_filter_ctx ctx = seccomp_init(deny);
+    if (ctx == NULL)
+        return -ENOMEM;
+    int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
+    if (rc == 0) /* a binary search over the calls, not a linear scan */
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+    for (size_t i = 0; rc == 0 && i < sizeof(policy) / sizeof(policy[0]); i++) {
+        const struct rule *r = &policy[i];
+        if (!(r->roles & want) || ((r->roles & SAN) && !GH_SANITIZE))
+            continue;
+        rc = add_rule(ctx, r);
+        if (rc < 0)
+            log_err("sandbox: rule for %s: %s", sandbox_syscall_name(r->nr),
+                    strerror(-rc));
+    }
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    return rc;
+}
