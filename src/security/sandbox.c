@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -198,23 +199,27 @@ static const struct rule policy[] = {
 /* ---- reporting (debug builds: SCMP_ACT_TRAP, then die of SIGSYS) ---- */
 
 static const char *names[512];
+static void load_names(void);
 
 const char *sandbox_syscall_name(int nr)
 {
+    load_names(); /* done before any filter is on: safe in the handler */
     if (nr >= 0 && (size_t)nr < sizeof(names) / sizeof(names[0]) &&
         names[nr] != NULL)
         return names[nr];
     return "?";
 }
 
-static void load_names(void)
+static void resolve_names(void)
 {
-    static bool done;
-    if (done)
-        return;
-    done = true;
     for (int nr = 0; (size_t)nr < sizeof(names) / sizeof(names[0]); nr++)
         names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+}
+
+static void load_names(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, resolve_names);
 }
 
 static size_t put(char *b, size_t at, size_t cap, const char *s)
@@ -300,10 +305,17 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r)
 
 int sandbox_enter(enum sandbox_role role)
 {
+    return sandbox__enter(role, 0);
+}
+
+int sandbox__enter(enum sandbox_role role, unsigned flags)
+{
     unsigned want = 1u << role;
-    uint32_t deny = GH_DEBUG ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS;
+    bool trap = GH_DEBUG && !(flags & SB_F_KILL);
+    bool san = GH_SANITIZE && !(flags & SB_F_RELEASE);
+    uint32_t deny = trap ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS;
     load_names();
-    if (GH_DEBUG) {
+    if (trap) {
         int rc = trap_handler();
         if (rc < 0)
             return rc;
@@ -316,7 +328,7 @@ int sandbox_enter(enum sandbox_role role)
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     for (size_t i = 0; rc == 0 && i < sizeof(policy) / sizeof(policy[0]); i++) {
         const struct rule *r = &policy[i];
-        if (!(r->roles & want) || ((r->roles & SAN) && !GH_SANITIZE))
+        if (!(r->roles & want) || ((r->roles & SAN) && !san))
             continue;
         rc = add_rule(ctx, r);
         if (rc < 0)

@@ -139,6 +139,13 @@ enum sandbox_role {
  * -errno. */
 int sandbox_enter(enum sandbox_role role);
 
+/* For tests: sandbox_enter() with the release build's rows whatever the
+ * build (SB_F_RELEASE: no sanitizer rows), and with the release build's
+ * action (SB_F_KILL: SECCOMP_RET_KILL_PROCESS, no message). */
+#define SB_F_RELEASE 1u
+#define SB_F_KILL 2u
+int sandbox__enter(enum sandbox_role role, unsigned flags);
+
 /* The name of syscall <nr> for messages ("openat"), or "?". */
 const char *sandbox_syscall_name(int nr);
 
