@@ -18,7 +18,11 @@
  * "sandbox: false", off, never off by accident.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/macros.h"
 #include "proxy/proxy_int.h"
@@ -75,6 +79,50 @@ int harden_drop(struct guard *gd, const struct cfg *cfg)
     return 0;
 }
 
+#ifdef GH_DEBUG
+/* Debug builds only: GATEHOUSE_SANDBOX_PROBE=<call> makes worker 1 (or,
+ * with "main:<call>", the main thread) act compromised once its sandbox is
+ * on, so a test can watch the sandbox kill the process. Release builds
+ * have no such switch. */
+static void probe(const char *who)
+{
+    const char *p = getenv("GATEHOUSE_SANDBOX_PROBE");
+    if (p == NULL)
+        return;
+    bool main_probe = strncmp(p, "main:", 5) == 0;
+    if (main_probe != (strcmp(who, "main") == 0))
+        return;
+    if (main_probe)
+        p += 5;
+    log_warn("sandbox probe: %s is about to call %s", who, p);
+    if (strcmp(p, "execve") == 0) {
+        char *argv[] = { "/bin/sh", "-c", "echo pwned", NULL };
+        execve(argv[0], argv, NULL);
+    } else if (strcmp(p, "open") == 0) {
+        int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        fd = open("/tmp/gatehouse-probe", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    } else if (strcmp(p, "unix") == 0) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd >= 0)
+            close(fd);
+    } else if (strcmp(p, "fork") == 0) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+    }
+    log_err("sandbox probe: %s survived %s", who, p);
+}
+#else
+static void probe(const char *who)
+{
+    (void)who;
+}
+#endif
+
 int harden_worker(struct worker *w)
 {
     struct guard *gd = w->gd;
@@ -92,6 +140,8 @@ int harden_worker(struct worker *w)
         gd->ready++;
     pthread_cond_broadcast(&gd->cv);
     pthread_mutex_unlock(&gd->mu);
+    if (rc == 0 && w->id == 1)
+        probe("worker");
     return rc < 0 ? -1 : 0;
 }
 
@@ -114,6 +164,7 @@ int harden_main(struct guard *gd, const struct cfg *cfg, int nworkers)
         return -1;
     }
     log_info("sandbox: on (seccomp allow lists for workers and main thread)");
+    probe("main");
     return 0;
 }
 
