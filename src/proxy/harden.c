@@ -98,13 +98,17 @@ static void probe(const char *who)
     if (strcmp(p, "execve") == 0) {
         char *argv[] = { "/bin/sh", "-c", "echo pwned", NULL };
         execve(argv[0], argv, NULL);
-    } else if (strcmp(p, "open") == 0) {
-        int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
-        fd = open("/tmp/gatehouse-probe", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            close(fd);
+    } else if (strcmp(p, "open") == 0) { /* refused, not fatal */
+        static const char *const files[] = { "/etc/passwd", "/tmp/gatehouse-probe" };
+        for (size_t i = 0; i < 2; i++) {
+            int fd = open(files[i], (i ? O_WRONLY | O_CREAT : O_RDONLY) | O_CLOEXEC,
+                          0600);
+            log_warn("sandbox probe: open %s: %s", files[i],
+                     fd >= 0 ? "opened" : strerror(errno));
+            if (fd >= 0)
+                close(fd);
+        }
+        return;
     } else if (strcmp(p, "unix") == 0) {
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
         if (fd >= 0)

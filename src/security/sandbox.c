@@ -63,14 +63,21 @@ enum {
     W = 1 << SB_WORKER,
     M = 1 << SB_MAIN,
     WM = W | M,
-    SAN = 1 << 4, /* only in sanitizer builds */
+    SAN = 1 << 4,   /* only in sanitizer builds */
+    NOSAN = 1 << 5, /* only in other builds */
+};
+
+/* What a row does when it matches. */
+enum act {
+    ALLOW = 0,
+    EACCES_, /* refused with EACCES: a library may probe, the caller copes */
+    ENOSYS_, /* "not implemented": glibc falls back to another call */
 };
 
 enum cond_op {
     C_NONE = 0,
-    C_EQ,      /* arg == a */
-    C_MASKED,  /* (arg & a) == b */
-    C_ENOSYS,  /* not a condition: answer ENOSYS instead of allowing */
+    C_EQ,     /* arg == a */
+    C_MASKED, /* (arg & a) == b */
 };
 
 struct cond {
@@ -82,118 +89,135 @@ struct cond {
 struct rule {
     int nr;
     unsigned roles;
+    enum act act;
     struct cond c[2];
     const char *why;
 };
 
 #define SYS(name) SCMP_SYS(name)
+#define ANY { { 0 } }
 #define EQ(n, v) { (n), C_EQ, (uint64_t)(v), 0 }
 #define MASKED(n, m, v) { (n), C_MASKED, (uint64_t)(m), (uint64_t)(v) }
-#define ENOSYS_ { 0, C_ENOSYS, 0, 0 }
 #define PID_SELF UINT64_MAX /* EQ(0, PID_SELF): the process's own pid */
+#define RDONLY_MASK (O_ACCMODE | O_CREAT | O_TRUNC)
 
 static const struct rule policy[] = {
     /* moving bytes */
-    { SYS(read), WM, { { 0 } }, "sockets, eventfds" },
-    { SYS(write), WM, { { 0 } }, "sockets, logs" },
-    { SYS(readv), WM, { { 0 } }, "sockets" },
-    { SYS(writev), WM, { { 0 } }, "responses: head and body in one call" },
-    { SYS(recvfrom), WM, { { 0 } }, "recv(MSG_PEEK) for client hang-ups" },
-    { SYS(sendto), WM, { { 0 } }, "send()" },
-    { SYS(recvmsg), WM, { { 0 } }, "sockets" },
-    { SYS(sendmsg), WM, { { 0 } }, "sockets" },
-    { SYS(sendfile), WM, { { 0 } }, "file bodies (static files, cache)" },
-    { SYS(splice), WM, { { 0 } }, "tunnels without copies" },
-    { SYS(close), WM, { { 0 } }, "every fd" },
-    { SYS(shutdown), WM, { { 0 } }, "half-close in tunnels" },
+    { SYS(read), WM, ALLOW, ANY, "sockets, eventfds" },
+    { SYS(write), WM, ALLOW, ANY, "sockets, logs" },
+    { SYS(readv), WM, ALLOW, ANY, "sockets" },
+    { SYS(writev), WM, ALLOW, ANY, "responses: head and body in one call" },
+    { SYS(recvfrom), WM, ALLOW, ANY, "recv(MSG_PEEK) for client hang-ups" },
+    { SYS(sendto), WM, ALLOW, ANY, "send()" },
+    { SYS(recvmsg), WM, ALLOW, ANY, "sockets" },
+    { SYS(sendmsg), WM, ALLOW, ANY, "sockets" },
+    { SYS(sendfile), WM, ALLOW, ANY, "file bodies (static files, cache)" },
+    { SYS(splice), WM, ALLOW, ANY, "tunnels without copies" },
+    { SYS(close), WM, ALLOW, ANY, "every fd" },
+    { SYS(shutdown), WM, ALLOW, ANY, "half-close in tunnels" },
     /* sockets: TCP over IPv4 and IPv6 only (no AF_UNIX to local daemons,
      * no netlink, no raw or packet sockets) */
-    { SYS(socket), WM, { EQ(0, AF_INET), MASKED(1, 0xf, SOCK_STREAM) },
+    { SYS(socket), WM, ALLOW, { EQ(0, AF_INET), MASKED(1, 0xf, SOCK_STREAM) },
       "upstream connections" },
-    { SYS(socket), WM, { EQ(0, AF_INET6), MASKED(1, 0xf, SOCK_STREAM) },
+    { SYS(socket), WM, ALLOW, { EQ(0, AF_INET6), MASKED(1, 0xf, SOCK_STREAM) },
       "upstream connections" },
-    { SYS(connect), WM, { { 0 } }, "upstream connections" },
-    { SYS(accept4), WM, { { 0 } }, "clients" },
-    { SYS(getsockopt), WM, { { 0 } }, "SO_ERROR after connect" },
-    { SYS(setsockopt), WM, { { 0 } }, "TCP_NODELAY" },
-    { SYS(getsockname), WM, { { 0 } }, "addresses for logs" },
-    { SYS(getpeername), WM, { { 0 } }, "addresses for logs" },
-    { SYS(bind), M, { { 0 } }, "listeners on reload" },
-    { SYS(listen), M, { { 0 } }, "listeners on reload" },
-    { SYS(fcntl), WM, { { 0 } }, "O_NONBLOCK" },
+    { SYS(connect), WM, ALLOW, ANY, "upstream connections" },
+    { SYS(accept4), WM, ALLOW, ANY, "clients" },
+    { SYS(getsockopt), WM, ALLOW, ANY, "SO_ERROR after connect" },
+    { SYS(setsockopt), WM, ALLOW, ANY, "TCP_NODELAY" },
+    { SYS(getsockname), WM, ALLOW, ANY, "addresses for logs" },
+    { SYS(getpeername), WM, ALLOW, ANY, "addresses for logs" },
+    { SYS(bind), M, ALLOW, ANY, "listeners on reload" },
+    { SYS(listen), M, ALLOW, ANY, "listeners on reload" },
+    { SYS(fcntl), WM, ALLOW, ANY, "O_NONBLOCK" },
     /* waiting */
-    { SYS(epoll_wait), WM, { { 0 } }, "the event loop" },
-    { SYS(epoll_pwait), WM, { { 0 } }, "the event loop (glibc)" },
-    { SYS(epoll_ctl), WM, { { 0 } }, "the event loop" },
-    { SYS(futex), WM, { { 0 } }, "mutexes (shared limit tables), joins" },
-    { SYS(sched_yield), WM, { { 0 } }, "contended locks" },
-    { SYS(nanosleep), WM, { { 0 } }, "short sleeps" },
-    { SYS(clock_nanosleep), WM, { { 0 } }, "short sleeps" },
-    { SYS(rt_sigtimedwait), M, { { 0 } }, "sigwaitinfo: the main loop" },
-    { SYS(restart_syscall), WM, { { 0 } }, "interrupted sleeps" },
+    { SYS(epoll_wait), WM, ALLOW, ANY, "the event loop" },
+    { SYS(epoll_pwait), WM, ALLOW, ANY, "the event loop (glibc)" },
+    { SYS(epoll_ctl), WM, ALLOW, ANY, "the event loop" },
+    { SYS(futex), WM, ALLOW, ANY, "mutexes (shared limit tables), joins" },
+    { SYS(sched_yield), WM, ALLOW, ANY, "contended locks" },
+    { SYS(nanosleep), WM, ALLOW, ANY, "short sleeps" },
+    { SYS(clock_nanosleep), WM, ALLOW, ANY, "short sleeps" },
+    { SYS(rt_sigtimedwait), M, ALLOW, ANY, "sigwaitinfo: the main loop" },
+    { SYS(restart_syscall), WM, ALLOW, ANY, "interrupted sleeps" },
     /* clocks and ids (usually the vDSO, but the fallback is a call) */
-    { SYS(clock_gettime), WM, { { 0 } }, "the loop clock" },
-    { SYS(gettimeofday), WM, { { 0 } }, "the loop clock" },
-    { SYS(getpid), WM, { { 0 } }, "logs, abort()" },
-    { SYS(gettid), WM, { { 0 } }, "abort()" },
-    { SYS(getrandom), WM, { { 0 } }, "OpenSSL, hash seeds" },
+    { SYS(clock_gettime), WM, ALLOW, ANY, "the loop clock" },
+    { SYS(gettimeofday), WM, ALLOW, ANY, "the loop clock" },
+    { SYS(getpid), WM, ALLOW, ANY, "logs, abort()" },
+    { SYS(gettid), WM, ALLOW, ANY, "abort()" },
+    { SYS(getrandom), WM, ALLOW, ANY, "OpenSSL, hash seeds" },
     /* memory: never executable */
-    { SYS(mmap), WM, { MASKED(2, PROT_EXEC, 0) }, "malloc, buffers" },
-    { SYS(mprotect), WM, { MASKED(2, PROT_EXEC, 0) }, "malloc arenas" },
-    { SYS(munmap), WM, { { 0 } }, "free" },
-    { SYS(mremap), WM, { { 0 } }, "realloc" },
-    { SYS(brk), WM, { { 0 } }, "malloc" },
-    { SYS(madvise), WM, { { 0 } }, "free, thread exit" },
+    { SYS(mmap), WM, ALLOW, { MASKED(2, PROT_EXEC, 0) }, "malloc, buffers" },
+    { SYS(mprotect), WM, ALLOW, { MASKED(2, PROT_EXEC, 0) }, "malloc arenas" },
+    { SYS(munmap), WM, ALLOW, ANY, "free" },
+    { SYS(mremap), WM, ALLOW, ANY, "realloc" },
+    { SYS(brk), WM, ALLOW, ANY, "malloc" },
+    { SYS(madvise), WM, ALLOW, ANY, "free, thread exit" },
     /* signals: only to ourselves */
-    { SYS(rt_sigprocmask), WM, { { 0 } }, "abort(), thread start" },
-    { SYS(rt_sigaction), WM, { { 0 } }, "abort(); debug sandbox reports" },
-    { SYS(rt_sigreturn), WM, { { 0 } }, "return from a handler" },
-    { SYS(tgkill), WM, { EQ(0, PID_SELF) }, "abort(), raise()" },
+    { SYS(rt_sigprocmask), WM, ALLOW, ANY, "abort(), thread start" },
+    { SYS(rt_sigaction), WM, ALLOW, ANY, "abort(); debug sandbox reports" },
+    { SYS(rt_sigreturn), WM, ALLOW, ANY, "return from a handler" },
+    { SYS(tgkill), WM, ALLOW, { EQ(0, PID_SELF) }, "abort(), raise()" },
     /* threads: the main thread starts workers, workers start nothing */
-    { SYS(clone), M, { MASKED(0, CLONE_THREAD, CLONE_THREAD) },
+    { SYS(clone), M, ALLOW, { MASKED(0, CLONE_THREAD, CLONE_THREAD) },
       "pthread_create (threads only: no fork)" },
-    { SYS(clone3), M, { ENOSYS_ }, "glibc falls back to clone, which the "
-                                   "row above can check" },
-    { SYS(set_robust_list), M, { { 0 } }, "new threads" },
-    { SYS(rseq), M, { { 0 } }, "new threads" },
-    { SYS(exit), WM, { { 0 } }, "thread exit" },
-    { SYS(exit_group), WM, { { 0 } }, "process exit" },
-    /* files: the main thread only (reload reads the configuration, log
-     * reopening opens logs, stop removes the pid file) */
-    { SYS(openat), M, { { 0 } }, "reload, log reopening" },
-    { SYS(newfstatat), M, { { 0 } }, "reload" },
-    { SYS(fstat), M, { { 0 } }, "reload" },
-    { SYS(lseek), M, { { 0 } }, "reload" },
-    { SYS(unlink), M, { { 0 } }, "the pid file at stop" },
-    { SYS(unlinkat), M, { { 0 } }, "the pid file at stop" },
-    { SYS(sched_getaffinity), M, { { 0 } }, "workers: auto on reload" },
-    { SYS(prlimit64), M, { { 0 } }, "getrlimit" },
+    { SYS(clone3), M, ENOSYS_, ANY, "glibc falls back to clone, whose flags "
+                                    "the row above can check" },
+    { SYS(set_robust_list), M, ALLOW, ANY, "new threads" },
+    { SYS(rseq), M, ALLOW, ANY, "new threads" },
+    { SYS(exit), WM, ALLOW, ANY, "thread exit" },
+    { SYS(exit_group), WM, ALLOW, ANY, "process exit" },
+    /* files, main thread: reload reads the configuration, log reopening
+     * opens logs, stop removes the pid file */
+    { SYS(openat), M, ALLOW, ANY, "reload, log reopening" },
+    { SYS(newfstatat), M, ALLOW, ANY, "reload" },
+    { SYS(fstat), M, ALLOW, ANY, "reload" },
+    { SYS(lseek), M, ALLOW, ANY, "reload" },
+    { SYS(unlink), M, ALLOW, ANY, "the pid file at stop" },
+    { SYS(unlinkat), M, ALLOW, ANY, "the pid file at stop" },
+    { SYS(sched_getaffinity), M, ALLOW, ANY, "workers: auto on reload" },
+    { SYS(prlimit64), M, ALLOW, ANY, "getrlimit" },
+    /* files, workers: none. Libraries look at a file now and then (glibc's
+     * malloc reads /proc/sys/vm/overcommit_memory the first time it
+     * shrinks a thread's heap), and cope when they cannot; a kill there
+     * would let a client crash the proxy by shaping its load. So these are
+     * refused with EACCES, not fatal: still no file is opened. */
+    { SYS(openat), W, EACCES_, ANY, "libraries probing files" },
+    { SYS(open), W | NOSAN, EACCES_, ANY, "libraries probing files" },
+    { SYS(newfstatat), W, ALLOW, { MASKED(3, AT_EMPTY_PATH, AT_EMPTY_PATH) },
+      "fstat(2) of an fd, as glibc makes it" },
+    { SYS(newfstatat), W, EACCES_, { MASKED(3, AT_EMPTY_PATH, 0) },
+      "stat(2) of a path" },
+    { SYS(statx), W, EACCES_, ANY, "stat(2) of a path" },
+    { SYS(access), W, EACCES_, ANY, "libraries probing files" },
+    { SYS(faccessat), W, EACCES_, ANY, "libraries probing files" },
+    { SYS(faccessat2), W, EACCES_, ANY, "libraries probing files" },
+    { SYS(readlink), W | NOSAN, EACCES_, ANY, "libraries probing files" },
+    { SYS(readlinkat), W | NOSAN, EACCES_, ANY, "libraries probing files" },
 
-    /* sanitizer builds only: writing a report, checking for leaks */
-    { SYS(openat), W | SAN, { MASKED(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) },
+    /* sanitizer builds only: writing a report, checking for leaks. The
+     * sanitizer runtime makes raw open(2) calls, not openat(2). */
+    { SYS(open), W | SAN, ALLOW, { MASKED(1, RDONLY_MASK, O_RDONLY) },
       "ASan reads /proc/self/maps and the binary for a report" },
-    { SYS(open), W | SAN, { MASKED(1, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY) },
-      "the sanitizer runtime opens with open(2), not openat(2)" },
-    { SYS(open), M | SAN, { { 0 } }, "LeakSanitizer: /proc/self/task" },
-    { SYS(getdents), WM | SAN, { { 0 } }, "LeakSanitizer: /proc/self/task" },
-    { SYS(newfstatat), W | SAN, { { 0 } }, "ASan report" },
-    { SYS(fstat), W | SAN, { { 0 } }, "ASan report" },
-    { SYS(lseek), W | SAN, { { 0 } }, "ASan report" },
-    { SYS(pread64), WM | SAN, { { 0 } }, "ASan report (debug info)" },
-    { SYS(readlink), WM | SAN, { { 0 } }, "ASan report (/proc/self/exe)" },
-    { SYS(readlinkat), WM | SAN, { { 0 } }, "ASan report" },
-    { SYS(getdents64), WM | SAN, { { 0 } }, "LeakSanitizer: /proc/self/task" },
-    { SYS(sigaltstack), WM | SAN, { { 0 } }, "ASan thread setup and exit" },
-    { SYS(prctl), WM | SAN, { { 0 } }, "LeakSanitizer: PR_SET_PTRACER" },
-    { SYS(prlimit64), W | SAN, { { 0 } }, "ASan" },
-    { SYS(sched_getaffinity), W | SAN, { { 0 } }, "ASan" },
-    { SYS(uname), WM | SAN, { { 0 } }, "ASan" },
-    { SYS(getppid), WM | SAN, { { 0 } }, "LeakSanitizer" },
-    { SYS(clone), M | SAN, { { 0 } }, "LeakSanitizer's tracer task" },
-    { SYS(ptrace), M | SAN, { { 0 } }, "LeakSanitizer stops threads" },
-    { SYS(wait4), M | SAN, { { 0 } }, "LeakSanitizer's tracer task" },
-    { SYS(kill), M | SAN, { { 0 } }, "LeakSanitizer's tracer task" },
-    { SYS(tgkill), M | SAN, { { 0 } }, "LeakSanitizer's tracer task" },
+    { SYS(open), M | SAN, ALLOW, ANY, "LeakSanitizer: /proc/self/task" },
+    { SYS(getdents), WM | SAN, ALLOW, ANY, "LeakSanitizer: /proc/self/task" },
+    { SYS(getdents64), WM | SAN, ALLOW, ANY, "LeakSanitizer" },
+    { SYS(fstat), W | SAN, ALLOW, ANY, "ASan report" },
+    { SYS(lseek), W | SAN, ALLOW, ANY, "ASan report" },
+    { SYS(pread64), WM | SAN, ALLOW, ANY, "ASan report (debug info)" },
+    { SYS(readlink), WM | SAN, ALLOW, ANY, "ASan report (/proc/self/exe)" },
+    { SYS(readlinkat), WM | SAN, ALLOW, ANY, "ASan report" },
+    { SYS(sigaltstack), WM | SAN, ALLOW, ANY, "ASan thread setup and exit" },
+    { SYS(prctl), WM | SAN, ALLOW, ANY, "LeakSanitizer: PR_SET_PTRACER" },
+    { SYS(prlimit64), W | SAN, ALLOW, ANY, "ASan" },
+    { SYS(sched_getaffinity), W | SAN, ALLOW, ANY, "ASan" },
+    { SYS(uname), WM | SAN, ALLOW, ANY, "ASan" },
+    { SYS(getppid), WM | SAN, ALLOW, ANY, "LeakSanitizer" },
+    { SYS(clone), M | SAN, ALLOW, ANY, "LeakSanitizer's tracer task" },
+    { SYS(ptrace), M | SAN, ALLOW, ANY, "LeakSanitizer stops threads" },
+    { SYS(wait4), M | SAN, ALLOW, ANY, "LeakSanitizer's tracer task" },
+    { SYS(kill), M | SAN, ALLOW, ANY, "LeakSanitizer's tracer task" },
+    { SYS(tgkill), M | SAN, ALLOW, ANY, "LeakSanitizer's tracer task" },
 };
 
 /* ---- reporting (debug builds: SCMP_ACT_TRAP, then die of SIGSYS) ---- */
@@ -282,15 +306,13 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r)
 {
     struct scmp_arg_cmp args[2];
     unsigned n = 0;
-    uint32_t action = SCMP_ACT_ALLOW;
+    uint32_t action = r->act == EACCES_   ? SCMP_ACT_ERRNO(EACCES)
+                      : r->act == ENOSYS_ ? SCMP_ACT_ERRNO(ENOSYS)
+                                          : SCMP_ACT_ALLOW;
     for (int i = 0; i < 2; i++) {
         const struct cond *c = &r->c[i];
         if (c->op == C_NONE)
             continue;
-        if (c->op == C_ENOSYS) {
-            action = SCMP_ACT_ERRNO(ENOSYS);
-            continue;
-        }
         uint64_t a = c->a == PID_SELF ? (uint64_t)getpid() : c->a;
         if (c->op == C_EQ)
             args[n++] = (struct scmp_arg_cmp){ c->arg, SCMP_CMP_EQ, a, 0 };
@@ -301,6 +323,16 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r)
     if (rc == -EEXIST) /* an unconditional row already allows it */
         rc = 0;
     return rc;
+}
+
+/* Whether row <r> is part of the policy of <role> in this build. */
+static bool in_policy(const struct rule *r, unsigned role_bit, bool san)
+{
+    if (!(r->roles & role_bit))
+        return false;
+    if ((r->roles & SAN) && !san)
+        return false;
+    return !((r->roles & NOSAN) && san);
 }
 
 int sandbox_enter(enum sandbox_role role)
@@ -328,7 +360,7 @@ int sandbox__enter(enum sandbox_role role, unsigned flags)
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     for (size_t i = 0; rc == 0 && i < sizeof(policy) / sizeof(policy[0]); i++) {
         const struct rule *r = &policy[i];
-        if (!(r->roles & want) || ((r->roles & SAN) && !san))
+        if (!in_policy(r, want, san))
             continue;
         rc = add_rule(ctx, r);
         if (rc < 0)
