@@ -21,7 +21,8 @@ import subprocess
 import sys
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PEER_ORDER = ["gatehouse", "nginx", "haproxy"]
+PEER_ORDER = ["gatehouse", "nginx", "haproxy", "gatehouse-hardened",
+              "gatehouse-open"]
 
 
 # ---------------------------------------------------------------- ports
@@ -250,11 +251,11 @@ def report_reverse(rows):
                       fmt(m["core_us_req"], 2), fmt(m["others"], 0),
                       fmt(m["load_us_req"], 2)])
     ratios = []
-    gh = med.get("gatehouse")
-    for peer in ("nginx", "haproxy"):
-        o = med.get(peer)
+    for a, peer in (("gatehouse", "nginx"), ("gatehouse", "haproxy"),
+                    ("gatehouse-hardened", "gatehouse-open")):
+        gh, o = med.get(a), med.get(peer)
         if gh and o:
-            ratios.append(["gatehouse/" + peer, ratio(gh["us_req"], o["us_req"]),
+            ratios.append([a + "/" + peer, ratio(gh["us_req"], o["us_req"]),
                            ratio(gh["core_us_req"], o["core_us_req"]),
                            ratio(gh["load_us_req"], o["load_us_req"]),
                            ratio(gh["rps"], o["rps"]), ratio(gh["p99"], o["p99"])])
@@ -357,7 +358,8 @@ def cmd_report(argv):
     md.append("")
     if notes:
         md += ["## Run", ""] + ["- " + n for n in notes] + [""]
-    if scen in ("reverse", "tls-handshake", "tls-keepalive", "tls-h2"):
+    if scen in ("reverse", "tls-handshake", "tls-keepalive", "tls-h2",
+                "hardening"):
         head, srows, ratios, rhead, raw = report_reverse(rows)
         print(text_table(head, srows))
         rh = ["ratio", "µs/req (process)", "µs/req (core 0)", "µs/req (core 1)",
