@@ -115,12 +115,17 @@ static const struct rule policy[] = {
     { SYS(splice), WM, ALLOW, ANY, "tunnels without copies" },
     { SYS(close), WM, ALLOW, ANY, "every fd" },
     { SYS(shutdown), WM, ALLOW, ANY, "half-close in tunnels" },
-    /* sockets: TCP over IPv4 and IPv6 only (no AF_UNIX to local daemons,
-     * no netlink, no raw or packet sockets) */
+    { SYS(pipe2), W, ALLOW, ANY, "splice tunnels: a pipe per direction" },
+    /* sockets: TCP over IPv4 and IPv6 (UDP too in workers, for DNS); no
+     * AF_UNIX to local daemons, no netlink, no raw or packet sockets */
     { SYS(socket), WM, ALLOW, { EQ(0, AF_INET), MASKED(1, 0xf, SOCK_STREAM) },
       "upstream connections" },
     { SYS(socket), WM, ALLOW, { EQ(0, AF_INET6), MASKED(1, 0xf, SOCK_STREAM) },
       "upstream connections" },
+    { SYS(socket), W, ALLOW, { EQ(0, AF_INET), MASKED(1, 0xf, SOCK_DGRAM) },
+      "DNS queries (c-ares, the forward proxy)" },
+    { SYS(socket), W, ALLOW, { EQ(0, AF_INET6), MASKED(1, 0xf, SOCK_DGRAM) },
+      "DNS queries (c-ares, the forward proxy)" },
     { SYS(connect), WM, ALLOW, ANY, "upstream connections" },
     { SYS(accept4), WM, ALLOW, ANY, "clients" },
     { SYS(getsockopt), WM, ALLOW, ANY, "SO_ERROR after connect" },
