@@ -28,7 +28,7 @@ TEST_USER = "gh-test"
 
 
 @pytest.fixture(scope="module")
-def test_user():
+def gh_user():
     """A system user and group made for these tests (removed after, when
     this module created them)."""
     created = False
@@ -96,21 +96,21 @@ def assert_confined(pid, uid, gid, nthreads):
         assert st["Seccomp"] == "2", (tid, st)  # a filter is on
 
 
-def test_drops_to_configured_user(gatehouse, test_user):
+def test_drops_to_configured_user(gatehouse, gh_user):
     port = free_port()
     g = ready(gatehouse(site_config(port, {"user": TEST_USER}), port))
     assert get(g.port, "/").status == 200
-    assert_confined(g.pid, test_user.pw_uid, test_user.pw_gid, 4)
+    assert_confined(g.pid, gh_user.pw_uid, gh_user.pw_gid, 4)
     assert ps_users(g.pid) == [TEST_USER] * 4
     log = g.error_log_text()
     assert "running as user %s" % TEST_USER in log, log
 
 
-def test_group_can_be_named(gatehouse, test_user):
+def test_group_can_be_named(gatehouse, gh_user):
     port = free_port()
     g = ready(gatehouse(site_config(port, {"user": TEST_USER,
                                            "group": "nogroup"}), port))
-    assert_confined(g.pid, test_user.pw_uid, grp.getgrnam("nogroup").gr_gid, 4)
+    assert_confined(g.pid, gh_user.pw_uid, grp.getgrnam("nogroup").gr_gid, 4)
 
 
 def test_root_without_user_becomes_nobody(gatehouse):
@@ -166,17 +166,17 @@ def low_port():
     pytest.skip("no free port below 1024")
 
 
-def test_binds_privileged_port_then_drops(gatehouse, origin, test_user):
+def test_binds_privileged_port_then_drops(gatehouse, origin, gh_user):
     """Binding below 1024 needs root; serving does not."""
     port = low_port()
     g = ready(gatehouse(site_config(port, {"user": TEST_USER},
                                     upstream=origin.port), port))
     r = get(port, "/echo")
     assert r.status == 200
-    assert_confined(g.pid, test_user.pw_uid, test_user.pw_gid, 4)
+    assert_confined(g.pid, gh_user.pw_uid, gh_user.pw_gid, 4)
 
 
-def test_chroot(gatehouse, origin, tmp_path, test_user, monkeypatch):
+def test_chroot(gatehouse, origin, tmp_path, gh_user, monkeypatch):
     # LeakSanitizer reads /proc at exit, which a jail does not have
     monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1")
     jail = tmp_path / "jail"
@@ -190,7 +190,7 @@ def test_chroot(gatehouse, origin, tmp_path, test_user, monkeypatch):
     # proxying needs no file: it works from inside an empty jail
     for _ in range(3):
         assert get(port, "/echo").status == 200
-    assert_confined(g.pid, test_user.pw_uid, test_user.pw_gid, 4)
+    assert_confined(g.pid, gh_user.pw_uid, gh_user.pw_gid, 4)
 
 
 def test_not_root_user_is_ignored(tmp_path):
