@@ -2,7 +2,8 @@
 # Gatehouse benchmarks against nginx and HAProxy, all on loopback.
 #
 #   bench/run.sh [scenario...]     scenarios: reverse idle load tls pools
-#                                  cache cache_mem evict static (default: all)
+#                                  cache cache_mem evict static hardening
+#                                  (default: all)
 #
 # After the scenarios, bench/lib/report.py writes bench/results/REPORT.md
 # (every scenario's latest tables, the machine, gnuplot charts).
@@ -57,7 +58,7 @@ RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
 LOAD_LEVELS=${BENCH_LOAD_LEVELS:-1 4 16 64 256}
 LOAD_DURATION=${BENCH_LOAD_DURATION:-5}
-ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict static)
+ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict static hardening)
 H2LOAD=/usr/bin/h2load
 CONF_SUFFIX=""   # "-tls": the peers' TLS configs (scenario tls)
 SCHEME=http
@@ -72,7 +73,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle | load | tls | pools | cache | cache_mem | evict | static) ;;
+    reverse | idle | load | tls | pools | cache | cache_mem | evict | static | hardening) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -241,15 +242,15 @@ start_origin() {
 start_peer() {
     local name=$1 port=$2 pin=(taskset -c "$PROXY_CPU")
     case $name in
-    gatehouse)
+    gatehouse | gatehouse-open | gatehouse-hardened)
         if [[ ! -x $GH_BIN ]]; then
             GH_NOTE="gatehouse skipped: $GH_BIN not built yet (make BUILD=release)"
             say "bench: $GH_NOTE"
             return 1
         fi
-        render "$BENCH/conf/gatehouse$CONF_SUFFIX.yaml" "$TMP/gatehouse.yaml" \
+        render "$BENCH/conf/$name$CONF_SUFFIX.yaml" "$TMP/$name.yaml" \
             "PORT=$port" "ORIGIN_PORT=$ORIGIN_PORT"
-        start "$TMP/gatehouse.out" "${pin[@]}" "$GH_BIN" -c "$TMP/gatehouse.yaml"
+        start "$TMP/$name.out" "${pin[@]}" "$GH_BIN" -c "$TMP/$name.yaml"
         ;;
     nginx)
         mkdir -p "$TMP/nginx-tmp"
@@ -271,10 +272,10 @@ start_peer() {
         local why="did not answer GET /1k with 200 and 1024 bytes within 10 s"
         kill -0 "$LAST_PID" 2>/dev/null || why="exited at start"
         stop "$LAST_PID"
-        if [[ $name == gatehouse ]]; then
-            GH_NOTE="gatehouse skipped: $why"
+        if [[ $name == gatehouse* ]]; then
+            GH_NOTE="$name skipped: $why"
             say "bench: $GH_NOTE"
-            tail_logs "$TMP/gatehouse.out" "$TMP/gh-error.log"
+            tail_logs "$TMP/$name.out" "$TMP/gh-error.log"
             return 1
         fi
         tail_logs "$TMP/$name.out" "$TMP/$name-error.log"
@@ -318,10 +319,10 @@ report_death() {
     keep=$RESULTS/tmp/$p-died-$(date +%H%M%S)
     mkdir -p "$keep"
     cp "$TMP/$p".* "$TMP"/*"$p"*.log "$keep/" 2>/dev/null || true
-    [[ $p != gatehouse ]] || cp "$TMP/gh-error.log" "$keep/" 2>/dev/null || true
+    [[ $p != gatehouse* ]] || cp "$TMP/gh-error.log" "$keep/" 2>/dev/null || true
     say "  $p died: $how; logs kept in ${keep#"$ROOT"/}"
     tail_logs "$TMP/$p.out" "$TMP/$p-error.log" "$TMP/gh-error.log"
-    [[ $p == gatehouse ]] && GH_NOTE="gatehouse died during the run: $how"
+    [[ $p == gatehouse* ]] && GH_NOTE="$p died during the run: $how"
     return 0
 }
 
@@ -381,11 +382,12 @@ quiet_wait() {
 
 # ------------------------------------------------------------ reverse
 scenario_reverse() {
-    local raw=$TMP/reverse.tsv r p url pids c0 c1 b0 b1 s0 s1 w rc status
+    local scen=${SCEN:-reverse}
+    local raw=$TMP/$scen.tsv r p url pids c0 c1 b0 b1 s0 s1 w rc status
     local req secs rps p50 p99 n2 se waited l0 l1
     local la_start
     say ""
-    say "== reverse: wrk -t1 -c$CONNS -d${DURATION}s on cpu $LOAD_CPU -> proxy on cpu $PROXY_CPU -> origin nginx (1 KiB); $ROUNDS rounds"
+    say "== $scen: wrk -t1 -c$CONNS -d${DURATION}s on cpu $LOAD_CPU -> proxy on cpu $PROXY_CPU -> origin nginx (1 KiB); $ROUNDS rounds"
     la_start=$(cut -d' ' -f1-3 /proc/loadavg)
     start_all
     printf 'round\tpeer\trequests\tseconds\trps\tp50_us\tp99_us\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tload_busy_ticks\tnon2xx\tsockerr\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
@@ -437,8 +439,20 @@ scenario_reverse() {
         --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""
-    $PY "$LIB/benchlib.py" report reverse "$raw" "$RESULTS/reverse-$DATE.md" \
+    $PY "$LIB/benchlib.py" report "$scen" "$raw" "$RESULTS/$scen-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+}
+
+# ------------------------------------------------------------ hardening
+# What the defences cost: the reverse scenario with two gatehouses only,
+# one with everything on (sandbox, a listener rate limit per address and a
+# route rate limit, both too generous to refuse, connections_per_address)
+# and one with everything off (conf/gatehouse-*.yaml).
+scenario_hardening() {
+    local saved=("${WANT_PEERS[@]}")
+    WANT_PEERS=(gatehouse-hardened gatehouse-open)
+    SCEN=hardening scenario_reverse
+    WANT_PEERS=("${saved[@]}")
 }
 
 # ------------------------------------------------------------ idle

@@ -4,7 +4,9 @@
 # corpus fuzz/corpus/<name>/ (with fuzz/http.dict), and what it found that
 # adds coverage is merged back into fuzz/corpus/<name>/ at the end (-merge=1),
 # ready to commit. Crash, leak, timeout and OOM inputs go to
-# build/fuzz/artifacts/<name>-*; the script then exits non-zero.
+# build/fuzz/artifacts/<name>-* and are also copied into
+# fuzz/corpus/<name>/, where the replay unit tests (tests/unit/fuzz/) run
+# them in every `make test`; the script then exits non-zero.
 # FUZZ_NO_MERGE=1 skips the merge (the test suite sets it).
 #   scripts/fuzz.sh SECONDS [fuzz_<name>|<name> ...]   (default: all targets)
 set -uo pipefail
@@ -63,6 +65,16 @@ for bin in "${bins[@]}"; do
     if [ "$rc" -ne 0 ]; then
         echo "fuzz: $name: FAILED (exit $rc, ${execs:-?} execs); log $log"
         grep -E 'ERROR|check failed|runtime error|Test unit written' "$log" | head -10
+        # Every crash becomes a regression test: the input goes into the
+        # committed corpus, which tests/unit/fuzz/<name>_replay_test runs in
+        # every `make test` (it fails until the bug is fixed).
+        for art in $(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log"); do
+            [ -f "$art" ] || continue
+            keep="$corpus/$(basename "$art")"
+            cp "$art" "$keep"
+            echo "fuzz: $name: input kept as $keep: fix the bug, then commit" \
+                 "the input with the fix (and a unit test named after its issue)"
+        done
         failed=1
         continue
     fi

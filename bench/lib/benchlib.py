@@ -21,7 +21,8 @@ import subprocess
 import sys
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PEER_ORDER = ["gatehouse", "varnish", "nginx", "haproxy"]
+PEER_ORDER = ["gatehouse", "varnish", "nginx", "haproxy", "gatehouse-hardened",
+              "gatehouse-open"]
 
 
 # ---------------------------------------------------------------- ports
@@ -252,11 +253,12 @@ def report_reverse(rows, vs=("nginx", "haproxy")):
                       fmt(m["core_us_req"], 2), fmt(m["others"], 0),
                       fmt(m["load_us_req"], 2)])
     ratios = []
-    gh = med.get("gatehouse")
-    for peer in vs:
-        o = med.get(peer)
+    pairs = [("gatehouse", peer) for peer in vs]
+    pairs.append(("gatehouse-hardened", "gatehouse-open"))
+    for a, peer in pairs:
+        gh, o = med.get(a), med.get(peer)
         if gh and o:
-            ratios.append(["gatehouse/" + peer, ratio(gh["us_req"], o["us_req"]),
+            ratios.append([a + "/" + peer, ratio(gh["us_req"], o["us_req"]),
                            ratio(gh["core_us_req"], o["core_us_req"]),
                            ratio(gh["load_us_req"], o["load_us_req"]),
                            ratio(gh["rps"], o["rps"]), ratio(gh["p99"], o["p99"])])
@@ -389,8 +391,8 @@ def cmd_report(argv):
     md.append("")
     if notes:
         md += ["## Run", ""] + ["- " + n for n in notes] + [""]
-    if scen in ("reverse", "tls-handshake", "tls-keepalive", "tls-h2") or \
-            scen.startswith("static"):
+    if scen in ("reverse", "tls-handshake", "tls-keepalive", "tls-h2",
+                "hardening") or scen.startswith("static"):
         # the static scenarios serve files instead of proxying, with the
         # same figures (bench/README.md "Scenario static")
         head, srows, ratios, rhead, raw = report_reverse(rows)

@@ -182,6 +182,23 @@ struct cfg_headers {
     bool hide_server;       /* drop Server and X-Powered-By; default false */
 };
 
+/* A rate limit: a token bucket of <burst> tokens refilled at one token per
+ * <period_ns>, one bucket per key (see docs/security.md). */
+enum cfg_rate_by {
+    CFG_RATE_ADDRESS = 0, /* the client address (IPv6: its /64) */
+    CFG_RATE_ROUTE,       /* all clients of the route together */
+    CFG_RATE_USER,        /* the authenticated user (none: not counted) */
+};
+
+struct cfg_rate {
+    enum cfg_rate_by by;
+    uint32_t id;       /* names the rule's buckets; the same rule keeps its
+                          id across reloads (a hash of where it is) */
+    int64_t period_ns; /* one request per period, on average */
+    uint32_t burst;    /* requests allowed at once; default: the count in
+                          "rate" */
+};
+
 enum cfg_action {
     CFG_ACT_PROXY = 0, /* send to <upstream> */
     CFG_ACT_RETURN,    /* answer <ret_status> with <ret_body> ourselves */
@@ -236,6 +253,8 @@ struct cfg_route {
     size_t nexts;
     struct cfg_static *stat;         /* CFG_ACT_STATIC */
     const struct cfg_compress *compress; /* NULL: responses as they are */
+    struct cfg_rate *rates; /* rate_limits, checked in order */
+    size_t nrates;
 };
 
 struct cfg_site {
@@ -269,6 +288,8 @@ struct cfg_limits {
     size_t header_count;  /* field lines; 100 -> 431 */
     size_t target_length; /* request-target; 8KiB -> 414 */
     uint64_t body_bytes;  /* request body; 1GiB -> 413; 0 = unlimited */
+    unsigned conns_per_addr; /* open connections per client address (IPv6:
+                                per /64); 0 = unlimited (default) */
 };
 
 /* ---- TLS and HTTP/2 on a listener (src/config/tls.c) ---- */
@@ -333,6 +354,10 @@ struct cfg_listener {
     uint32_t mslot;      /* metrics slot, set before the snapshot is shared */
     struct cfg_tls *tls;     /* NULL: plain TCP */
     struct cfg_http2 http2;  /* used with ALPN h2, or h2c */
+    struct cfg_rate *rates; /* rate_limits for every request, before
+                               routing; by address or user */
+    size_t nrates;
+    uint32_t id; /* a hash of the address: names its per-address counts */
 };
 
 enum cfg_log_format {
@@ -413,6 +438,20 @@ struct cfg_cache {
 /* True when <sa> is in the purge allow list of <cc>. */
 bool cfg_cache_purge_allowed(const struct cfg_cache *cc, const struct sockaddr *sa);
 
+/* Process-wide defences (docs/security.md). */
+struct cfg_security {
+    const char *user;     /* drop to this user when started as root; NULL:
+                             "nobody" */
+    const char *group;    /* NULL: the user's primary group */
+    bool run_as_root;     /* may keep running as root (user: root) */
+    const char *chroot;   /* NULL: none */
+    bool sandbox;         /* seccomp allow list after start-up; true */
+    uint64_t open_files;  /* RLIMIT_NOFILE to set; 0 = auto */
+    uint64_t max_connections; /* client connections, all workers; at the
+                                 limit accepting pauses; 0 = auto */
+    uint64_t rate_entries; /* rate-limit table slots; default 65536 */
+};
+
 struct cfg {
     atomic_int refs;
     const char *file; /* path loaded, or "<default>" */
@@ -426,6 +465,9 @@ struct cfg {
     struct cfg_listener *listeners;
     size_t nlisteners;
     struct cfg_cache cache;
+    struct cfg_security security;
+    bool has_rates;      /* some rule under rate_limits exists */
+    bool has_conn_limit; /* some listener limits connections per address */
     void *arena_; /* private */
     struct cfg_admin admin;
     struct cfg_cluster cluster;

@@ -9,6 +9,7 @@
  *   load.c       top level, log, snapshot life cycle
  *   upstream.c   upstreams: servers, balancing, health, retries
  *   listener.c   listeners, sites, routes and their cross-checks
+ *   security.c   the "security" block and rate_limits lists
  */
 #ifndef GH_CONFIG_CONFIG_INT_H
 #define GH_CONFIG_CONFIG_INT_H
@@ -273,5 +274,20 @@ void cfg__upstream_web_defaults(struct cfg_upstream *u);
 /* After an upstream <v> was read: one protocol per pool, AJP has a secret. */
 int cfg__upstream_web_check(struct cfg__ld *ld, const struct cfg__node *v,
                             struct cfg_upstream *u);
+/* ---- security.c ---- */
+
+void cfg__security_defaults(struct cfg_security *s);
+/* The top-level "security" block. */
+int cfg__set_security(struct cfg__ld *ld, const struct cfg__node *v,
+                      void *obj);
+/* "rate_limits" of a listener (obj: struct cfg_listener) and of a route
+ * (obj: struct cfg_route). */
+int cfg__set_listener_rates(struct cfg__ld *ld, const struct cfg__node *v,
+                            void *obj);
+int cfg__set_route_rates(struct cfg__ld *ld, const struct cfg__node *v,
+                         void *obj);
+/* After the listeners: names every rate rule, sets has_rates and
+ * has_conn_limit. */
+void cfg__finish_security(struct cfg *c);
 
 #endif

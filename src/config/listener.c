@@ -184,6 +184,7 @@ static const struct cfg__field route_fields[] = {
     CFG__F_FN("static", cfg__route_static),
     CFG__F_FN("ext", cfg__route_ext),
     CFG__F_FN("compress", cfg__route_compress),
+    CFG__F_FN("rate_limits", cfg__set_route_rates),
 };
 
 /* The node of a route's "path" or "exact" value. */
@@ -512,6 +513,7 @@ static const struct cfg__field limit_fields[] = {
     CFG__F_COUNT("header_count", L, header_count, 1, 10000),
     CFG__F_SIZE("target_length", L, target_length, 1, CFG__MIB),
     CFG__F_SIZE64("body_bytes", L, body_bytes, 0, UINT64_MAX),
+    CFG__F_UINT("connections_per_address", L, conns_per_addr, 0, 1000000),
 };
 #undef L
 
@@ -559,6 +561,7 @@ static const struct cfg__field listener_fields[] = {
     CFG__F_BOOL("proxy_protocol", struct cfg_listener, proxy_protocol),
     CFG__F_FN("tls", cfg__tls),
     CFG__F_FN("http2", cfg__http2),
+    CFG__F_FN("rate_limits", cfg__set_listener_rates),
 };
 
 static void listener_defaults(struct cfg_listener *l)

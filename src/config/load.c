@@ -148,6 +148,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("admin", cfg__admin),
     CFG__F_FN("cluster", cfg__cluster),
     CFG__F_FN("cache", cfg__cache),
+    CFG__F_FN("security", cfg__set_security),
 };
 
 /* The defaults; string defaults are literals, which outlive any snapshot. */
@@ -164,6 +165,7 @@ static void cfg_defaults(struct cfg *c)
     c->log.level = LOG_INFO;
     cfg__cluster_defaults(&c->cluster);
     cfg__cache_defaults(c);
+    cfg__security_defaults(&c->security);
 }
 
 static int online_cpus(void)
@@ -197,6 +199,7 @@ static int load_root(struct cfg__ld *ld, const struct cfg__node *root)
         rc = cfg__cache_finish(ld, root);
     if (rc != 0)
         return rc;
+    cfg__finish_security(c);
     if (c->workers == 0)
         c->workers = online_cpus();
     return 0;

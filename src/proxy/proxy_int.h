@@ -24,6 +24,7 @@
 #include "core/loop.h"
 #include "core/pool.h"
 #include "http/h1.h"
+#include "security/security.h"
 #include "upstream/ups.h"
 
 #define CONN_MAGIC 0xc0de0c11u
@@ -90,6 +91,19 @@ struct cwk;
 struct ctx;
 struct fcache;
 
+/* What every worker shares for the defences: the limit tables (limits.c)
+ * and the start-up handshake that puts each worker in its sandbox
+ * (harden.c). Owned by server_run(). */
+struct guard {
+    struct connlimit conns;
+    struct rl_table *rl; /* NULL when no rule is configured */
+    struct priv_plan plan;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready, failed; /* workers that entered / failed to enter the
+                          sandbox */
+};
+
 struct worker {
     int id;
     pthread_t thread;
@@ -119,6 +133,10 @@ struct worker {
     struct cache *cache; /* shared by all workers; NULL without a cache */
     struct cwk *cwk;     /* this worker's cache state (cache_glue.c) */
     struct fcache *fcache; /* static.c: open files, created on first use */
+    struct guard *gd;
+    bool paused;              /* at max_connections: listeners out of epoll */
+    struct timer pause_timer; /* looks again whether there is room */
+    int64_t warned_sec;       /* last "connections per address" warning */
 };
 
 enum conn_state {
@@ -149,6 +167,7 @@ struct conn {
     struct conn *prev, *next;
     union sockaddr_any peer;
     uint32_t nreq;
+    int addr_slot; /* connlimit handle of the client address, or -1 */
     uint8_t state;
     bool readable, writable, rdhup, eof, dead;
     bool pp_wait;   /* a PROXY header must come first */
@@ -260,6 +279,8 @@ struct txn {
     unsigned zenc;          /* coding applied (HTTP_ENC_*), 0 for none */
     bool zvary;             /* add Vary: Accept-Encoding */
     bool has_range;         /* the request has a Range field */
+    struct str user;        /* the authenticated user, set by access
+                               control; empty when none */
 };
 
 /* ---- server.c / worker.c ---- */
@@ -480,6 +501,43 @@ const struct cfg_route *route_match(const struct cfg_site *s, struct str path,
                                     struct pool *p);
 /* Lower-cases <authority> and strips a port; returns a view into the pool. */
 struct str route_host(struct pool *p, struct str authority);
+
+/* ---- limits.c ---- */
+/* Before accept(2): false at max_connections, and the worker's listeners
+ * are paused until there is room again. */
+bool lim_accept_begin(struct worker *w);
+/* accept(2) failed after lim_accept_begin(); <err> is its errno. */
+void lim_accept_failed(struct worker *w, int err);
+/* Counts a new connection from <peer> on <cl>. Returns its connlimit
+ * handle, -1 when there is nothing to count, or LIM_REFUSED when the
+ * client address has too many connections open (close it). */
+#define LIM_REFUSED (-2)
+int lim_conn_open(struct worker *w, const struct cfg_listener *cl,
+                  const union sockaddr_any *peer);
+/* A connection counted by lim_accept_begin() (and lim_conn_open(), which
+ * gave <slot>) is gone. */
+void lim_conn_gone(struct worker *w, int slot);
+/* After a PROXY header gave <c> its client's address: counts it against
+ * connections_per_address (accept counted nothing: the address was the
+ * balancer's). Returns 0, or -1 when the client has too many (close). */
+int lim_conn_pp(struct conn *c);
+/* Checks <n> rate-limit rules for request <t>. Returns false when the
+ * request may go on, true when it was answered 429. */
+bool lim_request(struct txn *t, const struct cfg_rate *rs, size_t n);
+
+/* ---- harden.c ---- */
+/* Before binding: open-file limit, who to become, the limit tables.
+ * Returns 0 or -1 (logged). */
+int harden_prepare(struct guard *gd, const struct cfg *cfg);
+/* After binding, before the workers: chroot, user, no_new_privs. */
+int harden_drop(struct guard *gd, const struct cfg *cfg);
+/* In a worker thread, before it serves: its sandbox. Returns 0 or -1 (the
+ * worker must not serve). */
+int harden_worker(struct worker *w);
+/* In the main thread once the workers run: waits until each is in its
+ * sandbox, then enters the main thread's. Returns 0 or -1. */
+int harden_main(struct guard *gd, const struct cfg *cfg, int nworkers);
+void harden_fini(struct guard *gd);
 
 /* ---- accesslog.c ---- */
 void alog_write(struct txn *t);

@@ -68,6 +68,7 @@ struct server {
     struct ups_health *health; /* the health thread of st, or NULL */
     struct cache *cache;       /* shared by the workers; NULL: no caching
                                   (built at start: a reload keeps it) */
+    bool sandboxed;      /* the seccomp sandbox is on: no exec (upgrade) */
 };
 
 /* ---- listeners ---- */
@@ -435,6 +436,12 @@ static void wait_signals(struct server *s, const sigset_t *set)
             reopen_logs(s);
             break;
         case SIGUSR2:
+            if (s->sandboxed) { /* docs/security.md "Binary upgrade" */
+                log_err("SIGUSR2: binary upgrade refused: the sandbox forbids "
+                        "starting a program (security.sandbox: false allows "
+                        "it)");
+                break;
+            }
             log_info("SIGUSR2: binary upgrade");
             if (upgrade_start(s->argv, s->cur, s->n, s->lfds, s->admin_fd) > 0) {
                 s->upgraded = true;
@@ -518,9 +525,15 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
                           .argv = argv, .admin_fd = -1 };
     struct server *s = &srv;
     int off = 0;
+    struct guard gd;
+    if (harden_prepare(&gd, cfg) < 0) { /* open-file limit, tables, user */
+        harden_fini(&gd);
+        return 1;
+    }
     s->alog_fd = log_open(cfg->log.access, &off);
     if (s->alog_fd < 0 && !off) {
         log_err("access log %s: %s", cfg->log.access, strerror(-s->alog_fd));
+        harden_fini(&gd);
         return 1;
     }
     if (off)
@@ -540,6 +553,8 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     bool admin_up = false;
     if (s->ws == NULL || s->m == NULL || metrics_register(s->m, cfg) < 0)
         goto Exit;
+    for (int i = 0; i < s->n; i++)
+        s->ws[i].gd = &gd;
     s->admin = admin_new(s->m, cfg, s->n,
                          cfg->admin.enabled ? upgrade_take("@admin", &cfg->admin.addr) : -1);
     if (s->admin == NULL)
@@ -559,8 +574,8 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
         goto Exit;
     }
     upgrade_inherit_done();
-    if (write_pid(cfg->pid_file) < 0)
-        goto Exit;
+    if (write_pid(cfg->pid_file) < 0 || harden_drop(&gd, cfg) < 0)
+        goto Exit; /* chroot, user, no_new_privs: listeners are bound */
     for (; started < s->n; started++) {
         int rc = pthread_create(&s->ws[started].thread, NULL, worker_main,
                                 &s->ws[started]);
@@ -570,6 +585,13 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
             goto Exit;
         }
     }
+    /* every worker in its sandbox, then this thread in its own; the admin
+     * thread, started after, inherits this one's */
+    if (harden_main(&gd, cfg, s->n) < 0) {
+        notify_workers(s, WSTOP_NOW);
+        goto Exit;
+    }
+    s->sandboxed = cfg->security.sandbox;
     if (admin_start(s->admin) < 0) {
         notify_workers(s, WSTOP_NOW);
         goto Exit;
@@ -598,8 +620,10 @@ Exit:
     cache_free(s->cache); /* after the workers: writes what is queued for disk */
     free(s->ws);
     metrics_free(s->m);
-    if (cfg->pid_file != NULL && status == 0 && !s->upgraded)
-        unlink(cfg->pid_file);
+    harden_fini(&gd);
+    if (cfg->pid_file != NULL && status == 0 && !s->upgraded &&
+        unlink(cfg->pid_file) == -1) /* it was written as root, maybe */
+        log_warn("pid file %s: %s", cfg->pid_file, strerror(errno));
     upgrade_inherit_done();
     free(s->lfds);
     cfg_unref(s->cur);

@@ -37,6 +37,7 @@ void conn_accept(struct worker *w, struct lsock *ls, int fd,
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
+        lim_conn_gone(w, -1);
         return;
     }
     c->magic = CONN_MAGIC; /* TCP_NODELAY is inherited from the listener */
@@ -49,6 +50,13 @@ void conn_accept(struct worker *w, struct lsock *ls, int fd,
     c->ev.cb = conn_event;
     c->state = C_IDLE;
     int64_t first = cl->timeouts.client_header;
+    c->addr_slot = lim_conn_open(w, cl, peer);
+    if (c->addr_slot == LIM_REFUSED) { /* too many from this address */
+        close(fd);
+        lim_conn_gone(w, -1);
+        free(c);
+        return;
+    }
     if (cl->tls != NULL) {
         c->tls = tls_accept(cl->tls->srv, fd);
         c->state = C_HANDSHAKE;
@@ -57,6 +65,7 @@ void conn_accept(struct worker *w, struct lsock *ls, int fd,
     if ((cl->tls != NULL && c->tls == NULL) || loop_add(w->loop, &c->ev) < 0) {
         tls_free(c->tls, false);
         close(fd);
+        lim_conn_gone(w, c->addr_slot);
         free(c);
         return;
     }
@@ -100,6 +109,7 @@ void conn_close(struct conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     m_add(&m_slot(w->m, c->cl->mslot)->v[ML_CLOSED], 1);
+    lim_conn_gone(w, c->addr_slot);
     c->magic = 0;
     gen_conn_closed(c->gen);
     loop_free_later(w->loop, c);

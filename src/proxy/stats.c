@@ -45,6 +45,10 @@ int pp_accept(struct conn *c)
     c->pp_wait = false;
     if (!pi.local) {
         memcpy(&c->peer, &pi.src, sizeof(c->peer));
+        if (lim_conn_pp(c) < 0) { /* connections_per_address */
+            conn_close(c);
+            return -1;
+        }
         /* kept only where a header carried it: 28 bytes an idle
          * connection elsewhere does not pay for */
         c->pp_dst = malloc(sizeof(*c->pp_dst));

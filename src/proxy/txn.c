@@ -265,6 +265,8 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_error(t, 417, "http_request_error", "Unsupported Expect value.");
         return;
     }
+    if (lim_request(t, c->cl->rates, c->cl->nrates))
+        return; /* 429: the listener's rate limits, before routing */
     if (t->cx != NULL && cglue_begin(t))
         return; /* a hit, a wait for a fill, a purge */
     if (t->site == NULL) {
@@ -280,6 +282,8 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_error(t, 404, "http_request_denied", "No route matches this path.");
         return;
     }
+    if (lim_request(t, t->route->rates, t->route->nrates))
+        return; /* 429 */
     uint64_t limit = body_limit(t);
     if (limit != 0 && req->body == H1_B_LENGTH && req->content_length > limit) {
         t->keepalive = false;

@@ -65,17 +65,16 @@ static void accept_some(struct lsock *ls, int max)
 {
     struct worker *w = ls->w;
     for (int i = 0; i < max; i++) {
+        if (!lim_accept_begin(w))
+            return; /* max_connections: paused until there is room */
         union sockaddr_any peer;
         socklen_t plen = sizeof(peer);
         int fd = accept4(ls->ev.fd, &peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             int err = errno;
-            if (err == EAGAIN || err == EINTR)
+            lim_accept_failed(w, err); /* EMFILE: paused for a while */
+            if (err == EAGAIN || err == EINTR || w->paused)
                 return;
-            if (err == EMFILE || err == ENFILE) {
-                log_err("accept: %s", strerror(err));
-                return;
-            }
             continue; /* ECONNABORTED and friends */
         }
         conn_accept(w, ls, fd, &peer);
@@ -366,6 +365,8 @@ void *worker_main(void *arg)
     char tag[16];
     snprintf(tag, sizeof(tag), "w%d", w->id);
     log_set_thread_tag(tag);
+    if (harden_worker(w) < 0) /* sandboxed before serving, or not at all */
+        return NULL;
     atomic_fetch_add(&running, 1);
     int rc = loop_run(w->loop);
     if (rc < 0)

@@ -211,3 +211,46 @@ def test_huge_request_line_is_refused(limited):
         if r is not None:
             assert r.status in (400, 414, 431, 501), r
     assert o.count() == 0
+
+
+# ---- per-route body limits (issue 7) ---------------------------------------
+
+
+def test_route_max_body_chunked_413(limited):
+    """A chunked body is counted as it streams: over the route's max_body
+    (64 KiB here, the listener allows 1 MiB) it is cut with 413 and the
+    origin never gets a complete body."""
+    g, o = limited
+    piece = b"c" * (16 * KiB)
+    chunk = b"%x\r\n" % len(piece) + piece + b"\r\n"
+    with RawConn(g.port, timeout=10) as c:
+        c.send(request_bytes("POST", "/small/up",
+                             headers=[("Transfer-Encoding", "chunked")]))
+        try:
+            for _ in range(8):  # 128 KiB
+                c.sock.sendall(chunk)
+            c.sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass
+        r = c.read_response(timeout=10)
+    proxy_error(r, 413)
+    assert not any(q.body_complete for q in o.requests), o.requests
+
+
+def test_route_max_body_can_exceed_the_listener(origin, reverse):
+    """A route's max_body replaces the listener's body_bytes, both ways: an
+    upload route may take more than the rest of the site."""
+    sites = [{"default": True, "routes": [
+        {"path": "/upload/", "upstream": "was", "max_body": "3MiB"},
+        {"path": "/", "upstream": "was"}]}]
+    g = reverse({"was": [origin.port]}, limits={"body_bytes": "1MiB"},
+                sites=sites)
+    body = b"x" * (2 * MiB)
+    r = get(g.port, "/upload/f", method="POST", body=body,
+            headers=[("Content-Length", str(len(body)))])
+    assert r.status == 200
+    with RawConn(g.port, timeout=5) as c:  # the head says it all
+        c.send(request_bytes("POST", "/other",
+                             headers=[("Content-Length", str(2 * MiB))]))
+        proxy_error(c.read_response(timeout=5), 413)
+    assert [q.body_len for q in origin.requests] == [2 * MiB]

@@ -139,6 +139,12 @@ class Gatehouse:
             log.setdefault("error", self.error_log)
             log.setdefault("level", "info")
             config["log"] = log
+            # The suite runs as root, and started as root gatehouse drops to
+            # "nobody" unless told otherwise (docs/security.md); the files the
+            # tests make (static roots, cache directories) are root's. Tests
+            # of privileges set their own "security" section.
+            if "security" not in config and os.geteuid() == 0:
+                config["security"] = {"run_as_root": True}
             # keep "workers" first for readability
             text = to_yaml(config) + "\n"
         else:

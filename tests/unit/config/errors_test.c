@@ -90,7 +90,7 @@ static void test_err_top(void **state)
                  "t.yaml:1:1: unknown key \"listener\" in the configuration "
                  "(expected one of: workers, pid_file, via_name, "
                  "graceful_timeout, log, upstreams, listeners, admin, cluster, "
-                 "cache)");
+                 "cache, security)");
     expect_error("workers: 257\n" LISTENER,
                  "t.yaml:1:10: \"workers\": expected auto or a number "
                  "1..256");
@@ -206,7 +206,7 @@ static void test_err_listeners(void **state)
                  "  - listn: 127.0.0.1:8080\n",
                  "t.yaml:2:5: unknown key \"listn\" in listener (expected one "
                  "of: listen, sites, backlog, headers, timeouts, limits, "
-                 "proxy_protocol, tls, http2)");
+                 "proxy_protocol, tls, http2, rate_limits)");
     expect_error("listeners:\n"
                  "  - sites: [{ routes: [{ path: /, return: { status: 200 } "
                  "}] }]\n",
@@ -447,7 +447,7 @@ static void test_err_return(void **state)
                  "          - { path: /, upstream: was, cahce: true }\n",
                  "t.yaml:7:39: unknown key \"cahce\" in route (expected one "
                  "of: path, exact, upstream, return, max_body, cache, static, "
-                 "ext, compress)");
+                 "ext, compress, rate_limits)");
 }
 
 /* The first error wins, the message is cut to fit, and NULL is allowed. */
