@@ -133,6 +133,8 @@ def tls_reverse(gatehouse, test_ca):
             lst["http2"] = http2
         return gatehouse(cfg, port, release=release)
 
+    return start
+
 
 # ---- cache (issue 5) --------------------------------------------------------
 
