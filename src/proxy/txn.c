@@ -187,6 +187,13 @@ void txn_start(struct conn *c, struct h1_msg *req, struct h1_field *fields)
     (void)fields;
     t->keepalive = h1_keepalive(req);
     flow_init(&t->reqf, req->body, req->content_length);
+    /* The head is in: client_header no longer applies. A body has
+     * client_body between reads; without one, the upstream's timers (or
+     * the tunnel's idle timer) are what runs now. */
+    if (t->reqf.done)
+        timer_cancel(c->w->loop, &c->timer);
+    else
+        timer_set(c->w->loop, &c->timer, c->cl->timeouts.client_body, c->timer.cb);
     struct str authority = req->form == H1_F_ABSOLUTE ? req->authority : req->host;
     t->host = route_host(t->pool, authority);
     t->site = route_site(c->cl, t->host);

@@ -196,3 +196,16 @@ def test_upstream_connect_timeout_504(reverse):
         for s in fill:
             s.close()
         ls.close()
+
+
+def test_slow_upstream_outlives_client_header_timeout(fast):
+    """Regression (found with issue 3): the client_header timer kept running
+    after the head was complete, so an upstream slower than client_header
+    (1s here) got its client cut off. It must run only until the head is
+    in; the upstream's read_timeout (60s) governs the wait."""
+    g, o = fast
+    with RawConn(g.port, timeout=10) as c:
+        c.send(request_bytes("GET", "/slow/2500"))
+        r = c.read_response()
+    assert r.status == 200, r
+
