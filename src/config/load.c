@@ -304,6 +304,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("log", set_log),
     CFG__F_FN("upstreams", set_upstreams),
     CFG__F_FN("listeners", defer_listeners),
+    CFG__F_FN("dns", cfg__dns),
 };
 
 /* The defaults; string defaults are literals, which outlive any snapshot. */
@@ -318,6 +319,7 @@ static void cfg_defaults(struct cfg *c)
     c->log.format = CFG_LOG_COMBINED;
     c->log.error = "stderr";
     c->log.level = LOG_INFO;
+    cfg__dns_defaults(&c->dns);
 }
 
 static int online_cpus(void)
@@ -388,10 +390,7 @@ Fail:
     return NULL;
 }
 
-/* Reads all of <path> (at most MAX_FILE_BYTES) into a malloc'd buffer;
- * caller frees. Returns NULL with the error written. */
-static char *read_file(const char *path, size_t *len, char *err,
-                       size_t errlen)
+char *cfg__read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
     struct stat st;
     char *buf = NULL;
@@ -446,7 +445,7 @@ struct cfg *cfg_load_file(const char *path, char *err, size_t errlen)
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    char *text = read_file(path, &len, err, errlen);
+    char *text = cfg__read_file(path, &len, err, errlen);
     if (text == NULL)
         return NULL;
     struct cfg *c = cfg_load_string(text, len, path, err, errlen);

@@ -42,6 +42,9 @@ struct lsock {
 };
 
 struct conn;
+struct fwd_worker;
+struct fwd_txn;
+struct tunnel_splice;
 
 struct worker {
     int id;
@@ -63,6 +66,7 @@ struct worker {
     bool draining;
     struct timer drain_timer;
     uint64_t seq;
+    struct fwd_worker *fwd; /* forward proxy state (forward.c), or NULL */
 };
 
 enum conn_state {
@@ -88,6 +92,7 @@ struct conn {
     uint32_t nreq;
     uint8_t state;
     bool readable, writable, rdhup, eof, dead;
+    bool tls; /* bytes pass through TLS: a tunnel cannot splice them */
 };
 
 /* Direction of body bytes in a transaction. */
@@ -150,6 +155,11 @@ struct txn {
     bool resp_started;      /* any response byte read from upstream */
     bool up_eof, c_shut, u_shut; /* tunnel half-closes */
     bool rdhup_seen;        /* the client's hang-up was looked at */
+    bool anon;              /* forward.anonymous: hide the client */
+    bool splice;            /* a tunnel that may switch to splice(2) */
+    struct str user;        /* authenticated user, for the log */
+    struct fwd_txn *fx;     /* forward request state, or NULL */
+    struct tunnel_splice *spl; /* a tunnel in splice mode, or NULL */
 };
 
 /* ---- server.c ---- */
@@ -169,6 +179,13 @@ void conn_drain_idle(struct worker *w);
 /* ---- txn.c ---- */
 /* Starts a transaction for the parsed request head in c->rbuf. */
 void txn_start(struct conn *c, struct h1_msg *req, struct h1_field *fields);
+/* Copies what must outlive the read buffer (method, target, host, the
+ * fields the access log wants) into the arena. 0 or -ENOMEM. */
+int txn_keep_request(struct txn *t, const struct h1_msg *req);
+/* Connects t->ups (a pooled connection when one is idle, never for
+ * CONNECT) and runs the request; answers 502/504 when no server can be
+ * reached. */
+void txn_connect(struct txn *t);
 /* Something changed on the client connection. */
 void txn_client_event(struct txn *t);
 void txn_abort(struct txn *t); /* client went away: free everything */
@@ -200,6 +217,27 @@ const struct cfg_route *route_match(const struct cfg_site *s, struct str path,
                                     struct pool *p);
 /* Lower-cases <authority> and strips a port; returns a view into the pool. */
 struct str route_host(struct pool *p, struct str authority);
+
+/* ---- forward.c ---- */
+/* Per-worker forward state (resolver, origin pools, authentication) when
+ * the configuration has a forward listener. 0 or -errno. */
+int fwd_worker_new(struct worker *w);
+void fwd_worker_free(struct worker *w);
+/* Handles a request on a forward listener. Returns false when it is an
+ * origin-form request for the listener's own sites (the reverse pipeline
+ * goes on), true when handled (answered, refused, or on its way). */
+bool fwd_start(struct txn *t, struct h1_msg *req);
+/* The upstream connection of a CONNECT is up: answer 200, become a
+ * tunnel. 0, or -1 when the transaction ended. */
+int fwd_tunnel_open(struct txn *t);
+
+/* ---- tunnel.c ---- */
+/* Switches a tunnel whose buffers are empty to splice(2). 0 or -errno (it
+ * then stays buffered). */
+int tunnel_splice_start(struct txn *t);
+/* Moves bytes both ways. 1 when something moved, 0 when blocked, -1 when
+ * a socket broke. Sets c_shut/u_shut as FINs are passed on. */
+int tunnel_splice_pump(struct txn *t);
 
 /* ---- accesslog.c ---- */
 void alog_write(struct txn *t);

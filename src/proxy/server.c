@@ -133,6 +133,7 @@ static void *worker_main(void *arg)
     logsink_flush(&w->alog);
     ups_set_free(w->ups);
     w->ups = NULL;
+    fwd_worker_free(w);
     pool_thread_cleanup();
     buf_thread_cleanup();
     return NULL;
@@ -149,6 +150,11 @@ static int worker_init(struct worker *w, int id, struct cfg *cfg, int alog_fd)
     w->ups = ups_set_new(cfg, w->loop);
     if (w->ups == NULL)
         return -ENOMEM;
+    int frc = fwd_worker_new(w);
+    if (frc < 0) {
+        log_err("worker %d: forward proxy: %s", id, strerror(-frc));
+        return frc;
+    }
     w->alog_on = alog_fd >= 0;
     w->alog_fmt = cfg->log.format;
     logsink_init(&w->alog, alog_fd);
@@ -189,6 +195,7 @@ static void worker_fini(struct worker *w)
     if (w->wake.fd > 0)
         close(w->wake.fd);
     ups_set_free(w->ups);
+    fwd_worker_free(w);
     loop_free(w->loop);
 }
 

@@ -24,7 +24,6 @@
 #include "proxy/proxy_int.h"
 
 static void txn_pump(struct txn *t);
-static void txn_connect(struct txn *t);
 static void ups_event(struct loop *l, struct ev *e, uint32_t events);
 static void ups_timeout(struct loop *l, struct timer *tm);
 
@@ -146,8 +145,7 @@ static uint64_t body_limit(const struct txn *t)
     return t->c->cl->limits.body_bytes;
 }
 
-/* Copies the views of <req> that outlive the read buffer into the arena. */
-static int keep_request(struct txn *t, const struct h1_msg *req)
+int txn_keep_request(struct txn *t, const struct h1_msg *req)
 {
     struct h1_msg *m = &t->req;
     struct pool *p = t->pool;
@@ -194,6 +192,12 @@ void txn_start(struct conn *c, struct h1_msg *req, struct h1_field *fields)
         timer_cancel(c->w->loop, &c->timer);
     else
         timer_set(c->w->loop, &c->timer, c->cl->timeouts.client_body, c->timer.cb);
+    t->upgrade = (req->flags & H1_CONN_UPGRADE) && (req->flags & H1_HAS_UPGRADE) &&
+                 h1_find(req, STR_LIT("upgrade")) != NULL &&
+                 h1_list_has(h1_find(req, STR_LIT("upgrade"))->value,
+                             STR_LIT("websocket"));
+    if (c->cl->kind == CFG_L_FORWARD && fwd_start(t, req))
+        return;
     struct str authority = req->form == H1_F_ABSOLUTE ? req->authority : req->host;
     t->host = route_host(t->pool, authority);
     t->site = route_site(c->cl, t->host);
@@ -203,10 +207,6 @@ void txn_start(struct conn *c, struct h1_msg *req, struct h1_field *fields)
                               : STR_LIT("/");
         t->route = route_match(t->site, path, t->pool);
     }
-    t->upgrade = (req->flags & H1_CONN_UPGRADE) && (req->flags & H1_HAS_UPGRADE) &&
-                 h1_find(req, STR_LIT("upgrade")) != NULL &&
-                 h1_list_has(h1_find(req, STR_LIT("upgrade"))->value,
-                             STR_LIT("websocket"));
 
     /* Build the upstream head while the field views are still valid. */
     bool proxy = t->route != NULL && t->route->action == CFG_ACT_PROXY;
@@ -215,7 +215,7 @@ void txn_start(struct conn *c, struct h1_msg *req, struct h1_field *fields)
     int rc = proxy ? hdr_request(t, req) : 0;
     size_t head_len = req->head_len;
     if (rc == 0)
-        rc = keep_request(t, req);
+        rc = txn_keep_request(t, req);
     buf_consume(&c->rbuf, head_len);
     if (rc < 0) {
         txn_error(t, 503, "proxy_internal_error", "Out of memory.");
@@ -277,7 +277,7 @@ static void connect_exhausted(struct txn *t)
                   "The upstream server refused the connection.");
 }
 
-static void txn_connect(struct txn *t)
+void txn_connect(struct txn *t)
 {
     struct worker *w = t->c->w;
     const struct cfg_upstream *cu = t->ups->cu;
@@ -288,7 +288,11 @@ static void txn_connect(struct txn *t)
         if (srv < 64)
             t->tried |= 1ull << srv;
         t->attempts++;
-        struct uconn *uc = ups_take_idle(t->ups, (unsigned)srv);
+        /* a tunnel needs a connection of its own: a pooled one has
+         * carried HTTP and the server expects more of it */
+        struct uconn *uc = t->req.meth == H1_M_CONNECT
+                               ? NULL
+                               : ups_take_idle(t->ups, (unsigned)srv);
         if (uc != NULL) {
             attach(t, uc);
             uc->writable = true;
@@ -406,6 +410,8 @@ static void ups_event(struct loop *l, struct ev *e, uint32_t events)
         uc->connected = true;
         timer_cancel(l, &uc->timer);
         t->phase = T_REQUEST;
+        if (t->req.meth == H1_M_CONNECT && fwd_tunnel_open(t) < 0)
+            return;
     }
     txn_pump(t);
 }
@@ -729,7 +735,8 @@ static void txn_finish(struct txn *t)
 
 /* One direction of raw bytes: <src> buffer filled from <from>, written to
  * <to_fd>. Returns 1 on progress, 0 when blocked, -1 on a broken socket. */
-static int tunnel_dir(int to_fd, bool *to_writable, struct buf *b, size_t *fwd)
+static int tunnel_dir(int to_fd, bool *to_writable, struct buf *b, size_t *fwd,
+                      uint64_t *bytes)
 {
     if (*fwd == 0)
         *fwd = buf_len(b);
@@ -744,6 +751,7 @@ static int tunnel_dir(int to_fd, bool *to_writable, struct buf *b, size_t *fwd)
     if (n < 0)
         return -1;
     *fwd -= (size_t)n;
+    *bytes += (uint64_t)n;
     buf_consume(b, (size_t)n);
     return 1;
 }
@@ -767,8 +775,19 @@ static void pump_tunnel(struct txn *t)
                 goto Broken;
             continue;
         }
+        if (t->splice && t->spl == NULL && buf_len(&c->rbuf) == 0 &&
+            buf_len(&uc->rbuf) == 0)
+            (void)tunnel_splice_start(t);
+        if (t->spl != NULL) {
+            int r = tunnel_splice_pump(t);
+            if (r < 0)
+                goto Broken;
+            moved = r > 0;
+            goto Moved;
+        }
         /* client -> upstream */
-        int r = tunnel_dir(uc->ev.fd, &uc->writable, &c->rbuf, &t->reqf.fwd);
+        int r = tunnel_dir(uc->ev.fd, &uc->writable, &c->rbuf, &t->reqf.fwd,
+                           &t->reqf.bytes);
         if (r < 0)
             goto Broken;
         moved |= r > 0;
@@ -785,7 +804,8 @@ static void pump_tunnel(struct txn *t)
             }
         }
         /* upstream -> client */
-        r = tunnel_dir(c->ev.fd, &c->writable, &uc->rbuf, &t->resf.fwd);
+        r = tunnel_dir(c->ev.fd, &c->writable, &uc->rbuf, &t->resf.fwd,
+                       &t->resf.bytes);
         if (r < 0)
             goto Broken;
         moved |= r > 0;
@@ -803,6 +823,7 @@ static void pump_tunnel(struct txn *t)
                     goto Broken;
             }
         }
+    Moved:
         if (t->c_shut && t->u_shut) {
             txn_finish(t);
             return;
