@@ -251,16 +251,32 @@ static int set_deny_hosts(struct cfg__ld *ld, const struct cfg__node *v,
 
 /* ---- auth ---- */
 
+/* True when <h> holds a whole hash, not just a setting: crypt_checksalt()
+ * only looks at the setting, and "$6$salt" would never match anything. */
+static bool complete(const char *h, size_t digest)
+{
+    if (strncmp(h, "$2", 2) == 0)
+        return strlen(h) == 60; /* $2b$NN$ + 22 salt + 31 hash */
+    const char *last = strrchr(h, '$');
+    return strlen(last + 1) == digest;
+}
+
 /* What a hash in an htpasswd file is, or why it is refused. */
 static const char *refuse_hash(const char *h)
 {
-    static const char *const ok[] = { "$2y$", "$2b$", "$2a$", "$6$", "$5$",
-                                      "$y$", "$gy$", "$7$" };
+    static const struct {
+        const char *prefix;
+        size_t digest; /* characters after the last '$' */
+    } ok[] = {
+        { "$2y$", 0 }, { "$2b$", 0 }, { "$2a$", 0 }, { "$6$", 86 },
+        { "$5$", 43 }, { "$y$", 43 }, { "$gy$", 43 }, { "$7$", 43 },
+    };
     for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
-        if (strncmp(h, ok[i], strlen(ok[i])) != 0)
+        if (strncmp(h, ok[i].prefix, strlen(ok[i].prefix)) != 0)
             continue;
         int st = crypt_checksalt(h);
-        if (st == CRYPT_SALT_OK || st == CRYPT_SALT_TOO_CHEAP)
+        if ((st == CRYPT_SALT_OK || st == CRYPT_SALT_TOO_CHEAP) &&
+            complete(h, ok[i].digest))
             return NULL;
         return "is not a valid hash of its kind";
     }

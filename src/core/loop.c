@@ -353,5 +353,6 @@ int loop_run(struct loop *l)
             l->idle_fn(l->idle_arg);
         bury(l);
     }
+    l->stop = false; /* so that it can run again */
     return 0;
 }

@@ -72,7 +72,8 @@ static inline bool timer_armed(const struct timer *t)
 void loop_defer(struct loop *l, struct defer *d, defer_fn *cb);
 void loop_undefer(struct loop *l, struct defer *d);
 
-/* Runs until loop_stop(). Returns 0, or -errno if epoll fails. */
+/* Runs until loop_stop() (and may be run again after). Returns 0, or
+ * -errno if epoll fails. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 

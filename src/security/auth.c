@@ -116,6 +116,10 @@ int auth_b64decode(struct str in, unsigned char *out, size_t outlen)
             if (pad > 0 || (v[k] = b64val(c)) < 0)
                 return -1;
         }
+        /* canonical only: the bits padding drops must be zero, so one
+         * string of credentials has one encoding */
+        if ((pad == 1 && (v[2] & 3) != 0) || (pad == 2 && (v[1] & 15) != 0))
+            return -1;
         uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
                      (uint32_t)v[2] << 6 | (uint32_t)v[3];
         size_t take = 3 - (size_t)pad;

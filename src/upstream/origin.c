@@ -190,13 +190,12 @@ struct ups *origins_get(struct origins *o, const struct sockaddr *sa,
     while (e != NULL && !(e->hash == h && same(e, sa, tpl)))
         e = e->hnext;
     if (e == NULL) {
-        /* make room: the least recently used origin nobody holds */
-        for (struct origin *v = o->lru_tail; v != NULL && o->n >= o->max;
-             v = v->prev) {
-            if (v->refs == 0) {
+        /* make room: the least recently used origins nobody holds */
+        for (struct origin *v = o->lru_tail, *prev; v != NULL && o->n >= o->max;
+             v = prev) {
+            prev = v->prev;
+            if (v->refs == 0)
                 drop(o, v);
-                break;
-            }
         }
         e = make(o, sa, tpl, h);
         if (e == NULL)
