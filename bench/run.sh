@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gatehouse benchmarks against nginx and HAProxy, all on loopback.
 #
-#   bench/run.sh [scenario...]     scenarios: reverse idle (default: all)
+#   bench/run.sh [scenario...]     scenarios: reverse idle forward connect
+#                                  (default: all)
 #
 # Each peer is our own process with our own config in a temp dir; the proxy
 # under test is pinned to one core (BENCH_PROXY_CPU, default 0), the origin and
@@ -19,6 +20,9 @@
 #   BENCH_IDLE_BUDGET=120   seconds the whole idle scenario may take
 #   BENCH_IDLE_ROUNDS=3     idle measurements per peer (median)
 #   BENCH_PEERS="gatehouse nginx haproxy"
+#   BENCH_FWD_PEERS="gatehouse squid tinyproxy"   (forward, connect)
+#   BENCH_CONNECT_BYTES=1073741824  bytes through the tunnel (connect)
+#   BENCH_CONNECT_ROUNDS=3          rounds of the connect scenario
 #   GATEHOUSE_BIN=build/release/gatehouse
 #   BENCH_RESULTS=bench/results   where <scenario>-<date>.md goes
 #   BENCH_KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output)
@@ -46,7 +50,7 @@ read -ra WANT_PEERS <<<"${BENCH_PEERS:-gatehouse nginx haproxy}"
 GH_BIN=${GATEHOUSE_BIN:-$ROOT/build/release/gatehouse}
 RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
-ALL_SCENARIOS=(reverse idle)
+ALL_SCENARIOS=(reverse idle forward connect)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -56,8 +60,8 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle) ;;
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    reverse | idle | forward | connect) ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
 done
@@ -72,7 +76,8 @@ repro_cmd() {
     local env="" v
     for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNS \
         BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_IDLE_ROUNDS BENCH_PEERS BENCH_PROXY_CPU \
-        BENCH_LOAD_CPU BENCH_QUIET_WAIT; do
+        BENCH_LOAD_CPU BENCH_QUIET_WAIT BENCH_FWD_PEERS BENCH_CONNECT_BYTES \
+        BENCH_CONNECT_ROUNDS; do
         [[ -n ${!v:-} ]] && env+="$v=${!v} "
     done
     if [[ -n ${MAKELEVEL:-} && $# -eq 0 && -z $env ]]; then
@@ -482,6 +487,10 @@ print("\t".join(str(x) for x in (sys.argv[2], sys.argv[3], d["wanted"], d["alive
     $PY "$LIB/benchlib.py" report idle "$raw" "$RESULTS/idle-$DATE.md" \
         "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
 }
+
+# the forward-proxy scenarios (forward, connect) and their peers
+# shellcheck source=bench/lib/forward.sh
+source "$LIB/forward.sh"
 
 say "bench: temp dir $TMP; open-file limit $NOFILE"
 for s in "${SCENARIOS[@]}"; do

@@ -14,9 +14,10 @@ TEST_PKGS=(
     libcmocka-dev libclang-rt-14-dev
     curl openssl python3 python3-pytest python3-websockets python3-h2
     nghttp2-client procps iproute2 util-linux
+    apache2-utils chromium
 )
 BENCH_PKGS=(
-    nginx haproxy wrk util-linux
+    nginx haproxy wrk util-linux squid tinyproxy
 )
 
 case "${1:-test}" in
@@ -49,7 +50,7 @@ apt-get update -qq
 "${cmd[@]}"
 # A package such as nginx starts its service on install; the benchmarks and
 # tests start their own instances on free ports, so stop the system ones.
-for svc in nginx haproxy; do
+for svc in nginx haproxy squid tinyproxy; do
     if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
         (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || \
             (command -v service >/dev/null && service "$svc" stop 2>/dev/null) || true

@@ -272,3 +272,24 @@ def test_pac(example, path):
     assert "function FindProxyForURL(url, host)" in body
     assert 'return "PROXY 127.0.0.1:%d";' % example.port in body
     assert "isPlainHostName(host)" in body
+
+
+def test_websocket_through_absolute_form(example, origin):
+    """An absolute-form request with Upgrade: websocket keeps its Upgrade;
+    after the origin's 101 the connection is a tunnel."""
+    import base64
+    from lib.origin import ws_frame
+    key = base64.b64encode(os.urandom(16)).decode()
+    with RawConn(example.port) as c:
+        c.send(request_bytes("GET", url(origin, "/ws"),
+                             host="127.0.0.1:%d" % origin.port,
+                             headers=[("Upgrade", "websocket"),
+                                      ("Connection", "Upgrade"),
+                                      ("Sec-WebSocket-Key", key),
+                                      ("Sec-WebSocket-Version", "13")]))
+        r = c.read_response()
+        assert r.status == 101, r
+        c.send(ws_frame(1, b"through the forward proxy", b"abcd"))
+        deadline = time.monotonic() + 5
+        while b"through the forward proxy" not in c.buf:
+            c._fill(deadline)
