@@ -927,15 +927,16 @@ void txn_timeout(struct txn *t, bool client_side)
         return;
     }
     struct uconn *uc = t->uc;
+    if (t->phase == T_TUNNEL) { /* idle both ways: routine, not a failure */
+        t->reason = "tunnel_idle_timeout";
+        txn_finish(t);
+        return;
+    }
     bool sending = uc != NULL && (outq_pending(&t->uout) || t->reqf.fwd > 0);
     if (uc != NULL)
         log_warn("upstream %s: server %s: %s timed out", t->ups->cu->name,
                  t->ups->cu->servers[uc->srv].addr.text,
                  sending ? "sending the request" : "reading the response");
-    if (t->phase == T_TUNNEL) {
-        txn_finish(t);
-        return;
-    }
     if (!t->head_sent) {
         if (uc != NULL) {
             t->uc = NULL;

@@ -236,6 +236,8 @@ def test_tunnel_idle_timeout(forward, servers):
     assert 0.8 < took < 3, took
     assert srv.wait_results(1) == [(10, hashlib.sha256(b"x" * 10).hexdigest())]
     s.close()
+    lines = g.wait_access_lines(lambda ls: len(ls) >= 1)
+    assert "reason=tunnel_idle_timeout" in lines[0], lines
 
 
 def test_tunnel_outlives_client_header_timeout(forward, servers):
