@@ -172,7 +172,7 @@ static int read_ports(struct cfg__ld *ld, const struct cfg__node *v,
     *res = *out;
     *n = 0;
     for (const struct cfg__node *it = v->head; it != NULL; it = it->next) {
-        uint64_t lo, hi;
+        uint64_t lo = 0, hi = 0;
         const char *dash = it->type == CFG_N_SCALAR
                                ? memchr(it->val.p, '-', it->val.len)
                                : NULL;
