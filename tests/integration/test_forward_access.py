@@ -368,3 +368,27 @@ def test_anonymous(forward, origin):
         assert gone not in h, (gone, h)
     assert h["user-agent"] == "kept/1"
     assert "10.9.9.9" not in json.dumps(e)
+
+
+def test_connect_timeout_504(forward):
+    """An origin that does not accept within connect_timeout: 504."""
+    from test_timeouts import stuck_listener
+    ls, fill, port, hangs = stuck_listener()
+    try:
+        if not hangs:
+            pytest.skip("this kernel accepts beyond a full backlog")
+        g = forward({"connect_timeout": "1s", "connect_ports": [port]})
+        t0 = time.monotonic()
+        r = get_via(g, "http://127.0.0.1:%d/" % port)
+        took = time.monotonic() - t0
+        assert r.status == 504, r
+        assert "error=connection_timeout" in ps(r)
+        assert 0.8 <= took < 4, took
+        with RawConn(g.port) as c:
+            c.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % port)
+            r = c.read_response("CONNECT")
+        assert r.status == 504
+    finally:
+        for s in fill:
+            s.close()
+        ls.close()
