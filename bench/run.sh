@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [scenario...]     scenarios: reverse idle load tls pools
 #                                  cache cache_mem evict static hardening
-#                                  (default: all)
+#                                  forward connect (default: all)
 #
 # After the scenarios, bench/lib/report.py writes bench/results/REPORT.md
 # (every scenario's latest tables, the machine, gnuplot charts).
@@ -58,7 +58,7 @@ RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
 LOAD_LEVELS=${BENCH_LOAD_LEVELS:-1 4 16 64 256}
 LOAD_DURATION=${BENCH_LOAD_DURATION:-5}
-ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict static hardening)
+ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict static hardening forward connect)
 H2LOAD=/usr/bin/h2load
 CONF_SUFFIX=""   # "-tls": the peers' TLS configs (scenario tls)
 SCHEME=http
@@ -73,7 +73,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle | load | tls | pools | cache | cache_mem | evict | static | hardening) ;;
+    reverse | idle | load | tls | pools | cache | cache_mem | evict | static | hardening | forward | connect) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -90,7 +90,8 @@ repro_cmd() {
     for v in BENCH_ROUNDS BENCH_DURATION BENCH_WARMUP BENCH_CONNS \
         BENCH_IDLE_CONNS BENCH_IDLE_BUDGET BENCH_IDLE_ROUNDS BENCH_PEERS BENCH_PROXY_CPU \
         BENCH_LOAD_CPU BENCH_QUIET_WAIT BENCH_LOAD_LEVELS BENCH_LOAD_DURATION \
-        BENCH_CACHE_PEERS BENCH_CACHE_OBJECTS; do
+        BENCH_CACHE_PEERS BENCH_CACHE_OBJECTS BENCH_FWD_PEERS \
+        BENCH_CONNECT_BYTES BENCH_CONNECT_ROUNDS; do
         [[ -n ${!v:-} ]] && env+="$v=${!v} "
     done
     if [[ -n ${MAKELEVEL:-} && $# -eq 0 && -z $env ]]; then
@@ -907,6 +908,9 @@ scenario_static() {
     for p in "${speers[@]}"; do stop "${SPID[$p]}"; done
 }
 
+# the forward-proxy scenarios (forward, connect) and their peers
+# shellcheck source=bench/lib/forward.sh
+source "$LIB/forward.sh"
 # shellcheck source=bench/cache.sh
 source "$BENCH/cache.sh"
 

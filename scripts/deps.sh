@@ -15,11 +15,11 @@ TEST_PKGS=(
     curl openssl python3 python3-pytest python3-websockets python3-h2
     nghttp2-client procps iproute2 util-linux
     chromium python3-prometheus-client testssl.sh libnss3-tools
-    redis-server haproxy
+    redis-server haproxy apache2-utils
     tomcat10 openjdk-17-jdk-headless python3-brotli python3-zstandard strace
 )
 BENCH_PKGS=(
-    nginx haproxy varnish wrk util-linux gnuplot-nox nghttp2-client
+    nginx haproxy varnish wrk util-linux gnuplot-nox nghttp2-client squid tinyproxy
 )
 
 case "${1:-test}" in
@@ -53,7 +53,7 @@ apt-get update -qq
 # A package such as nginx (or tomcat10) starts its service on install; the
 # benchmarks and tests start their own instances on free ports, so stop the
 # system ones (and keep tomcat10 from starting at boot).
-for svc in nginx haproxy redis-server varnish tomcat10; do
+for svc in nginx haproxy redis-server varnish tomcat10 squid tinyproxy; do
     if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
         (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || \
             (command -v service >/dev/null && service "$svc" stop 2>/dev/null) || true

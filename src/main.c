@@ -35,6 +35,7 @@ static void usage(FILE *out)
             "Options:\n"
             "  -c, --config FILE   load the configuration from FILE (YAML);\n"
             "                      without it, the built-in default runs: a\n"
+            "                      forward proxy on 127.0.0.1:3128 and a\n"
             "                      reverse listener on 127.0.0.1:8080\n"
             "  -t, --test          check the configuration, then exit:\n"
             "                      0 when it is valid, 1 when it is not\n"

@@ -21,8 +21,8 @@ import subprocess
 import sys
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PEER_ORDER = ["gatehouse", "varnish", "nginx", "haproxy", "gatehouse-hardened",
-              "gatehouse-open"]
+PEER_ORDER = ["direct", "gatehouse", "varnish", "nginx", "haproxy", "squid",
+              "tinyproxy", "gatehouse-hardened", "gatehouse-open"]
 
 
 # ---------------------------------------------------------------- ports
@@ -153,6 +153,8 @@ def machine(gh_bin):
         ("wrk", _cmd_first_line(["/usr/bin/wrk", "--version"])),
         ("h2load", _cmd_first_line(["/usr/bin/h2load", "--version"])),
         ("openssl", _cmd_first_line(["openssl", "version"])),
+        ("squid", _cmd_first_line(["/usr/sbin/squid", "-v"])),
+        ("tinyproxy", _cmd_first_line(["/usr/bin/tinyproxy", "-v"])),
         ("gatehouse", _gatehouse_version(gh_bin)),
     ]
 
@@ -253,7 +255,8 @@ def report_reverse(rows, vs=("nginx", "haproxy")):
                       fmt(m["core_us_req"], 2), fmt(m["others"], 0),
                       fmt(m["load_us_req"], 2)])
     ratios = []
-    pairs = [("gatehouse", peer) for peer in vs]
+    mine = ("gatehouse", "gatehouse-hardened", "gatehouse-open")
+    pairs = [("gatehouse", p) for p in peers_in(rows) if p not in mine]
     pairs.append(("gatehouse-hardened", "gatehouse-open"))
     for a, peer in pairs:
         gh, o = med.get(a), med.get(peer)
@@ -267,6 +270,59 @@ def report_reverse(rows, vs=("nginx", "haproxy")):
              "core0 µs/req", "core0 others %", "core1 busy ticks",
              "core1 µs/req", "non-2xx", "socket errors", "loadavg (1m)", "quiet wait s", "status"]
     return head, srows, ratios, rhead, raw
+
+
+def report_connect(rows):
+    """Returns (summary head, rows, ratios, raw head, raw rows)."""
+    gib = float(1 << 30)
+    per, raw = {}, []
+    for r in rows:
+        n, secs = int(r["bytes"]), float(r["seconds"])
+        d = {
+            "mbs": n / secs / 1e6 if secs else float("nan"),
+            "cpu_gib": int(r["cpu_ticks"]) / CLK_TCK / (n / gib) if n
+            else float("nan"),
+            "core_gib": int(r["core_busy_ticks"]) / CLK_TCK / (n / gib) if n
+            else float("nan"),
+            "load_gib": int(r["load_busy_ticks"]) / CLK_TCK / (n / gib) if n
+            else float("nan"),
+        }
+        if r["status"] == "ok" and n > 0:
+            per.setdefault(r["peer"], []).append(d)
+        raw.append([r["round"], r["peer"], "{:,}".format(n), fmt(secs, 3),
+                    fmt(d["mbs"], 0), r["cpu_ticks"], fmt(d["cpu_gib"], 3),
+                    r["core_busy_ticks"], fmt(d["core_gib"], 3),
+                    r["core_steal_ticks"], r["load_busy_ticks"],
+                    fmt(d["load_gib"], 3), r["loadavg"], r["quiet_wait_s"],
+                    r["status"]])
+    med = {p: {k: median([d[k] for d in ds]) for k in ds[0]}
+           for p, ds in per.items()}
+    direct = med.get("direct")
+    head = ["peer", "rounds", "MB/s", "x direct", "proxy CPU s/GiB",
+            "core 0 s/GiB", "core 1 s/GiB"]
+    out = []
+    for p in peers_in(rows):
+        m = med.get(p)
+        if not m:
+            out.append([p, "0", "failed", "", "", "", ""])
+            continue
+        proxy = p != "direct"
+        out.append([p, str(len(per[p])), fmt(m["mbs"], 0),
+                    ratio(m["mbs"], direct["mbs"]) if direct else "n/a",
+                    fmt(m["cpu_gib"], 3) if proxy else "-",
+                    fmt(m["core_gib"], 3), fmt(m["load_gib"], 3)])
+    ratios = []
+    gh = med.get("gatehouse")
+    for peer in [p for p in peers_in(rows) if p not in ("gatehouse", "direct")]:
+        o = med.get(peer)
+        if gh and o:
+            ratios.append(["gatehouse/" + peer, ratio(gh["cpu_gib"], o["cpu_gib"]),
+                           ratio(gh["mbs"], o["mbs"])])
+    rhead = ["round", "peer", "bytes", "seconds", "MB/s", "cpu ticks",
+             "proxy CPU s/GiB", "core0 busy ticks", "core0 s/GiB",
+             "core0 steal ticks", "core1 busy ticks", "core1 s/GiB",
+             "loadavg (1m)", "quiet wait s", "status"]
+    return head, out, ratios, rhead, raw
 
 
 def report_idle(rows):
@@ -391,8 +447,8 @@ def cmd_report(argv):
     md.append("")
     if notes:
         md += ["## Run", ""] + ["- " + n for n in notes] + [""]
-    if scen in ("reverse", "tls-handshake", "tls-keepalive", "tls-h2",
-                "hardening") or scen.startswith("static"):
+    if scen in ("reverse", "forward", "tls-handshake", "tls-keepalive",
+                "tls-h2", "hardening") or scen.startswith("static"):
         # the static scenarios serve files instead of proxying, with the
         # same figures (bench/README.md "Scenario static")
         head, srows, ratios, rhead, raw = report_reverse(rows)
@@ -408,6 +464,20 @@ def cmd_report(argv):
                    "above 1 is better in req/s):", "", md_table(rh, ratios), ""]
         else:
             md += ["No ratios: gatehouse did not run (see notes).", ""]
+        md += ["## Raw per-round numbers", "", md_table(rhead, raw), ""]
+    elif scen == "connect":
+        head, out, ratios, rhead, raw = report_connect(rows)
+        print(text_table(head, out))
+        md += ["## Result (median over rounds)", "",
+               "MB/s: bytes / seconds from the first byte sent to the sink's "
+               "byte count received (10^6 bytes). x direct: MB/s over the "
+               "direct connection's.", "", md_table(head, out), ""]
+        if ratios:
+            rh = ["ratio", "proxy CPU s/GiB", "MB/s"]
+            print()
+            print(text_table(rh, ratios))
+            md += ["Ratios (below 1 is better for gatehouse in CPU, above 1 "
+                   "in MB/s):", "", md_table(rh, ratios), ""]
         md += ["## Raw per-round numbers", "", md_table(rhead, raw), ""]
     elif scen == "idle":
         head, out, ratios, rhead, raw = report_idle(rows)

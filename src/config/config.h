@@ -274,6 +274,81 @@ struct cfg_site {
 
 enum cfg_listener_kind {
     CFG_L_REVERSE = 0,
+    CFG_L_FORWARD, /* has a "forward:" mapping (docs/forward-proxy.md) */
+};
+
+/* An address range: "10.0.0.0/8", "::1/128", or one range of a named set
+ * ("link-local"), whose name is then the text. */
+struct cfg_cidr {
+    uint8_t family; /* AF_INET or AF_INET6 */
+    uint8_t bits;   /* prefix length */
+    uint8_t addr[16]; /* network byte order, host bits zero */
+    const char *text; /* as written, for logs and Proxy-Status */
+};
+
+/* A port range lo..hi (a single port has lo == hi). */
+struct cfg_ports {
+    uint16_t lo, hi;
+};
+
+/* One htpasswd entry: bcrypt ($2y$, $2b$), SHA-512 ($6$), SHA-256 ($5$)
+ * or yescrypt ($y$); other schemes are refused at load. */
+struct cfg_htuser {
+    const char *user;
+    const char *hash;
+};
+
+/* A forward listener's rules (the "forward:" mapping). */
+struct cfg_forward {
+    const struct cfg_cidr *allow;   /* clients that may use the proxy; default
+                                 loopback (127.0.0.0/8, ::1) */
+    size_t nallow;
+    const struct cfg_cidr *deny;    /* clients refused even when allowed */
+    size_t ndeny;
+    const struct cfg_ports *connect_ports; /* CONNECT targets; default 443 */
+    size_t nconnect_ports;
+    const struct cfg_ports *http_ports;   /* absolute-form targets; default 80,
+                                        1025-65535 */
+    size_t nhttp_ports;
+    const char **allow_hosts; /* destination name patterns; none: any */
+    size_t nallow_hosts;
+    const char **deny_hosts;  /* destination name patterns refused */
+    size_t ndeny_hosts;
+    const struct cfg_cidr *deny_addrs; /* destination addresses refused after
+                                    DNS; default link-local */
+    size_t ndeny_addrs;
+    bool anonymous;           /* drop what identifies the client */
+    bool splice;              /* CONNECT tunnels with splice(2); true */
+    /* Basic authentication; no users: none */
+    const char *htpasswd;     /* path, as written */
+    const char *realm;        /* default "Gatehouse" */
+    struct cfg_htuser *users; /* sorted by user name */
+    size_t nusers;
+    /* proxy auto-config at /proxy.pac and /wpad.dat */
+    bool pac;                 /* default true */
+    const char *pac_body;     /* pac.file's contents, NULL: generated */
+    size_t pac_len;
+    const char *pac_proxy;    /* "host:port" to advertise; NULL: the
+                                 address the client connected to */
+    const char **pac_direct;  /* host patterns sent DIRECT */
+    size_t npac_direct;
+    /* Settings of the per-worker origin pools: <origin> for absolute-form
+     * requests, <tunnel> for CONNECT (read_timeout is the tunnel's idle
+     * timeout, no keep-alive). Neither has servers: each origin gets its
+     * own one-server copy at run time. */
+    struct cfg_upstream origin;
+    struct cfg_upstream tunnel;
+    unsigned max_origins;     /* origins kept per worker; default 1024 */
+};
+
+/* The resolver used for forward destinations (c-ares, one per worker). */
+struct cfg_dns {
+    const char *servers;  /* "1.2.3.4:53,[::1]:53"; NULL: /etc/resolv.conf */
+    cfg_ms timeout;       /* a whole lookup; default 5s */
+    unsigned cache_size;  /* names cached per worker; default 4096 */
+    cfg_ms min_ttl;       /* answers kept at least this long; 1s */
+    cfg_ms max_ttl;       /* and at most this long; 1h */
+    cfg_ms negative_ttl;  /* failures kept this long; 5s */
 };
 
 struct cfg_timeouts {
@@ -358,6 +433,7 @@ struct cfg_listener {
                                routing; by address or user */
     size_t nrates;
     uint32_t id; /* a hash of the address: names its per-address counts */
+    struct cfg_forward *forward; /* CFG_L_FORWARD, else NULL */
 };
 
 enum cfg_log_format {
@@ -372,13 +448,6 @@ struct cfg_log {
     const char *error;  /* "stderr" or a path; default "stderr" */
     int level;          /* LOG_ERR..LOG_DEBUG (syslog numbers); default
                            LOG_INFO; names: error warn info debug */
-};
-
-/* An address block: 10.0.0.0/8, ::1/128; a bare address is a /32 or /128. */
-struct cfg_cidr {
-    int family; /* AF_INET or AF_INET6 */
-    uint8_t addr[16];
-    unsigned bits;
 };
 
 /* The admin listener: /metrics, /status, /healthz and the dashboard. */
@@ -468,6 +537,7 @@ struct cfg {
     struct cfg_security security;
     bool has_rates;      /* some rule under rate_limits exists */
     bool has_conn_limit; /* some listener limits connections per address */
+    struct cfg_dns dns;
     void *arena_; /* private */
     struct cfg_admin admin;
     struct cfg_cluster cluster;

@@ -10,6 +10,8 @@
  *   upstream.c   upstreams: servers, balancing, health, retries
  *   listener.c   listeners, sites, routes and their cross-checks
  *   security.c   the "security" block and rate_limits lists
+ *   forward.c    a forward listener's "forward:" mapping
+ *   dns.c        the top-level "dns:" mapping
  */
 #ifndef GH_CONFIG_CONFIG_INT_H
 #define GH_CONFIG_CONFIG_INT_H
@@ -204,8 +206,30 @@ int cfg__walk(struct cfg__ld *ld, const struct cfg__node *m, const char *what,
 /* Reads the "upstreams" mapping <v> into the struct cfg <obj>. Returns 0 or
  * a negative errno with the error written. */
 int cfg__upstreams(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+/* ---- load.c ---- */
+
+/* Reads all of <path> (at most 4MiB) into a malloc'd, NUL-terminated
+ * buffer the caller frees; *len gets its length. Returns NULL with
+ * "path: why" written into <err>. */
+char *cfg__read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 /* ---- listener.c ---- */
+
+/* Reads a host pattern ("example.com", "*.example.com", "[::1]") from <v>:
+ * lower case, without port or trailing dot, into the arena. Returns 0 or
+ * -EINVAL with the error written. */
+int cfg__host(struct cfg__ld *ld, const struct cfg__node *v, const char **out);
+
+/* ---- forward.c ---- */
+
+/* The value of a listener's "forward" key; <obj> is the cfg_listener. */
+int cfg__forward(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
+
+/* ---- dns.c ---- */
+
+void cfg__dns_defaults(struct cfg_dns *d);
+/* The value of the top-level "dns" key; <obj> is the struct cfg. */
+int cfg__dns(struct cfg__ld *ld, const struct cfg__node *v, void *obj);
 
 /* Reads the "listeners" sequence <v> into ld->c; the upstreams must be
  * loaded already. Returns 0 or a negative errno with the error written. */

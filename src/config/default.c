@@ -1,9 +1,10 @@
 /*
- * The built-in configuration, used when gatehouse starts without -c: one
- * listener on 127.0.0.1:8080 whose only route answers every request with a
- * page saying how to point Gatehouse at real servers. It is loaded through
- * the same cfg_load_string() as any file, so it is also a test of the
- * loader.
+ * The built-in configuration, used when gatehouse starts without -c: a
+ * forward proxy on 127.0.0.1:3128 for this machine's clients (as
+ * examples/forward.yaml), and a reverse listener on 127.0.0.1:8080 whose
+ * only route answers every request with a page saying how to point
+ * Gatehouse at real servers. It is loaded through the same
+ * cfg_load_string() as any file, so it is also a test of the loader.
  */
 #include "config/config.h"
 
@@ -13,6 +14,10 @@ const char cfg_default_yaml[] =
     "  access: stdout\n"
     "  format: combined\n"
     "listeners:\n"
+    "  - listen: 127.0.0.1:3128\n"
+    "    forward:\n"
+    "      allow: [127.0.0.0/8]\n"
+    "      connect_ports: [443, 8443]\n"
     "  - listen: 127.0.0.1:8080\n"
     "    sites:\n"
     "      - default: true\n"
@@ -24,6 +29,11 @@ const char cfg_default_yaml[] =
     "              body: |\n"
     "                Gatehouse is running on its built-in default "
     "configuration.\n"
+    "\n"
+    "                A forward proxy for this machine listens on "
+    "127.0.0.1:3128:\n"
+    "\n"
+    "                    curl -x http://127.0.0.1:3128 http://example.com/\n"
     "\n"
     "                No upstream servers are configured, so this page is all "
     "it serves.\n"

@@ -284,9 +284,7 @@ static bool host_span(struct str s, size_t *end)
            all_digits(colon + 1, s.len - (size_t)(colon + 1 - s.p));
 }
 
-/* Reads a host pattern: lower case, without a port or a trailing dot. */
-static int read_host(struct cfg__ld *ld, const struct cfg__node *v,
-                     const char **out)
+int cfg__host(struct cfg__ld *ld, const struct cfg__node *v, const char **out)
 {
     static const char *const bad = "expected a host name such as "
                                    "example.com or *.example.com";
@@ -330,7 +328,7 @@ static int set_host(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
     s->hosts = cfg__array(ld, 1, sizeof(*s->hosts));
     if (s->hosts == NULL)
         return -ENOMEM;
-    int rc = read_host(ld, v, &s->hosts[0]);
+    int rc = cfg__host(ld, v, &s->hosts[0]);
     if (rc == 0)
         s->nhosts = 1;
     return rc;
@@ -351,7 +349,7 @@ static int set_hosts(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
     if (s->hosts == NULL)
         return -ENOMEM;
     for (const struct cfg__node *it = v->head; it != NULL; it = it->next) {
-        rc = read_host(ld, it, &s->hosts[s->nhosts]);
+        rc = cfg__host(ld, it, &s->hosts[s->nhosts]);
         if (rc != 0)
             return rc;
         s->nhosts++;
@@ -562,6 +560,7 @@ static const struct cfg__field listener_fields[] = {
     CFG__F_FN("tls", cfg__tls),
     CFG__F_FN("http2", cfg__http2),
     CFG__F_FN("rate_limits", cfg__set_listener_rates),
+    CFG__F_FN("forward", cfg__forward),
 };
 
 static void listener_defaults(struct cfg_listener *l)
@@ -595,8 +594,9 @@ static void listener_defaults(struct cfg_listener *l)
 static int check_tls_sites(struct cfg__ld *ld, const struct cfg_listener *l,
                            const struct cfg__node *v)
 {
-    const struct cfg__node *it = cfg__map_get(v, "sites")->head;
-    for (size_t i = 0; i < l->nsites; i++, it = it->next) {
+    const struct cfg__node *sn = cfg__map_get(v, "sites");
+    const struct cfg__node *it = sn != NULL ? sn->head : NULL;
+    for (size_t i = 0; it != NULL && i < l->nsites; i++, it = it->next) {
         const struct cfg_site *s = &l->sites[i];
         if (l->tls != NULL && s->redirect_https != 0)
             return cfg__bad(ld, cfg__map_get(it, "redirect_https"),
@@ -622,16 +622,23 @@ static int read_listener(struct cfg__ld *ld, const struct cfg__node *v,
                          struct cfg_listener *l)
 {
     listener_defaults(l);
+    if (cfg__map_get(v, "forward") != NULL) {
+        /* X-Forwarded-Proto/-Host say what a reverse proxy's client asked
+         * for; a forward proxy's origin sees that in the request itself */
+        l->kind = CFG_L_FORWARD;
+        l->headers.x_forwarded_proto = false;
+        l->headers.x_forwarded_host = false;
+    }
     int rc = cfg__walk(ld, v, "listener", listener_fields,
                        NFIELDS(listener_fields), l);
     if (rc != 0)
         return rc;
     if (l->addr.len == 0)
         return cfg__fail(ld, v, "missing \"listen\" in listener");
-    if (l->nsites == 0) {
+    if (l->nsites == 0 && l->kind != CFG_L_FORWARD) {
         const struct cfg__node *sn = cfg__map_get(v, "sites");
-        return cfg__fail(ld, sn != NULL ? sn : v, "listener %s has no sites",
-                         l->addr.text);
+        return cfg__fail(ld, sn != NULL ? sn : v, "listener %s has no sites "
+                         "(and no \"forward\")", l->addr.text);
     }
     return check_tls_sites(ld, l, v);
 }

@@ -149,6 +149,7 @@ static const struct cfg__field top_fields[] = {
     CFG__F_FN("cluster", cfg__cluster),
     CFG__F_FN("cache", cfg__cache),
     CFG__F_FN("security", cfg__set_security),
+    CFG__F_FN("dns", cfg__dns),
 };
 
 /* The defaults; string defaults are literals, which outlive any snapshot. */
@@ -166,6 +167,7 @@ static void cfg_defaults(struct cfg *c)
     cfg__cluster_defaults(&c->cluster);
     cfg__cache_defaults(c);
     cfg__security_defaults(&c->security);
+    cfg__dns_defaults(&c->dns);
 }
 
 static int online_cpus(void)
@@ -241,10 +243,7 @@ Fail:
     return NULL;
 }
 
-/* Reads all of <path> (at most MAX_FILE_BYTES) into a malloc'd buffer;
- * caller frees. Returns NULL with the error written. */
-static char *read_file(const char *path, size_t *len, char *err,
-                       size_t errlen)
+char *cfg__read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
     struct stat st;
     char *buf = NULL;
@@ -299,7 +298,7 @@ struct cfg *cfg_load_file(const char *path, char *err, size_t errlen)
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    char *text = read_file(path, &len, err, errlen);
+    char *text = cfg__read_file(path, &len, err, errlen);
     if (text == NULL)
         return NULL;
     struct cfg *c = cfg_load_string(text, len, path, err, errlen);

@@ -158,6 +158,18 @@ int loop_add_read(struct loop *l, struct ev *e)
     return 0;
 }
 
+int loop_watch(struct loop *l, struct ev *e, bool added, bool in, bool out)
+{
+    struct epoll_event ee = {
+        .events = (in ? EPOLLIN : 0u) | (out ? EPOLLOUT : 0u),
+        .data.ptr = e,
+    };
+    if (epoll_ctl(l->epfd, added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, e->fd,
+                  &ee) == -1)
+        return -errno;
+    return 0;
+}
+
 void loop_del(struct loop *l, struct ev *e)
 {
     if (e->fd >= 0)

@@ -53,6 +53,11 @@ int loop_add(struct loop *l, struct ev *e);
 void loop_del(struct loop *l, struct ev *e);
 /* Registers <e> for level-triggered EPOLLIN only (listeners, eventfds). */
 int loop_add_read(struct loop *l, struct ev *e);
+/* Level-triggered interest in reading (<in>) and/or writing (<out>), for
+ * sockets whose owner cannot work until EAGAIN (c-ares). The first call
+ * registers <e> (<added> false), later ones change the set. Returns 0 or
+ * -errno. */
+int loop_watch(struct loop *l, struct ev *e, bool added, bool in, bool out);
 
 /* Arms <t> to fire <ms> from now (replaces an earlier arming). */
 void timer_set(struct loop *l, struct timer *t, int64_t ms, timer_fn *cb);

@@ -4,7 +4,9 @@
  * combined: the Apache/nginx combined format, then our fields:
  *   127.0.0.1 - - [26/Nov/2026:21:30:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/7.88.1" rt=0.001 ups=was srv=10.0.0.2:8080 reason=-
  * srv= names every server tried, in order ("a,b" after a retry; "-" when
- * none was). json: one object per line with the same facts.
+ * none was).
+ * (the second "-" is the authenticated user of a forward proxy)
+ * json: one object per line with the same facts.
  */
 #include <stdio.h>
 #include <string.h>
@@ -85,7 +87,12 @@ static void combined(struct line *l, const struct txn *t, const char *ip,
                      double secs)
 {
     const struct h1_msg *m = &t->req;
-    add(l, "%s - - [%s] \"", ip, t->c->w->clf_date);
+    add(l, "%s - ", ip);
+    if (t->user.len > 0)
+        add_esc(l, t->user, 128, false);
+    else
+        add(l, "-");
+    add(l, " [%s] \"", t->c->w->clf_date);
     if (m->method.len > 0) {
         add_esc(l, m->method, 32, false);
         add(l, " ");
@@ -119,7 +126,9 @@ static void json(struct line *l, const struct txn *t, const char *ip, double sec
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
              tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    add(l, "{\"time\":\"%s\",\"client\":\"%s\",\"method\":\"", ts, ip);
+    add(l, "{\"time\":\"%s\",\"client\":\"%s\",\"user\":\"", ts, ip);
+    add_esc(l, t->user, 128, true);
+    add(l, "\",\"method\":\"");
     add_esc(l, m->method, 32, true);
     add(l, "\",\"target\":\"");
     add_esc(l, m->target, 1024, true);

@@ -146,6 +146,22 @@ static bool cache_dropped(unsigned drop, struct str n)
            (str_ieq_lit(n, "range") || str_ieq_lit(n, "if-range"));
 }
 
+/* Fields that tell an origin who the client is or which proxies it went
+ * through: a forward listener with "anonymous" drops them all. */
+static bool identifying(struct str n)
+{
+    static const char *const names[] = {
+        "from", "via", "forwarded", "x-forwarded-for", "x-forwarded-host",
+        "x-forwarded-proto", "x-forwarded-server", "x-forwarded-port",
+        "x-real-ip", "client-ip", "x-client-ip", "true-client-ip",
+        "x-cluster-client-ip", "x-originating-ip",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (str_ieq_lit(n, names[i]))
+            return true;
+    return false;
+}
+
 static bool skip_request_field(const struct txn *t, const struct h1_msg *req,
                                struct str n)
 {
@@ -153,6 +169,8 @@ static bool skip_request_field(const struct txn *t, const struct h1_msg *req,
     if (hop_by_hop(n) || str_ieq_lit(n, "host") || str_ieq_lit(n, "proxy"))
         return true;
     if (t->req_drop != 0 && cache_dropped(t->req_drop, n))
+        return true;
+    if (t->anon && identifying(n))
         return true;
     if (n.len == 14 && str_ieq_lit(n, "content-length"))
         return true; /* re-emitted normalised: "5, 5" becomes "5" */
@@ -173,6 +191,8 @@ static void put_forwarding(struct out *o, const struct txn *t,
                            const struct h1_msg *req, struct str host)
 {
     const struct cfg_headers *h = &t->c->cl->headers;
+    if (t->anon)
+        return;
     char ip[64];
     size_t iplen = client_ip(t->c, ip, sizeof(ip));
     struct str sip = str_make(ip, iplen);
@@ -239,7 +259,7 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
         puts_(&o, "Connection: upgrade\r\n");
     }
     put_forwarding(&o, t, req, host);
-    if (h->via) {
+    if (h->via && !t->anon) {
         char via[80];
         put_merged(&o, req, "Via", via_value(cfg, via));
     }

@@ -103,6 +103,9 @@ struct guard {
     int ready, failed; /* workers that entered / failed to enter the
                           sandbox */
 };
+struct fwd_worker;
+struct fwd_txn;
+struct tunnel_splice;
 
 struct worker {
     int id;
@@ -137,6 +140,7 @@ struct worker {
     bool paused;              /* at max_connections: listeners out of epoll */
     struct timer pause_timer; /* looks again whether there is room */
     int64_t warned_sec;       /* last "connections per address" warning */
+    struct fwd_worker *fwd; /* forward proxy state (forward.c), or NULL */
 };
 
 enum conn_state {
@@ -281,6 +285,10 @@ struct txn {
     bool has_range;         /* the request has a Range field */
     struct str user;        /* the authenticated user, set by access
                                control; empty when none */
+    bool anon;              /* forward.anonymous: hide the client */
+    bool splice;            /* a tunnel that may switch to splice(2) */
+    struct fwd_txn *fx;     /* forward request state, or NULL */
+    struct tunnel_splice *spl; /* a tunnel in splice mode, or NULL */
 };
 
 /* ---- server.c / worker.c ---- */
@@ -326,6 +334,9 @@ void conn_drain_idle(struct worker *w);
 /* ---- txn.c ---- */
 /* Starts transaction <t> for its parsed request head <req> (== &t->req). */
 void txn_start(struct txn *t, struct h1_msg *req);
+/* Copies what must outlive the read buffer (method, target, host, the
+ * fields the access log wants) into the arena. 0 or -ENOMEM. */
+int txn_keep_request(struct txn *t, const struct h1_msg *req);
 /* Something changed on the client connection. */
 void txn_client_event(struct txn *t);
 void txn_abort(struct txn *t); /* client went away: free everything */
@@ -538,6 +549,26 @@ int harden_worker(struct worker *w);
  * sandbox, then enters the main thread's. Returns 0 or -1. */
 int harden_main(struct guard *gd, const struct cfg *cfg, int nworkers);
 void harden_fini(struct guard *gd);
+/* ---- forward.c ---- */
+/* Per-worker forward state (resolver, origin pools, authentication) when
+ * the configuration has a forward listener. 0 or -errno. */
+int fwd_worker_new(struct worker *w);
+void fwd_worker_free(struct worker *w);
+/* Handles a request on a forward listener. Returns false when it is an
+ * origin-form request for the listener's own sites (the reverse pipeline
+ * goes on), true when handled (answered, refused, or on its way). */
+bool fwd_start(struct txn *t, struct h1_msg *req);
+/* The upstream connection of a CONNECT is up: answer 200, become a
+ * tunnel. 0, or -1 when the transaction ended. */
+int fwd_tunnel_open(struct txn *t);
+
+/* ---- tunnel.c ---- */
+/* Switches a tunnel whose buffers are empty to splice(2). 0 or -errno (it
+ * then stays buffered). */
+int tunnel_splice_start(struct txn *t);
+/* Moves bytes both ways. 1 when something moved, 0 when blocked, -1 when
+ * a socket broke. Sets c_shut/u_shut as FINs are passed on. */
+int tunnel_splice_pump(struct txn *t);
 
 /* ---- accesslog.c ---- */
 void alog_write(struct txn *t);

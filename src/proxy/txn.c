@@ -166,8 +166,7 @@ static uint64_t body_limit(const struct txn *t)
     return t->c->cl->limits.body_bytes;
 }
 
-/* Copies the views of <req> that outlive the read buffer into the arena. */
-static int keep_request(struct txn *t, const struct h1_msg *req)
+int txn_keep_request(struct txn *t, const struct h1_msg *req)
 {
     struct h1_msg *m = &t->req;
     struct pool *p = t->pool;
@@ -208,6 +207,21 @@ void txn_start(struct txn *t, struct h1_msg *req)
     flow_init(&t->reqf, req->body, req->content_length);
     if (t->h2 != NULL && req->body == H1_B_CHUNKED)
         t->reqf.encode = true; /* HTTP/2 DATA without a length */
+    /* The head is in: client_header no longer applies. A body has
+     * client_body between reads; without one, the upstream's timers (or
+     * the tunnel's idle timer) are what runs now. */
+    if (t->h2 == NULL) {
+        if (t->reqf.done)
+            timer_cancel(c->w->loop, &c->timer);
+        else
+            timer_set(c->w->loop, &c->timer, c->cl->timeouts.client_body, c->timer.cb);
+    }
+    t->upgrade = (req->flags & H1_CONN_UPGRADE) && (req->flags & H1_HAS_UPGRADE) &&
+                 h1_find(req, STR_LIT("upgrade")) != NULL &&
+                 h1_list_has(h1_find(req, STR_LIT("upgrade"))->value,
+                             STR_LIT("websocket"));
+    if (c->cl->kind == CFG_L_FORWARD && fwd_start(t, req))
+        return;
     struct str authority = req->form == H1_F_ABSOLUTE ? req->authority : req->host;
     t->host = route_host(t->pool, authority);
     t->site = route_site(c->cl, t->host);
@@ -217,10 +231,6 @@ void txn_start(struct txn *t, struct h1_msg *req)
                               : STR_LIT("/");
         t->route = route_match(t->site, path, t->pool);
     }
-    t->upgrade = (req->flags & H1_CONN_UPGRADE) && (req->flags & H1_HAS_UPGRADE) &&
-                 h1_find(req, STR_LIT("upgrade")) != NULL &&
-                 h1_list_has(h1_find(req, STR_LIT("upgrade"))->value,
-                             STR_LIT("websocket"));
 
     /* Build the upstream head while the field views are still valid. */
     bool proxy = t->route != NULL && t->route->action == CFG_ACT_PROXY;
@@ -241,7 +251,7 @@ void txn_start(struct txn *t, struct h1_msg *req)
         rc = static_prepare(t, req);
     size_t head_len = req->head_len;
     if (rc == 0)
-        rc = keep_request(t, req);
+        rc = txn_keep_request(t, req);
     if (t->h2 == NULL)
         buf_consume(t->rb, head_len);
     if (rc == -E2BIG) {
@@ -328,7 +338,11 @@ void txn_connect(struct txn *t)
             return; /* queued, or answered 503 */
         if (srv < 0)
             break;
-        struct uconn *uc = ups_take_idle(t->ups, (unsigned)srv);
+        /* a tunnel needs a connection of its own: a pooled one has
+         * carried HTTP and the server expects more of it */
+        struct uconn *uc = t->req.meth == H1_M_CONNECT
+                               ? NULL
+                               : ups_take_idle(t->ups, (unsigned)srv);
         if (uc != NULL) {
             attach(t, uc);
             uc->writable = true;
@@ -461,6 +475,8 @@ static void ups_event(struct loop *l, struct ev *e, uint32_t events)
         timer_cancel(l, &uc->timer);
         t->phase = T_REQUEST;
         t->try_us = loop_now_us(l); /* latency (ewma) counts from here */
+        if (t->req.meth == H1_M_CONNECT && fwd_tunnel_open(t) < 0)
+            return;
     }
     txn_pump(t);
 }
@@ -619,7 +635,7 @@ static int start_response(struct txn *t)
         if (kind == H1_B_EOF || t->resf.decode || !t->reqf.done)
             t->keepalive = false;
         t->phase = T_RESPONSE;
-        if (t->route->compress != NULL) {
+        if (t->route != NULL && t->route->compress != NULL) {
             if (compress_decide(t, r, kind) < 0)
                 return -ENOMEM;
             if (t->bo != NULL && kind == H1_B_CHUNKED)
@@ -884,9 +900,10 @@ ssize_t txn_pull(struct txn *t, char *dst, size_t max, bool *eof)
 /* ---- tunnel (after 101 Switching Protocols) ---- */
 
 /* One direction of raw bytes from <b>, written to the client of <t>, or to
- * the upstream <uc> when <t> is NULL. Returns 1 on progress, 0 when
- * blocked, -1 on a broken socket. */
-static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fwd)
+ * the upstream <uc> when <t> is NULL; <bytes> counts them. Returns 1 on
+ * progress, 0 when blocked, -1 on a broken socket. */
+static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fwd,
+                      uint64_t *bytes)
 {
     if (*fwd == 0)
         *fwd = buf_len(b);
@@ -900,6 +917,7 @@ static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fw
     if (n < 0)
         return -1;
     *fwd -= (size_t)n;
+    *bytes += (uint64_t)n;
     buf_consume(b, (size_t)n);
     return 1;
 }
@@ -921,8 +939,18 @@ static void pump_tunnel(struct txn *t)
                 goto Broken;
             continue;
         }
+        if (t->splice && t->spl == NULL && buf_len(&c->rbuf) == 0 &&
+            buf_len(&uc->rbuf) == 0)
+            (void)tunnel_splice_start(t);
+        if (t->spl != NULL) {
+            int r = tunnel_splice_pump(t);
+            if (r < 0)
+                goto Broken;
+            moved = r > 0;
+            goto Moved;
+        }
         /* client -> upstream */
-        int r = tunnel_dir(NULL, uc, &c->rbuf, &t->reqf.fwd);
+        int r = tunnel_dir(NULL, uc, &c->rbuf, &t->reqf.fwd, &t->reqf.bytes);
         if (r < 0)
             goto Broken;
         moved |= r > 0;
@@ -939,7 +967,7 @@ static void pump_tunnel(struct txn *t)
             }
         }
         /* upstream -> client */
-        r = tunnel_dir(t, NULL, &uc->rbuf, &t->resf.fwd);
+        r = tunnel_dir(t, NULL, &uc->rbuf, &t->resf.fwd, &t->resf.bytes);
         if (r < 0)
             goto Broken;
         moved |= r > 0;
@@ -957,6 +985,7 @@ static void pump_tunnel(struct txn *t)
                     goto Broken;
             }
         }
+    Moved:
         if (t->c_shut && t->u_shut) {
             txn_finish(t);
             return;
@@ -1079,16 +1108,17 @@ void txn_timeout(struct txn *t, bool client_side)
     struct uconn *uc = t->uc;
     if (t->aj != NULL && ajp_timeout(t))
         return; /* a CPING probe went unanswered: a fresh connection */
+    if (t->phase == T_TUNNEL) { /* idle both ways: routine, not a failure */
+        t->reason = "tunnel_idle_timeout";
+        txn_finish(t);
+        return;
+    }
     bool sending = uc != NULL && (outq_pending(&t->uout) || t->reqf.fwd > 0);
     if (uc != NULL) {
         char name[80];
         log_warn("upstream %s: server %s: %s timed out", t->ups->cu->name,
                  ups_srv_name(t->ups, uc->srv, name, sizeof(name)),
                  sending ? "sending the request" : "reading the response");
-    }
-    if (t->phase == T_TUNNEL) {
-        txn_finish(t);
-        return;
     }
     if (!t->head_sent) {
         if (uc != NULL) {

@@ -387,6 +387,7 @@ void *worker_main(void *arg)
     w->cfg = NULL;
     w->ups = NULL;
     static_worker_fini(w);
+    fwd_worker_free(w);
     pool_thread_cleanup();
     buf_thread_cleanup();
     tls_thread_cleanup();
@@ -416,6 +417,11 @@ int worker_init(struct worker *w, int id, struct cfg *cfg,
     }
     w->cfg = cfg;
     w->ups = w->gen->ups;
+    int frc = fwd_worker_new(w);
+    if (frc < 0) {
+        log_err("worker %d: forward proxy: %s", id, strerror(-frc));
+        return frc;
+    }
     /* Redis settings are read at start: a reload does not change them */
     if (cfg->cluster.redis.enabled) {
         w->shared = shared_new(w->loop, &cfg->cluster.redis);
@@ -449,6 +455,7 @@ void worker_fini(struct worker *w)
     shared_free(w->shared); /* never started */
     w->shared = NULL;
     cglue_worker_fini(w);
+    fwd_worker_free(w);
     if (w->gen != NULL) /* never started */
         gen_free(w->gen);
     w->gen = NULL;

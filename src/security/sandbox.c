@@ -38,6 +38,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -113,6 +114,10 @@ static const struct rule policy[] = {
     { SYS(recvmsg), WM, ALLOW, ANY, "sockets" },
     { SYS(sendmsg), WM, ALLOW, ANY, "sockets" },
     { SYS(sendfile), WM, ALLOW, ANY, "file bodies (static files, cache)" },
+    { SYS(ioctl), WM, ALLOW, { EQ(1, FIONREAD) },
+      "c-ares sizes a DNS answer before reading it" },
+    { SYS(ioctl), WM, ALLOW, { EQ(1, FIONBIO) },
+      "c-ares makes its sockets non-blocking" },
     { SYS(splice), WM, ALLOW, ANY, "tunnels without copies" },
     { SYS(close), WM, ALLOW, ANY, "every fd" },
     { SYS(shutdown), WM, ALLOW, ANY, "half-close in tunnels" },

@@ -416,6 +416,30 @@ static int shared_init(struct ups_shared *sh, const struct cfg_upstream *cu,
     return 0;
 }
 
+struct ups_shared *ups_shared_new(const struct cfg_upstream *cu)
+{
+    struct ups_shared *sh = aligned_alloc(64, sizeof(*sh));
+    if (sh == NULL)
+        return NULL;
+    memset(sh, 0, sizeof(*sh));
+    if (shared_init(sh, cu, NULL) < 0) {
+        ups_shared_free(sh);
+        return NULL;
+    }
+    return sh;
+}
+
+void ups_shared_free(struct ups_shared *sh)
+{
+    if (sh == NULL)
+        return;
+    if (sh->srv != NULL)
+        ups__sticky_free(sh);
+    ups__ring_free(&sh->ring);
+    free(sh->srv);
+    free(sh);
+}
+
 struct ups_state *ups_state_new(const struct cfg *cfg,
                                 const struct ups_state *prev)
 {

@@ -126,6 +126,20 @@ static void disown(struct uconn *uc)
     m_sub(&uc->ups->srv[uc->srv].m->v[MS_INFLIGHT], 1);
 }
 
+void ups_init_one(struct ups *u, const struct cfg_upstream *cu,
+                  struct ups_shared *sh, struct ups_server *srv,
+                  struct loop *loop)
+{
+    u->cu = cu;
+    u->sh = sh;
+    u->bal = balancer_of(cu->balance);
+    u->loop = loop;
+    u->rng = ups__mix((uint64_t)(uintptr_t)u ^ (uint64_t)loop_now_us(loop)) | 1;
+    u->srv = srv;
+    for (size_t j = 0; j < cu->nservers; j++)
+        u->srv[j].m = &scratch;
+}
+
 void ups_set_free(struct ups_set *s)
 {
     if (s == NULL)

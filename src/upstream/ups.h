@@ -123,7 +123,18 @@ int ups_health_start(struct ups_state *st, struct ups_health **out);
 /* Stops and joins the thread and frees it; NULL is a no-op. */
 void ups_health_stop(struct ups_health *h);
 
+/* Shared state for one upstream outside any snapshot (the forward proxy's
+ * per-origin pools). NULL on out of memory. */
+struct ups_shared *ups_shared_new(const struct cfg_upstream *cu);
+void ups_shared_free(struct ups_shared *sh);
+
 /* ---- per worker ---- */
+
+/* Sets up <u> for <cu> on its own (outside a set): <sh> from
+ * ups_shared_new(), <srv> an array of cu->nservers zeroed entries. */
+void ups_init_one(struct ups *u, const struct cfg_upstream *cu,
+                  struct ups_shared *sh, struct ups_server *srv,
+                  struct loop *loop);
 
 /* Builds the run-time state for every upstream of <cfg> on top of <st>.
  * Returns NULL on out of memory. */

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lib.net import free_port  # noqa: E402
 from lib.origin import Origin  # noqa: E402
-from lib.proxy import Gatehouse, reverse_config  # noqa: E402
+from lib.proxy import Gatehouse, forward_config, reverse_config  # noqa: E402
 
 
 @pytest.fixture
@@ -169,3 +169,56 @@ def cache_proxy(gatehouse, cache_origin):
         return gatehouse(cfg, port, release=release, name=name, run=run)
 
     return start
+
+
+# ---- forward proxy (issue 3) -------------------------------------------------
+
+
+@pytest.fixture
+def forward(gatehouse):
+    """Factory: forward(forward={...}, **forward_config kwargs) picks a free
+    port and starts gatehouse with one forward listener there; returns the
+    Gatehouse (.port, .proxy = "http://127.0.0.1:<port>")."""
+
+    def start(forward=None, release=False, **kw):
+        port = free_port()
+        g = gatehouse(forward_config(port, forward, **kw), port,
+                      release=release)
+        g.proxy = "http://127.0.0.1:%d" % port
+        return g
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def fwd_ca(tmp_path_factory):
+    """A test CA and a server certificate for 127.0.0.1/localhost, made with
+    openssl at run time (lib/tls.py)."""
+    from lib.fwdtls import TestCA
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def tls_origin(fwd_ca):
+    """The origin server of lib/origin.py over TLS, on a free port."""
+    from lib.fwdtls import TLSOrigin
+    o = TLSOrigin("tls", fwd_ca).start()
+    yield o
+    o.stop()
+
+
+@pytest.fixture
+def dns_server():
+    """Factory: dns_server({name: (ip, ttl)}, silent=[names]) starts a DNS
+    server (lib/dnsserver.py) on a free UDP port; stopped at teardown."""
+    from lib.dnsserver import DNSServer
+    started = []
+
+    def make(records=None, silent=()):
+        d = DNSServer(records, silent).start()
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()

@@ -182,15 +182,21 @@ def test_run_refuses_invalid_config(tmp_path):
     assert not port_accepts(port)
 
 
-def test_default_config_serves_page(gatehouse, tmp_path):
+def test_default_config_serves_page(gatehouse, origin, tmp_path):
     """Without -c: a reverse listener on 127.0.0.1:8080 answering a short
-    page about pointing it at upstreams. Skipped when 8080 is taken."""
-    if port_accepts(8080):
-        pytest.skip("127.0.0.1:8080 is in use")
+    page about pointing it at upstreams, and a forward proxy on
+    127.0.0.1:3128. Skipped when 8080 or 3128 is taken."""
+    for port in (8080, 3128):
+        if port_accepts(port):
+            pytest.skip("127.0.0.1:%d is in use" % port)
     g = gatehouse("", 8080, args=[])
     r = curl("-i", "http://127.0.0.1:8080/")
     text = r.stdout.decode(errors="replace")
     assert text.startswith("HTTP/1.1 200"), text
     assert "upstream" in text.lower(), text
+    assert "curl -x http://127.0.0.1:3128" in text, text
+    r = curl("http://127.0.0.1:%d/bytes/5" % origin.port,
+             proxy="http://127.0.0.1:3128")
+    assert len(r.stdout) == 5
     g.checked = True
     assert g.stop(signal.SIGTERM) == 0

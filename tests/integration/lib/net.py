@@ -318,10 +318,15 @@ CURL_ENV = {k: v for k, v in os.environ.items()
                                  "no_proxy")}
 
 
-def curl(*args, timeout=60, check=True, input=None, stdout=None):
-    """Runs curl with the given arguments (no proxy from the environment).
-    Returns CompletedProcess with bytes stdout/stderr."""
-    cmd = ["curl", "-sS", "--noproxy", "*", "--max-time", str(timeout)]
+def curl(*args, timeout=60, check=True, input=None, stdout=None,
+         proxy=None):
+    """Runs curl with the given arguments (no proxy from the environment;
+    <proxy> is given as -x, and then --noproxy is left out, since it would
+    override -x). Returns CompletedProcess with bytes stdout/stderr."""
+    if proxy is not None:
+        cmd = ["curl", "-sS", "-x", proxy, "--max-time", str(timeout)]
+    else:
+        cmd = ["curl", "-sS", "--noproxy", "*", "--max-time", str(timeout)]
     cmd += [str(a) for a in args]
     p = subprocess.run(cmd, input=input, stdout=stdout or subprocess.PIPE,
                        stderr=subprocess.PIPE, env=CURL_ENV,

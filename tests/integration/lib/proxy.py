@@ -116,6 +116,33 @@ def reverse_config(port, upstreams, sites=None, workers=1, headers=None,
     return cfg
 
 
+def forward_config(port, forward=None, workers=1, headers=None, sites=None,
+                   timeouts=None, limits=None, log=None, dns=None,
+                   listen=None, extra=None):
+    """A config dict with one forward listener on 127.0.0.1:<port> (or
+    <listen>). <forward> is the "forward:" mapping (default: {} = all
+    defaults: loopback clients, CONNECT to 443)."""
+    listener = {"listen": listen or "%s:%d" % (HOST, port)}
+    if headers:
+        listener["headers"] = headers
+    if timeouts:
+        listener["timeouts"] = timeouts
+    if limits:
+        listener["limits"] = limits
+    listener["forward"] = forward if forward is not None else {}
+    if sites:
+        listener["sites"] = sites
+    cfg = {"workers": workers}
+    if log:
+        cfg["log"] = log
+    if dns:
+        cfg["dns"] = dns
+    cfg["listeners"] = [listener]
+    if extra:
+        cfg.update(extra)
+    return cfg
+
+
 # ---- the process ------------------------------------------------------------
 
 

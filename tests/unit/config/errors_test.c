@@ -90,7 +90,7 @@ static void test_err_top(void **state)
                  "t.yaml:1:1: unknown key \"listener\" in the configuration "
                  "(expected one of: workers, pid_file, via_name, "
                  "graceful_timeout, log, upstreams, listeners, admin, cluster, "
-                 "cache, security)");
+                 "cache, security, dns)");
     expect_error("workers: 257\n" LISTENER,
                  "t.yaml:1:10: \"workers\": expected auto or a number "
                  "1..256");
@@ -206,18 +206,20 @@ static void test_err_listeners(void **state)
                  "  - listn: 127.0.0.1:8080\n",
                  "t.yaml:2:5: unknown key \"listn\" in listener (expected one "
                  "of: listen, sites, backlog, headers, timeouts, limits, "
-                 "proxy_protocol, tls, http2, rate_limits)");
+                 "proxy_protocol, tls, http2, rate_limits, forward)");
     expect_error("listeners:\n"
                  "  - sites: [{ routes: [{ path: /, return: { status: 200 } "
                  "}] }]\n",
                  "t.yaml:2:5: missing \"listen\" in listener");
     expect_error("listeners:\n"
                  "  - listen: 127.0.0.1:8080\n",
-                 "t.yaml:2:5: listener 127.0.0.1:8080 has no sites");
+                 "t.yaml:2:5: listener 127.0.0.1:8080 has no sites (and no "
+                 "\"forward\")");
     expect_error("listeners:\n"
                  "  - listen: 127.0.0.1:8080\n"
                  "    sites: []\n",
-                 "t.yaml:3:12: listener 127.0.0.1:8080 has no sites");
+                 "t.yaml:3:12: listener 127.0.0.1:8080 has no sites (and no "
+                 "\"forward\")");
     expect_error("listeners:\n"
                  "  - listen: 127.0.0.1:99999\n",
                  "t.yaml:2:13: \"listen\": port must be 1..65535");

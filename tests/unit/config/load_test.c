@@ -55,10 +55,18 @@ static void test_default_config(void **state)
     assert_string_equal(c->log.access, "stdout");
     assert_int_equal(c->log.format, CFG_LOG_COMBINED);
     assert_int_equal(c->nupstreams, 0);
-    assert_int_equal(c->nlisteners, 1);
-    const struct cfg_listener *l = &c->listeners[0];
+    assert_int_equal(c->nlisteners, 2);
+    const struct cfg_listener *fl = &c->listeners[0];
+    assert_string_equal(fl->addr.text, "127.0.0.1:3128");
+    assert_int_equal(fl->kind, CFG_L_FORWARD);
+    assert_non_null(fl->forward);
+    assert_int_equal(fl->forward->nconnect_ports, 2);
+    assert_int_equal(fl->forward->connect_ports[1].lo, 8443);
+    assert_int_equal(fl->nsites, 0);
+    const struct cfg_listener *l = &c->listeners[1];
     assert_string_equal(l->addr.text, "127.0.0.1:8080");
     assert_int_equal(l->kind, CFG_L_REVERSE);
+    assert_null(l->forward);
     assert_int_equal(l->nsites, 1);
     assert_true(l->sites[0].is_default);
     assert_int_equal(l->sites[0].nhosts, 0);
@@ -74,6 +82,7 @@ static void test_default_config(void **state)
     assert_non_null(strstr(r->ret_body, "gatehouse -c examples/reverse.yaml"));
     assert_non_null(strstr(r->ret_body, "    upstreams:\n"));
     assert_non_null(strstr(r->ret_body, "upstream: app"));
+    assert_non_null(strstr(r->ret_body, "curl -x http://127.0.0.1:3128"));
     cfg_unref(c);
 }
 
@@ -82,7 +91,7 @@ static void test_default_page_snippet_loads(void **state)
 {
     (void)state;
     struct cfg *d = load(cfg_default_yaml);
-    const char *body = d->listeners[0].sites[0].routes[0].ret_body;
+    const char *body = d->listeners[1].sites[0].routes[0].ret_body;
     const char *from = strstr(body, "    upstreams:\n");
     const char *to = strstr(body, "\n\nEvery option");
     assert_non_null(from);
