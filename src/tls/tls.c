@@ -375,7 +375,9 @@ static SSL_CTX *ctx_new(struct tls_srv *srv, const char **what, char *err,
                     SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF;
     if (!ct->tickets)
         opts |= SSL_OP_NO_TICKET;
-    if (ct->ktls)
+    /* asked only of a kernel that has it: OpenSSL would otherwise try
+     * two setsockopt() per handshake that can only fail */
+    if (ct->ktls && tls_ktls_available())
         opts |= SSL_OP_ENABLE_KTLS;
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
