@@ -229,8 +229,8 @@ static int ring_current(struct ring *r, struct tkey *out)
     return rc;
 }
 
-/* Finds the key named <name>: 0 for the current one, > 0 for an older one
- * (whose tickets are renewed), -1 when it is gone. */
+/* Finds the key named <name>: 0 for the current one, > 0 for an older one,
+ * -1 when it is gone. */
 static int ring_find(struct ring *r, const unsigned char *name, struct tkey *out)
 {
     int found = -1;
@@ -265,7 +265,11 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
         int i = ring_find(r, name, &k);
         if (i < 0)
             return 0; /* unknown or expired key: a full handshake */
-        ret = i == 0 ? 1 : 2;
+        /* 2: renew. A resumed handshake then carries a fresh ticket,
+         * which clients that use a ticket once need (RFC 8446 §C.4), and
+         * an old key's ticket is replaced by a current one */
+        ret = 2;
+        (void)i;
     }
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
