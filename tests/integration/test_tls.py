@@ -410,6 +410,19 @@ def test_sighup_reloads_certificates(tls_reverse, origin, test_ca, tmp_path):
     assert json.loads(p.stdout)["path"] == "/echo"
 
 
+def test_sessions_resume_across_a_reload(tls_reverse, test_ca, tmp_path):
+    """Ticket keys belong to the listener's address, not to a snapshot: a
+    session from before a SIGHUP reload resumes after it."""
+    g = tls_reverse({"o": [1]}, sites=[{"default": True, "routes": RET}])
+    sess = str(tmp_path / "sess")
+    s_client(g.port, "-sess_out", sess, stdin=REQ)
+    g.send_signal(signal.SIGHUP)
+    from lib.net import wait_until
+    assert wait_until(lambda: "reloaded" in g.error_log_text(), 10)
+    ok, out = resumed(g.port, sess)
+    assert ok, out[-2000:]
+
+
 def test_handshake_timeout_and_garbage(tls_reverse, origin, test_ca):
     from lib.net import RawConn
     tls = {"certificates": [{"cert": test_ca.path("localhost.pem"),
