@@ -647,13 +647,13 @@ scenario_tls() {
         measure_rounds "$kind" "$raw"
         local what
         case $kind in
-        handshake) what="\`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency -H 'Connection: close' https://127.0.0.1:<port>/1k\`: every request a new connection and a full TLS 1.3 handshake (ECDSA P-256 certificate, X25519), so µs/req is µs per handshake plus one request" ;;
+        handshake) what="\`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency -H 'Connection: close' https://127.0.0.1:<port>/1k\`: every request a new connection and a full TLS 1.3 handshake (ECDSA P-256 certificate, X25519; resumption off on every peer), so µs/req is µs per handshake plus one request" ;;
         keepalive) what="\`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency https://127.0.0.1:<port>/1k\`: HTTPS/1.1 keep-alive" ;;
         h2) what="\`taskset -c $LOAD_CPU h2load -t1 -c1 -m100 -D $DURATION https://127.0.0.1:<port>/1k\`: one HTTP/2 connection, 100 concurrent streams (h2load gives no percentiles: p50 column = mean, p99 column = max)" ;;
         esac
         local notes=(--note "$ROUNDS interleaved rounds; each: ${WARMUP} s warm-up, then $what"
             --note "proxy pinned to cpu $PROXY_CPU; origin (nginx, 1 worker, 1 KiB file, plain HTTP/1.1) and the load generator pinned to cpu $LOAD_CPU"
-            --note "the same certificate (scripts/test-ca.sh, ECDSA P-256, leaf + intermediate), TLS 1.2/1.3 with ECDHE AEAD ciphers, tickets on, for every peer (bench/conf/*-tls.*)"
+            --note "the same certificate (scripts/test-ca.sh, ECDSA P-256, leaf + intermediate), TLS 1.2/1.3 with ECDHE AEAD ciphers, no session resumption, for every peer (bench/conf/*-tls.*)"
             --note "before each run, up to ${QUIET_WAIT} s of waiting for both cores to be 90% idle (column 'quiet wait s')"
             --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
         [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")

@@ -244,10 +244,13 @@ int cfg__admin_check(struct cfg__ld *ld, const struct cfg__node *root);
 /* ---- tls.c ---- */
 
 /* Listener keys "tls" and "http2", site keys "redirect_https" and "hsts";
- * field functions for the tables in listener.c. "tls" also builds the
- * listener's TLS contexts (reading the certificates), owned by the
- * snapshot. */
+ * field functions for the tables in listener.c. The listener's TLS
+ * contexts (reading the certificates), owned by the snapshot, are built
+ * once the listener is read (cfg__tls_build). */
 int cfg__tls(struct cfg__ld *ld, const struct cfg__node *v, void *listener);
+/* Builds the TLS contexts of listener <l> (read whole), <v> its "tls". */
+int cfg__tls_build(struct cfg__ld *ld, const struct cfg__node *v,
+                   struct cfg_listener *l);
 int cfg__http2(struct cfg__ld *ld, const struct cfg__node *v, void *listener);
 int cfg__redirect_https(struct cfg__ld *ld, const struct cfg__node *v, void *site);
 int cfg__hsts(struct cfg__ld *ld, const struct cfg__node *v, void *site);

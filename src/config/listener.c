@@ -640,7 +640,10 @@ static int read_listener(struct cfg__ld *ld, const struct cfg__node *v,
         return cfg__fail(ld, sn != NULL ? sn : v, "listener %s has no sites "
                          "(and no \"forward\")", l->addr.text);
     }
-    return check_tls_sites(ld, l, v);
+    rc = check_tls_sites(ld, l, v);
+    if (rc == 0 && l->tls != NULL) /* the address names its ticket keys */
+        rc = cfg__tls_build(ld, cfg__map_get(v, "tls"), l);
+    return rc;
 }
 
 int cfg__listeners(struct cfg__ld *ld, const struct cfg__node *v)

@@ -217,10 +217,12 @@ static void free_srv(void *p)
 
 /* Reads every certificate into the listener's contexts; an error points
  * at the key of the certificate it is about. */
-static int build(struct cfg__ld *ld, const struct cfg__node *v, struct cfg_tls *t)
+int cfg__tls_build(struct cfg__ld *ld, const struct cfg__node *v, struct cfg_listener *l)
 {
     char err[512];
-    t->srv = tls_srv_new(t, err, sizeof(err));
+    struct cfg_tls *t = l->tls;
+    /* ticket keys belong to the address: a reload keeps them */
+    t->srv = tls_srv_new(t, l->addr.text, err, sizeof(err));
     if (t->srv == NULL) {
         const struct cfg__node *at = cfg__map_get(v, "client_ca");
         return cfg__bad(ld, at != NULL ? at : v, "%s", err);
@@ -275,7 +277,7 @@ int cfg__tls(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
                         "only applies to TLSv1.2, which \"protocols\" leaves "
                         "out (TLS 1.3 uses \"ciphersuites\")");
     l->tls = t;
-    return build(ld, v, t);
+    return 0;
 }
 
 /* ---- http2 ---- */

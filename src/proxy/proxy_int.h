@@ -177,6 +177,7 @@ struct conn {
     bool pp_wait;   /* a PROXY header must come first */
     union sockaddr_any *pp_dst; /* the address a PROXY header said the
                                    client talked to (malloc'd), or NULL */
+    bool hs_wants_write;  /* C_HANDSHAKE: blocked on writing, not reading */
 };
 
 /* The connection closes after its current response: graceful stop, or its

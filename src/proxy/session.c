@@ -259,10 +259,15 @@ ssize_t conn_read(struct conn *c)
  * the connection speaks. */
 static void conn_handshake(struct conn *c)
 {
+    /* only when the socket can do what the handshake waits for: the first
+     * event after accept is often just "writable", before any ClientHello */
+    if (!(c->hs_wants_write ? c->writable : c->readable))
+        return;
     unsigned want;
     int rc = tls_handshake(c->tls, &want);
     if (rc == -EAGAIN) {
-        if (want & TLS_WANT_WRITE)
+        c->hs_wants_write = (want & TLS_WANT_WRITE) != 0;
+        if (c->hs_wants_write)
             c->writable = false;
         else
             c->readable = false;

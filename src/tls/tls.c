@@ -23,7 +23,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,12 +54,19 @@ struct tkey {
 };
 
 struct ring {
-    atomic_int refs;
+    int refs;       /* under rings_mu */
     pthread_mutex_t mu;
     struct tkey keys[RING_KEYS]; /* [0] encrypts */
     int n;
     int64_t rotate; /* seconds */
+    char name[64];  /* the listener address */
+    struct ring *next;
 };
+
+/* Every ring of the process, by name: a reload's new contexts find the
+ * keys of the listener they replace. */
+static pthread_mutex_t rings_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ring *rings;
 
 struct name {
     char *name; /* lower case; "*.example.com" for a wildcard */
@@ -118,11 +124,29 @@ const char *tls__reason(void)
 
 static void ring_unref(struct ring *r)
 {
-    if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&rings_mu);
+    bool last = --r->refs == 0;
+    if (last) {
+        struct ring **pp = &rings;
+        while (*pp != r)
+            pp = &(*pp)->next;
+        *pp = r->next;
+    }
+    pthread_mutex_unlock(&rings_mu);
+    if (!last)
         return;
     pthread_mutex_destroy(&r->mu);
     OPENSSL_cleanse(r->keys, sizeof(r->keys));
     free(r);
+}
+
+static void ring_ref(struct ring *r)
+{
+    pthread_mutex_lock(&rings_mu);
+    r->refs++;
+    pthread_mutex_unlock(&rings_mu);
 }
 
 static void gen_free(struct gen *g)
@@ -192,19 +216,37 @@ static int new_key(struct tkey *k)
     return 0;
 }
 
-static struct ring *ring_new(int64_t rotate_sec)
+/* The ring named <name> (a new reference), made when there is none;
+ * <rotate_sec> becomes its period. NULL when out of memory. */
+static struct ring *ring_get(const char *name, int64_t rotate_sec)
 {
-    struct ring *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return NULL;
-    atomic_init(&r->refs, 1);
-    pthread_mutex_init(&r->mu, NULL);
-    r->rotate = rotate_sec > 0 ? rotate_sec : 3600;
-    if (new_key(&r->keys[0]) < 0) {
-        ring_unref(r);
+    struct ring *r;
+    pthread_mutex_lock(&rings_mu);
+    for (r = rings; r != NULL; r = r->next)
+        if (strcmp(r->name, name) == 0)
+            break;
+    if (r != NULL) {
+        r->refs++;
+        pthread_mutex_lock(&r->mu);
+        r->rotate = rotate_sec > 0 ? rotate_sec : 3600;
+        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_unlock(&rings_mu);
+        return r;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || new_key(&r->keys[0]) < 0) {
+        pthread_mutex_unlock(&rings_mu);
+        free(r);
         return NULL;
     }
+    pthread_mutex_init(&r->mu, NULL);
+    r->refs = 1;
     r->n = 1;
+    r->rotate = rotate_sec > 0 ? rotate_sec : 3600;
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->next = rings;
+    rings = r;
+    pthread_mutex_unlock(&rings_mu);
     return r;
 }
 
@@ -229,8 +271,8 @@ static int ring_current(struct ring *r, struct tkey *out)
     return rc;
 }
 
-/* Finds the key named <name>: 0 for the current one, > 0 for an older one
- * (whose tickets are renewed), -1 when it is gone. */
+/* Finds the key named <name>: 0 for the current one, > 0 for an older one,
+ * -1 when it is gone. */
 static int ring_find(struct ring *r, const unsigned char *name, struct tkey *out)
 {
     int found = -1;
@@ -265,7 +307,11 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
         int i = ring_find(r, name, &k);
         if (i < 0)
             return 0; /* unknown or expired key: a full handshake */
-        ret = i == 0 ? 1 : 2;
+        /* 2: renew. A resumed handshake then carries a fresh ticket,
+         * which clients that use a ticket once need (RFC 8446 §C.4), and
+         * an old key's ticket is replaced by a current one */
+        ret = 2;
+        (void)i;
     }
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
@@ -375,7 +421,9 @@ static SSL_CTX *ctx_new(struct tls_srv *srv, const char **what, char *err,
                     SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF;
     if (!ct->tickets)
         opts |= SSL_OP_NO_TICKET;
-    if (ct->ktls)
+    /* asked only of a kernel that has it: OpenSSL would otherwise try
+     * two setsockopt() per handshake that can only fail */
+    if (ct->ktls && tls_ktls_available())
         opts |= SSL_OP_ENABLE_KTLS;
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
@@ -407,7 +455,7 @@ static SSL_CTX *ctx_new(struct tls_srv *srv, const char **what, char *err,
          * at least (rotation is lazy, on the next ticket made) */
         SSL_CTX_set_timeout(ctx, (long)(2 * srv->ring->rotate));
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
-        atomic_fetch_add(&srv->ring->refs, 1);
+        ring_ref(srv->ring);
         SSL_CTX_set_ex_data(ctx, ring_idx, srv->ring);
     }
     const unsigned char *alpn = ct->alpn_h2 && ct->alpn_http11 ? alpn_both
@@ -694,7 +742,8 @@ Fail:
 
 /* ---- tls_srv ---- */
 
-struct tls_srv *tls_srv_new(const struct cfg_tls *ct, char *err, size_t errlen)
+struct tls_srv *tls_srv_new(const struct cfg_tls *ct, const char *name, char *err,
+                            size_t errlen)
 {
     tls__init();
     struct tls_srv *s = calloc(1, sizeof(*s));
@@ -705,7 +754,7 @@ struct tls_srv *tls_srv_new(const struct cfg_tls *ct, char *err, size_t errlen)
     s->ct = ct;
     pthread_mutex_init(&s->mu, NULL);
     if (ct->tickets) {
-        s->ring = ring_new(ct->ticket_rotate / 1000);
+        s->ring = ring_get(name, ct->ticket_rotate / 1000);
         if (s->ring == NULL) {
             snprintf(err, errlen, "cannot make session ticket keys");
             tls_srv_free(s);

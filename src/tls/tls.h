@@ -31,9 +31,12 @@ struct tls_conn;
 /* ---- server contexts ---- */
 
 /* Starts the contexts of one listener from <ct> (protocols, ciphers, ALPN,
- * tickets, client verification); certificates are added next. Returns
- * NULL with a message in <err> ("client_ca: ...") on failure. */
-struct tls_srv *tls_srv_new(const struct cfg_tls *ct, char *err, size_t errlen);
+ * tickets, client verification); certificates are added next. <name>
+ * (the listen address) names the ticket keys: every tls_srv of the same
+ * name in the process shares them, so sessions resume across a reload.
+ * Returns NULL with a message in <err> ("client_ca: ...") on failure. */
+struct tls_srv *tls_srv_new(const struct cfg_tls *ct, const char *name, char *err,
+                            size_t errlen);
 
 /* Adds certificate <cc> (read now: cert, key, chain, OCSP response).
  * Returns 0, or -EINVAL with a message naming the file and what is wrong

@@ -9,6 +9,7 @@
  * plain sockets instead of reading once more to hear EAGAIN.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,7 +214,7 @@ size_t tls_peer_subject(const struct tls_conn *tc, char *out, size_t len)
     return (size_t)n;
 }
 
-bool tls_ktls_available(void)
+static bool ktls_probe(void)
 {
     FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
     if (f == NULL)
@@ -231,6 +232,21 @@ bool tls_ktls_available(void)
     }
     fclose(f);
     return yes;
+}
+
+static pthread_once_t ktls_once = PTHREAD_ONCE_INIT;
+static bool ktls_yes;
+
+static void ktls_check(void)
+{
+    ktls_yes = ktls_probe();
+}
+
+/* The kernel's answer does not change while we run: asked once. */
+bool tls_ktls_available(void)
+{
+    pthread_once(&ktls_once, ktls_check);
+    return ktls_yes;
 }
 
 void tls_thread_cleanup(void)

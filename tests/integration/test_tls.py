@@ -169,6 +169,8 @@ def test_session_resumption(tls_reverse, test_ca, tmp_path, version):
     assert "New, TLSv1." in out and os.path.getsize(sess) > 0
     ok, out = resumed(g.port, sess, version)
     assert ok, out[-2000:]
+    if version == "-tls1_3":  # a fresh ticket comes with the resumption
+        assert "Post-Handshake New Session Ticket arrived" in out
 
 
 def test_resumption_on_any_worker(tls_reverse, test_ca, tmp_path):
@@ -406,6 +408,19 @@ def test_sighup_reloads_certificates(tls_reverse, origin, test_ca, tmp_path):
     assert cert_serial(g.port) == after
     p = curl_tls(test_ca, g, "/echo")
     assert json.loads(p.stdout)["path"] == "/echo"
+
+
+def test_sessions_resume_across_a_reload(tls_reverse, test_ca, tmp_path):
+    """Ticket keys belong to the listener's address, not to a snapshot: a
+    session from before a SIGHUP reload resumes after it."""
+    g = tls_reverse({"o": [1]}, sites=[{"default": True, "routes": RET}])
+    sess = str(tmp_path / "sess")
+    s_client(g.port, "-sess_out", sess, stdin=REQ)
+    g.send_signal(signal.SIGHUP)
+    from lib.net import wait_until
+    assert wait_until(lambda: "reloaded" in g.error_log_text(), 10)
+    ok, out = resumed(g.port, sess)
+    assert ok, out[-2000:]
 
 
 def test_handshake_timeout_and_garbage(tls_reverse, origin, test_ca):
