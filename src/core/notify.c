@@ -3,6 +3,10 @@
  * or an abstract socket name ("@..."); the message is "KEY=value" lines in
  * one SOCK_DGRAM datagram. systemd's documentation says the protocol is
  * stable and may be implemented without its library.
+ *
+ * The socket is made once, at start, before the seccomp sandbox closes
+ * socket(AF_UNIX) to the main thread; sending on it is an ordinary
+ * sendto(). Start-up state of the main thread only.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -17,18 +21,32 @@
 #include "core/log.h"
 #include "core/notify.h"
 
-int notify_send(const char *fmt, ...)
+static int nfd = -1;
+static struct sockaddr_un nsa;
+static socklen_t nsalen;
+
+int notify_init(void)
 {
     const char *path = getenv("NOTIFY_SOCKET");
-    if (path == NULL || (path[0] != '/' && path[0] != '@') || path[1] == '\0')
+    if (nfd >= 0 || path == NULL || (path[0] != '/' && path[0] != '@') ||
+        path[1] == '\0')
         return 0;
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     size_t plen = strlen(path);
-    if (plen >= sizeof(sa.sun_path))
+    if (plen >= sizeof(nsa.sun_path))
         return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, plen);
-    if (sa.sun_path[0] == '@')
-        sa.sun_path[0] = '\0'; /* abstract namespace */
+    nsa = (struct sockaddr_un){ .sun_family = AF_UNIX };
+    memcpy(nsa.sun_path, path, plen);
+    if (nsa.sun_path[0] == '@')
+        nsa.sun_path[0] = '\0'; /* abstract namespace */
+    nsalen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
+    nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return nfd == -1 ? -errno : 0;
+}
+
+int notify_send(const char *fmt, ...)
+{
+    if (nfd < 0)
+        return 0;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -36,15 +54,10 @@ int notify_send(const char *fmt, ...)
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(msg))
         return -EMSGSIZE;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd == -1)
-        return -errno;
-    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
-    int rc = 0;
-    if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) == -1) {
-        rc = -errno;
-        log_debug("notify %s: %s", path, strerror(-rc));
+    if (sendto(nfd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&nsa, nsalen) == -1) {
+        int rc = -errno;
+        log_debug("notify: %s", strerror(-rc));
+        return rc;
     }
-    close(fd);
-    return rc;
+    return 0;
 }

@@ -6,6 +6,10 @@
 #ifndef GH_CORE_NOTIFY_H
 #define GH_CORE_NOTIFY_H
 
+/* Opens the socket when $NOTIFY_SOCKET names one; call once at start,
+ * before the sandbox. 0 or -errno. */
+int notify_init(void);
+
 /* Sends "READY=1", "RELOADING=1", "STOPPING=1", "MAINPID=n\nREADY=1",
  * "STATUS=..." and the like. Returns 0, or -errno (also logged at debug
  * level: the service manager may be gone, which is not our problem). */

@@ -336,14 +336,15 @@ static void reload_config(struct server *s)
     }
     log_set_level(n->log.level);
     admin_commit(s->admin, n, admin_fd);
-    cfg_unref(s->cur);
-    s->cur = n;
     /* the old generations keep their state until their last connection
-     * goes; its health thread stops now */
+     * goes; its health thread stops now. The state points into its
+     * snapshot (and holds no reference): let go of it first. */
     ups_health_stop(s->health);
     ups_state_unref(s->st);
     s->st = st;
     s->health = health;
+    cfg_unref(s->cur);
+    s->cur = n;
     if (!is_file(n->log.access) && s->alog_path != NULL)
         s->alog_path = NULL; /* its fd stays open, unused */
     log_info("reloaded %s: generation %u", n->file, s->gen);
@@ -545,6 +546,9 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     sigset_t set;
     block_signals(&set);
     upgrade_inherit_init();
+    int nrc = notify_init();
+    if (nrc < 0)
+        log_warn("NOTIFY_SOCKET: %s; systemd will not hear from us", strerror(-nrc));
 
     s->cur = cfg_ref(cfg);
     s->ws = calloc((size_t)s->n, sizeof(*s->ws));

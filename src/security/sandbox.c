@@ -141,6 +141,8 @@ static const struct rule policy[] = {
     { SYS(bind), M, ALLOW, ANY, "listeners on reload" },
     { SYS(listen), M, ALLOW, ANY, "listeners on reload" },
     { SYS(fcntl), WM, ALLOW, ANY, "O_NONBLOCK" },
+    { SYS(dup2), M, ALLOW, ANY, "log reopening: the new file behind the same fd" },
+    { SYS(dup3), M, ALLOW, ANY, "log reopening (dup2 on arm64)" },
     /* waiting */
     { SYS(epoll_wait), WM, ALLOW, ANY, "the event loop" },
     { SYS(epoll_pwait), WM, ALLOW, ANY, "the event loop (glibc)" },
