@@ -795,6 +795,18 @@ scenario_pools() {
         done
     done
     stop_all
+    # the balancers' own cost, without the network (bench/lib/pick_cost.c)
+    local pick=()
+    if make -s -C "$ROOT" BUILD=release build/release/libgatehouse.a >"$TMP/pick-build.txt" 2>&1 &&
+        cc -std=c17 -D_GNU_SOURCE -O2 -I"$ROOT/src" "$LIB/pick_cost.c" \
+            "$ROOT/build/release/libgatehouse.a" $(pkg-config --libs yaml-0.1 libcares) \
+            -lm -pthread -o "$TMP/pick_cost" >>"$TMP/pick-build.txt" 2>&1; then
+        quiet_wait >/dev/null
+        run_bounded 120 "$TMP/pick.txt" taskset -c "$PROXY_CPU" "$TMP/pick_cost" 5000000 &&
+            pick=(--pick "$TMP/pick.txt")
+    else
+        tail_logs "$TMP/pick-build.txt"
+    fi
     local notes=(--note "$ROUNDS interleaved rounds; each: ${WARMUP} s warm-up, then \`taskset -c $LOAD_CPU wrk -t1 -c$CONNS -d${DURATION}s --latency http://127.0.0.1:<port>/1k\`"
         --note "proxies pinned to cpu $PROXY_CPU, one worker each; the three origins are one nginx worker listening on three ports, pinned with wrk to cpu $LOAD_CPU"
         --note "gatehouse runs once per balancer: gh-rr round_robin, gh-lc least_conn, gh-p2c random_two, gh-ewma ewma; nginx and HAProxy balance round robin"
@@ -803,7 +815,7 @@ scenario_pools() {
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
     say ""
     $PY "$LIB/pools_report.py" "$raw" "$RESULTS/pools-$DATE.md" \
-        "$REPRO" --gatehouse "$GH_BIN" "${notes[@]}"
+        "$REPRO" --gatehouse "$GH_BIN" "${pick[@]}" "${notes[@]}"
 }
 
 

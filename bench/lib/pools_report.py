@@ -64,12 +64,19 @@ def main(argv):
     raw_path, out_path, command = argv[:3]
     gh_bin, notes = None, []
     rest = argv[3:]
+    pick = {}
     while rest:
         k = rest.pop(0)
         if k == "--gatehouse":
             gh_bin = rest.pop(0)
         elif k == "--note":
             notes.append(rest.pop(0))
+        elif k == "--pick":
+            with open(rest.pop(0)) as f:
+                for ln in f:
+                    if ln.strip():
+                        name, ns = ln.split()
+                        pick[name] = float(ns)
     rows = read_tsv(raw_path)
     head, srows, _, rhead, raw = report_reverse(rows)
     srows.sort(key=lambda r: ORDER.index(r[0]) if r[0] in ORDER else 99)
@@ -94,6 +101,26 @@ def main(argv):
            "least_conn, random_two, ewma.", "", md_table(head, srows), ""]
     if tgt:
         md += ["## Targets (issue 4)", "", md_table(th, tgt), ""]
+    if pick:
+        rr = med.get("gh-rr", {}).get("us_req")
+        base = pick.get("round_robin")
+        ph = ["balancer", "ns per request", "vs round_robin, ns",
+              "vs round_robin, % of gh-rr µs/req"]
+        prow = []
+        for name, ns in pick.items():
+            d = ns - base if base is not None else float("nan")
+            pct = "%+.2f%%" % (100 * d / (rr * 1000)) if rr else "n/a"
+            prow.append([name, "%.1f" % ns, "%+.1f" % d, pct])
+        print()
+        print(text_table(ph, prow))
+        md += ["## The balancers' own cost", "",
+               "bench/lib/pick_cost.c on cpu 0, after the runs: what one "
+               "request costs in src/upstream/ (prepare, pick, report, "
+               "release) over three servers, without the network; 5,000,000 "
+               "requests per balancer. The last column puts the difference "
+               "to round_robin against gh-rr's median µs/req: the share of a "
+               "request's CPU that the choice of balancer can change.", "",
+               md_table(ph, prow), ""]
     md += ["## Raw per-round numbers", "", md_table(rhead, raw), ""]
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:
