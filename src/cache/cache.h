@@ -219,8 +219,8 @@ void cache_abort(struct cache *c, struct cache_obj *o, bool pass);
 struct cache_reader {
     const void *ck_; /* private: current chunk */
     size_t off_;     /* private: offset in it */
-    uint64_t skip_;  /* private: bytes to skip before reading */
-    uint64_t pos;    /* body bytes consumed */
+    uint64_t skip_;  /* private: bytes the chunk pointer still has to pass */
+    uint64_t pos;    /* the body offset of the next byte to read */
 };
 
 /* Starts <rd> at body offset <pos>. */

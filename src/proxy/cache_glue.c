@@ -422,6 +422,7 @@ static void release_upstream(struct txn *t, bool reusable)
 {
     struct uconn *uc = t->uc;
     t->uc = NULL;
+    pick_release(t, false); /* the server's in-flight slot */
     if (uc == NULL)
         return;
     timer_cancel(t->c->w->loop, &uc->timer);
@@ -561,7 +562,6 @@ static int store(struct ctx *cx, struct h1_msg *r, int64_t now)
     }
     cx->fill = o;
     cx->stored = true;
-    cx->dechunk = kind == H1_B_CHUNKED && t->req.version >= 11;
     h1_chunked_init(&cx->ch);
     if (!client_cond_matches(cx, &h) || kind == H1_B_NONE)
         return 0;
@@ -613,7 +613,10 @@ void cglue_tee(struct txn *t, const char *p, size_t n)
     if (cx->fill == NULL)
         return;
     int rc = 0;
-    if (!cx->dechunk) {
+    /* the flow decodes chunked bodies itself for HTTP/1.0 clients, HTTP/2
+     * and compression: then <p> is payload already */
+    bool dechunk = t->resf.kind == H1_B_CHUNKED && !t->resf.decode;
+    if (!dechunk) {
         rc = cache_append(cx->c, cx->fill, p, n);
     } else {
         char tmp[16384];
@@ -666,8 +669,8 @@ void cglue_abort(struct txn *t)
     if (client && t->phase == T_RESPONSE && t->uc != NULL && !t->uc->rdhup) {
         buf_consume(&t->uc->rbuf, t->resf.fwd + t->resf.skip); /* stored already */
         t->resf.fwd = t->resf.skip = 0;
-        if (cfetch_continue(t, cx->fill, cx->dechunk ? &cx->ch : &t->resf.ch,
-                            cx->dechunk || t->resf.decode)) {
+        bool raw = t->resf.kind == H1_B_CHUNKED && !t->resf.decode;
+        if (cfetch_continue(t, cx->fill, raw ? &cx->ch : &t->resf.ch, true)) {
             cache_obj_unref(cx->fill);
             cx->fill = NULL;
             return;
@@ -690,10 +693,7 @@ bool cglue_error(struct txn *t, int status)
     cache_obj_view(cx->obj, &v);
     if (!fresh_stale_if_error(v.meta, &cx->rq, &cx->fp, loop_wall(t->c->w->loop)))
         return false;
-    if (t->uc != NULL) {
-        ups_close(t->uc);
-        t->uc = NULL;
-    }
+    release_upstream(t, false);
     cx->fwd = "stale";
     cx->detail = "stale-if-error";
     return take_over(cx, cx->obj) > 0;
@@ -706,6 +706,14 @@ void cglue_pump(struct txn *t)
         cserve_wait_head(cx);
     else if (cx->sv.started)
         cserve_pump(cx);
+}
+
+ssize_t cglue_pull(struct txn *t, char *dst, size_t max, bool *eof)
+{
+    *eof = false;
+    if (t->cx->waiting_head)
+        return -EAGAIN;
+    return cserve_pull(t->cx, dst, max, eof);
 }
 
 void cglue_timeout(struct txn *t)
