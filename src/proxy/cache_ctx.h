@@ -89,12 +89,12 @@ int cglue_key(struct pool *p, const struct h1_msg *req, struct cache_key *k);
 /* ---- cache_purge.c ---- */
 
 /* A PURGE request: what to remove (URL, prefix, tags). 0 or -ENOMEM. */
-int cpurge_prepare(struct ctx *cx, const struct h1_msg *req);
+int cglue_purge_prepare(struct ctx *cx, const struct h1_msg *req);
 /* Checks the client against the allow list, removes, answers. */
-void cpurge_answer(struct ctx *cx);
+void cglue_purge_answer(struct ctx *cx);
 /* After a non-error answer to an unsafe method: the target URI, and the
  * same-origin Location and Content-Location of <r>. */
-void cpurge_invalidate(struct txn *t, const struct h1_msg *r);
+void cglue_invalidate(struct txn *t, const struct h1_msg *r);
 
 /* ---- cache_serve.c ---- */
 

@@ -310,7 +310,7 @@ int cglue_request(struct txn *t, const struct h1_msg *req, bool proxy, bool *hit
     *hit = false;
     if (req->meth == H1_M_PURGE) {
         struct ctx *cx = ctx_new(t, NULL);
-        return cx == NULL ? -ENOMEM : cpurge_prepare(cx, req);
+        return cx == NULL ? -ENOMEM : cglue_purge_prepare(cx, req);
     }
     if (!proxy || t->route->cache == NULL)
         return 0;
@@ -390,7 +390,7 @@ bool cglue_begin(struct txn *t)
     struct ctx *cx = t->cx;
     switch (cx->act) {
     case A_PURGE:
-        cpurge_answer(cx);
+        cglue_purge_answer(cx);
         return true;
     case A_504:
         cx->detail = "only-if-cached";
@@ -579,7 +579,7 @@ int cglue_response(struct txn *t, struct h1_msg *r)
     struct ctx *cx = t->cx;
     bool unsafe = !safe_method(t->req.meth) && t->req.meth != H1_M_PURGE;
     if (unsafe && r->status < 400 && t->c->w->cache != NULL)
-        cpurge_invalidate(t, r);
+        cglue_invalidate(t, r);
     if (cx == NULL || cx->act == A_PURGE)
         return 0;
     int64_t now = loop_wall(t->c->w->loop);

@@ -49,6 +49,10 @@ struct cwk {
 /* The store described by cfg->cache (NULL with an error logged). */
 struct cache *cglue_cache_new(const struct cfg *cfg);
 
+/* Cluster: applies the purges other nodes publish (worker 1 of each
+ * process, once its Redis connection exists). */
+void cglue_cluster_init(struct worker *w);
+
 /* Per worker: the notifier that wakes its waiting transactions. */
 int cglue_worker_init(struct worker *w);
 void cglue_worker_fini(struct worker *w); /* idempotent */
