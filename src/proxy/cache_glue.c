@@ -23,10 +23,19 @@
 #include "core/macros.h"
 #include "proxy/cache_ctx.h"
 #include "proxy/cache_head.h"
+#include "security/security.h"
 
 /* ---- the store and the workers ---- */
 
-struct cache *cglue_cache_new(const struct cfg *cfg)
+/* The disk thread's sandbox: a worker's that serves files (open, rename,
+ * unlink; no sockets it does not have, no exec). */
+static int disk_sandbox(void *arg)
+{
+    (void)arg;
+    return sandbox_enter(SB_WORKER_FILES);
+}
+
+struct cache *cglue_cache_new(const struct cfg *cfg, const struct priv_plan *plan)
 {
     const struct cfg_cache *cc = &cfg->cache;
     struct cache_params p = {
@@ -35,6 +44,10 @@ struct cache *cglue_cache_new(const struct cfg *cfg)
         .disk_path = cc->disk_path,
         .disk_bytes = cc->disk_size,
         .disk_sync = cc->disk_sync,
+        .chown = plan != NULL && plan->drop,
+        .uid = plan != NULL ? plan->uid : 0,
+        .gid = plan != NULL ? plan->gid : 0,
+        .thread_init = cfg->security.sandbox ? disk_sandbox : NULL,
     };
     char err[512];
     struct cache *c = cache_new(&p, err, sizeof(err));

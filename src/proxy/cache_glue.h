@@ -46,8 +46,11 @@ struct cwk {
     struct cfetch *fetches;    /* background fetches in flight */
 };
 
-/* The store described by cfg->cache (NULL with an error logged). */
-struct cache *cglue_cache_new(const struct cfg *cfg);
+struct priv_plan;
+/* The store described by cfg->cache (NULL with an error logged); its disk
+ * files belong to the user of <plan> (NULL: this one), and its disk thread
+ * enters the sandbox when the configuration has one. */
+struct cache *cglue_cache_new(const struct cfg *cfg, const struct priv_plan *plan);
 
 /* Cluster: applies the purges other nodes publish (worker 1 of each
  * process, once its Redis connection exists). */
