@@ -147,11 +147,12 @@ void cache_reader_init(struct cache_obj *o, struct cache_reader *rd, uint64_t po
     (void)o;
     rd->ck_ = NULL;
     rd->off_ = 0;
-    rd->pos = 0;
-    rd->skip_ = pos;
+    rd->pos = pos;  /* the next byte to read */
+    rd->skip_ = pos; /* bytes before it the chunk pointer has not passed */
 }
 
-/* Places rd on its position once bytes exist there. */
+/* Moves the chunk pointer over the skipped bytes that exist. True when it
+ * is on rd->pos. */
 static bool settle(struct cache_body *b, struct cache_reader *rd)
 {
     if (rd->ck_ == NULL) {
@@ -166,18 +167,15 @@ static bool settle(struct cache_body *b, struct cache_reader *rd)
         size_t in = len - rd->off_;
         if (rd->skip_ < in || (next == NULL && rd->skip_ <= in)) {
             rd->off_ += (size_t)rd->skip_;
-            rd->pos += rd->skip_;
             rd->skip_ = 0;
             break;
         }
-        if (next == NULL) {
+        if (next == NULL) { /* the rest is not written yet */
             rd->off_ += in;
-            rd->pos += in;
             rd->skip_ -= in;
             return false;
         }
         rd->skip_ -= in;
-        rd->pos += in;
         rd->ck_ = next;
         rd->off_ = 0;
     }
@@ -189,7 +187,7 @@ int cache_read_iov(struct cache_obj *o, struct cache_reader *rd,
 {
     struct cache_body *b = o->body;
     uint64_t len = atomic_load_explicit(&b->len, memory_order_acquire);
-    if (!settle(b, rd) || len <= rd->pos)
+    if (len <= rd->pos || !settle(b, rd))
         return 0;
     uint64_t avail = len - rd->pos;
     if (avail > limit)
@@ -215,7 +213,7 @@ int cache_read_iov(struct cache_obj *o, struct cache_reader *rd,
 
 void cache_read_skip(struct cache_obj *o, struct cache_reader *rd, size_t n)
 {
+    rd->pos += n;
     rd->skip_ += n;
     (void)settle(o->body, rd);
 }
-

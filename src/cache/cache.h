@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "cache/fresh.h"
@@ -45,6 +46,16 @@ struct cache_params {
     const char *disk_path; /* NULL: no disk tier */
     uint64_t disk_bytes;  /* disk tier budget */
     bool disk_sync;       /* fdatasync before the rename */
+    /* The process runs as another user once it has dropped root: the
+     * directories and files of the disk tier are made that user's. */
+    bool chown;
+    uid_t uid;
+    gid_t gid;
+    /* Called by the disk thread before its first job (by then the process
+     * has dropped its privileges): enters its sandbox. Nonzero: the disk
+     * tier stops (nothing is read or written). May be NULL. */
+    int (*thread_init)(void *arg);
+    void *thread_arg;
 };
 
 /* The memory budget is split into shards of at least 4 MiB (at most 16
@@ -219,8 +230,8 @@ void cache_abort(struct cache *c, struct cache_obj *o, bool pass);
 struct cache_reader {
     const void *ck_; /* private: current chunk */
     size_t off_;     /* private: offset in it */
-    uint64_t skip_;  /* private: bytes to skip before reading */
-    uint64_t pos;    /* body bytes consumed */
+    uint64_t skip_;  /* private: bytes the chunk pointer still has to pass */
+    uint64_t pos;    /* the body offset of the next byte to read */
 };
 
 /* Starts <rd> at body offset <pos>. */

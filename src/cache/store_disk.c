@@ -78,6 +78,12 @@ struct djob {
 struct disk {
     char *path;
     bool sync;
+    bool chown;
+    uid_t uid;
+    gid_t gid;
+    int (*thread_init)(void *arg);
+    void *thread_arg;
+    bool broken; /* thread_init failed: no file I/O at all */
     unsigned slow_ms; /* GH_CACHE_SLOW_DISK: tests kill us mid-write */
     pthread_mutex_t lock; /* the index */
     struct dentry **tab;
@@ -580,6 +586,7 @@ static void *disk_main(void *arg)
 {
     struct cache *c = arg;
     struct disk *d = c->disk;
+    bool inited = false;
     log_set_thread_tag("cache-disk");
     pthread_mutex_lock(&d->qlock);
     for (;;) {
@@ -597,12 +604,20 @@ static void *disk_main(void *arg)
         d->busy = true;
         bool stopping = d->stop;
         pthread_mutex_unlock(&d->qlock);
+        if (!inited) {
+            inited = true;
+            if (d->thread_init != NULL && d->thread_init(d->thread_arg) != 0) {
+                log_err("cache: the disk thread cannot enter its sandbox; the disk "
+                        "tier is off");
+                d->broken = true;
+            }
+        }
         if (j->kind == J_LOAD) {
-            if (stopping)
+            if (stopping || d->broken)
                 cache_abort(c, j->o, true);
             else
                 load_job(c, d, j->o, j->vhash);
-        } else {
+        } else if (!d->broken) {
             store_job(d, j->o); /* also when stopping: keep what we have */
         }
         cache_obj_unref(j->o);
@@ -625,6 +640,13 @@ void cache__disk_flush(struct cache *c)
 }
 
 /* ---- start ---- */
+
+/* Gives <path> to the user the process becomes (started as root). */
+static void give(const struct disk *d, const char *path)
+{
+    if (d->chown && chown(path, d->uid, d->gid) == -1)
+        log_warn("cache: chown %s: %s", path, strerror(errno));
+}
 
 static int mkdir_p(const char *path)
 {
@@ -686,8 +708,10 @@ static void scan_file(struct disk *d, const char *path)
     char want[4096];
     file_path(d, h.hash, h.vhash, want, sizeof(want));
     struct dentry *e = NULL;
-    if (strcmp(want, path) == 0 && cache_hash(s[0].p, s[0].len) == h.hash)
+    if (strcmp(want, path) == 0 && cache_hash(s[0].p, s[0].len) == h.hash) {
         e = dentry_new(h.hash, h.vhash, s[0], s[5], s[7], fsize);
+        give(d, path);
+    }
     free(buf);
     if (e == NULL) {
         unlink(path);
@@ -705,6 +729,7 @@ static int rebuild(struct disk *d, char *err, size_t errlen)
             snprintf(err, errlen, "cache: disk path %s: %s", p, strerror(errno));
             return -1;
         }
+        give(d, p);
         DIR *dir = opendir(p);
         if (dir == NULL)
             continue;
@@ -735,6 +760,11 @@ int cache__disk_open(struct cache *c, const struct cache_params *p, char *err,
     while (n > 1 && d->path[n - 1] == '/')
         d->path[--n] = '\0';
     d->sync = p->disk_sync;
+    d->chown = p->chown;
+    d->uid = p->uid;
+    d->gid = p->gid;
+    d->thread_init = p->thread_init;
+    d->thread_arg = p->thread_arg;
     const char *slow_env = getenv("GH_CACHE_SLOW_DISK");
     if (slow_env != NULL) {
         unsigned v = 0;
@@ -757,6 +787,8 @@ int cache__disk_open(struct cache *c, const struct cache_params *p, char *err,
         snprintf(err, errlen, "cache: disk path %s: %s", d->path, strerror(-rc));
         return -1;
     }
+    give(d, d->path);
+    give(d, tmp);
     clean_tmp(d);
     if (rebuild(d, err, errlen) != 0)
         return -1;

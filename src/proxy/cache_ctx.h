@@ -68,8 +68,7 @@ struct ctx {
     bool collapsed, stored;
     /* storing the body as it streams */
     struct cache_obj *fill;
-    struct h1_chunked ch;
-    bool dechunk;
+    struct h1_chunked ch; /* decodes a chunked body the flow forwards raw */
     /* waiting and answering */
     struct serve sv;
     struct cache_waiter wt;
@@ -90,12 +89,12 @@ int cglue_key(struct pool *p, const struct h1_msg *req, struct cache_key *k);
 /* ---- cache_purge.c ---- */
 
 /* A PURGE request: what to remove (URL, prefix, tags). 0 or -ENOMEM. */
-int cpurge_prepare(struct ctx *cx, const struct h1_msg *req);
+int cglue_purge_prepare(struct ctx *cx, const struct h1_msg *req);
 /* Checks the client against the allow list, removes, answers. */
-void cpurge_answer(struct ctx *cx);
+void cglue_purge_answer(struct ctx *cx);
 /* After a non-error answer to an unsafe method: the target URI, and the
  * same-origin Location and Content-Location of <r>. */
-void cpurge_invalidate(struct txn *t, const struct h1_msg *r);
+void cglue_invalidate(struct txn *t, const struct h1_msg *r);
 
 /* ---- cache_serve.c ---- */
 
@@ -105,6 +104,9 @@ void cpurge_invalidate(struct txn *t, const struct h1_msg *r);
 int cserve_setup(struct ctx *cx, struct cache_obj *o);
 /* Writes what can be written; ends the transaction when all is sent. */
 void cserve_pump(struct ctx *cx);
+/* HTTP/2: up to <max> body bytes into <dst> for the session; *eof at the
+ * end. -EAGAIN while the fill has no more yet. */
+ssize_t cserve_pull(struct ctx *cx, char *dst, size_t max, bool *eof);
 /* Waits for the busy object's head, then answers from it or forwards. */
 void cserve_wait_head(struct ctx *cx);
 /* "Cache-Status: <name>; ...\r\n" into the arena (RFC 9211): hit, or

@@ -34,6 +34,7 @@ enum fstate { F_CONNECT = 0, F_SEND, F_HEAD, F_BODY };
 struct cfetch {
     unsigned magic;
     struct worker *w;
+    struct gen *gen;         /* pinned: its upstream pools are ours */
     struct cfetch *next, *prev;
     struct pool *pool;
     struct cache *c;
@@ -66,13 +67,19 @@ static void fetch_event(struct loop *l, struct ev *e, uint32_t events);
 static void fetch_timeout(struct loop *l, struct timer *tm);
 static void fetch_pump(struct cfetch *f);
 
-static struct cfetch *fetch_new(struct worker *w)
+static struct cfetch *fetch_new(struct txn *t)
 {
+    struct worker *w = t->c->w;
     struct cfetch *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return NULL;
+    /* the configuration generation (and its upstream pools) must outlive
+     * the fetch: pin it as a connection does */
+    f->gen = t->c->gen;
+    f->gen->nconns++;
     f->pool = pool_new(4096);
     if (f->pool == NULL) {
+        gen_conn_closed(f->gen);
         free(f);
         return NULL;
     }
@@ -122,6 +129,7 @@ static void fetch_end(struct cfetch *f, bool reuse)
     }
     f->magic = 0;
     pool_free(f->pool);
+    gen_conn_closed(f->gen);
     loop_free_later(f->w->loop, f); /* an event may still name it */
 }
 
@@ -147,7 +155,7 @@ static bool start_body(struct txn *t, struct cache_obj *fill, enum h1_body kind,
     struct worker *w = t->c->w;
     if (t->uc == NULL || w->cwk == NULL || w->draining)
         return false;
-    struct cfetch *f = fetch_new(w);
+    struct cfetch *f = fetch_new(t);
     if (f == NULL)
         return false;
     f->ups = t->ups;
@@ -191,7 +199,7 @@ bool cfetch_revalidate(struct txn *t, struct cache_obj *stale)
     struct ctx *cx = t->cx;
     if (t->ups == NULL || w->cwk == NULL || w->draining || t->uout.head_len == 0)
         return false;
-    struct cfetch *f = fetch_new(w);
+    struct cfetch *f = fetch_new(t);
     if (f == NULL)
         return false;
     f->ups = t->ups;

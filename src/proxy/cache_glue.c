@@ -23,10 +23,19 @@
 #include "core/macros.h"
 #include "proxy/cache_ctx.h"
 #include "proxy/cache_head.h"
+#include "security/security.h"
 
 /* ---- the store and the workers ---- */
 
-struct cache *cglue_cache_new(const struct cfg *cfg)
+/* The disk thread's sandbox: a worker's that serves files (open, rename,
+ * unlink; no sockets it does not have, no exec). */
+static int disk_sandbox(void *arg)
+{
+    (void)arg;
+    return sandbox_enter(SB_WORKER_FILES);
+}
+
+struct cache *cglue_cache_new(const struct cfg *cfg, const struct priv_plan *plan)
 {
     const struct cfg_cache *cc = &cfg->cache;
     struct cache_params p = {
@@ -35,6 +44,10 @@ struct cache *cglue_cache_new(const struct cfg *cfg)
         .disk_path = cc->disk_path,
         .disk_bytes = cc->disk_size,
         .disk_sync = cc->disk_sync,
+        .chown = plan != NULL && plan->drop,
+        .uid = plan != NULL ? plan->uid : 0,
+        .gid = plan != NULL ? plan->gid : 0,
+        .thread_init = cfg->security.sandbox ? disk_sandbox : NULL,
     };
     char err[512];
     struct cache *c = cache_new(&p, err, sizeof(err));
@@ -310,7 +323,7 @@ int cglue_request(struct txn *t, const struct h1_msg *req, bool proxy, bool *hit
     *hit = false;
     if (req->meth == H1_M_PURGE) {
         struct ctx *cx = ctx_new(t, NULL);
-        return cx == NULL ? -ENOMEM : cpurge_prepare(cx, req);
+        return cx == NULL ? -ENOMEM : cglue_purge_prepare(cx, req);
     }
     if (!proxy || t->route->cache == NULL)
         return 0;
@@ -390,7 +403,7 @@ bool cglue_begin(struct txn *t)
     struct ctx *cx = t->cx;
     switch (cx->act) {
     case A_PURGE:
-        cpurge_answer(cx);
+        cglue_purge_answer(cx);
         return true;
     case A_504:
         cx->detail = "only-if-cached";
@@ -422,6 +435,7 @@ static void release_upstream(struct txn *t, bool reusable)
 {
     struct uconn *uc = t->uc;
     t->uc = NULL;
+    pick_release(t, false); /* the server's in-flight slot */
     if (uc == NULL)
         return;
     timer_cancel(t->c->w->loop, &uc->timer);
@@ -561,7 +575,6 @@ static int store(struct ctx *cx, struct h1_msg *r, int64_t now)
     }
     cx->fill = o;
     cx->stored = true;
-    cx->dechunk = kind == H1_B_CHUNKED && t->req.version >= 11;
     h1_chunked_init(&cx->ch);
     if (!client_cond_matches(cx, &h) || kind == H1_B_NONE)
         return 0;
@@ -579,7 +592,7 @@ int cglue_response(struct txn *t, struct h1_msg *r)
     struct ctx *cx = t->cx;
     bool unsafe = !safe_method(t->req.meth) && t->req.meth != H1_M_PURGE;
     if (unsafe && r->status < 400 && t->c->w->cache != NULL)
-        cpurge_invalidate(t, r);
+        cglue_invalidate(t, r);
     if (cx == NULL || cx->act == A_PURGE)
         return 0;
     int64_t now = loop_wall(t->c->w->loop);
@@ -613,7 +626,10 @@ void cglue_tee(struct txn *t, const char *p, size_t n)
     if (cx->fill == NULL)
         return;
     int rc = 0;
-    if (!cx->dechunk) {
+    /* the flow decodes chunked bodies itself for HTTP/1.0 clients, HTTP/2
+     * and compression: then <p> is payload already */
+    bool dechunk = t->resf.kind == H1_B_CHUNKED && !t->resf.decode;
+    if (!dechunk) {
         rc = cache_append(cx->c, cx->fill, p, n);
     } else {
         char tmp[16384];
@@ -666,8 +682,8 @@ void cglue_abort(struct txn *t)
     if (client && t->phase == T_RESPONSE && t->uc != NULL && !t->uc->rdhup) {
         buf_consume(&t->uc->rbuf, t->resf.fwd + t->resf.skip); /* stored already */
         t->resf.fwd = t->resf.skip = 0;
-        if (cfetch_continue(t, cx->fill, cx->dechunk ? &cx->ch : &t->resf.ch,
-                            cx->dechunk || t->resf.decode)) {
+        bool raw = t->resf.kind == H1_B_CHUNKED && !t->resf.decode;
+        if (cfetch_continue(t, cx->fill, raw ? &cx->ch : &t->resf.ch, true)) {
             cache_obj_unref(cx->fill);
             cx->fill = NULL;
             return;
@@ -690,10 +706,7 @@ bool cglue_error(struct txn *t, int status)
     cache_obj_view(cx->obj, &v);
     if (!fresh_stale_if_error(v.meta, &cx->rq, &cx->fp, loop_wall(t->c->w->loop)))
         return false;
-    if (t->uc != NULL) {
-        ups_close(t->uc);
-        t->uc = NULL;
-    }
+    release_upstream(t, false);
     cx->fwd = "stale";
     cx->detail = "stale-if-error";
     return take_over(cx, cx->obj) > 0;
@@ -706,6 +719,14 @@ void cglue_pump(struct txn *t)
         cserve_wait_head(cx);
     else if (cx->sv.started)
         cserve_pump(cx);
+}
+
+ssize_t cglue_pull(struct txn *t, char *dst, size_t max, bool *eof)
+{
+    *eof = false;
+    if (t->cx->waiting_head)
+        return -EAGAIN;
+    return cserve_pull(t->cx, dst, max, eof);
 }
 
 void cglue_timeout(struct txn *t)

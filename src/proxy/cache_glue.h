@@ -46,8 +46,15 @@ struct cwk {
     struct cfetch *fetches;    /* background fetches in flight */
 };
 
-/* The store described by cfg->cache (NULL with an error logged). */
-struct cache *cglue_cache_new(const struct cfg *cfg);
+struct priv_plan;
+/* The store described by cfg->cache (NULL with an error logged); its disk
+ * files belong to the user of <plan> (NULL: this one), and its disk thread
+ * enters the sandbox when the configuration has one. */
+struct cache *cglue_cache_new(const struct cfg *cfg, const struct priv_plan *plan);
+
+/* Cluster: applies the purges other nodes publish (worker 1 of each
+ * process, once its Redis connection exists). */
+void cglue_cluster_init(struct worker *w);
 
 /* Per worker: the notifier that wakes its waiting transactions. */
 int cglue_worker_init(struct worker *w);
@@ -74,6 +81,8 @@ void cglue_done(struct txn *t);
 void cglue_abort(struct txn *t);
 bool cglue_error(struct txn *t, int status);
 void cglue_pump(struct txn *t);
+/* HTTP/2: the session pulls body bytes of a response from the cache. */
+ssize_t cglue_pull(struct txn *t, char *dst, size_t max, bool *eof);
 void cglue_timeout(struct txn *t);
 
 /* ---- cache_fetch.c ---- */
@@ -83,7 +92,7 @@ struct cfetch;
  * object it fills; false when that cannot be done (the caller aborts the
  * fill). */
 bool cfetch_continue(struct txn *t, struct cache_obj *fill, const struct h1_chunked *ch,
-                     bool dechunk);
+                     bool chunked);
 /* Same, at the response head (nothing of the body read yet): the client
  * is answered from the cache while the body is stored. */
 bool cfetch_continue_raw(struct txn *t, struct cache_obj *fill, enum h1_body kind,

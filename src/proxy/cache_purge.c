@@ -1,15 +1,23 @@
 /*
  * Removing stored responses: PURGE requests (admin only: by URL, by prefix,
  * by tag) and the invalidation after unsafe methods (RFC 9111 §4.4).
+ *
+ * In a cluster with Redis (cluster/purge.h), a PURGE answered here is also
+ * published, and one worker per process applies what the other nodes
+ * publish, so a purge reaches every node's cache. Invalidations after
+ * unsafe methods stay local: each node invalidates what its own requests
+ * change, as RFC 9111 describes a cache.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/purge.h"
+#include "core/log.h"
 #include "core/macros.h"
 #include "proxy/cache_ctx.h"
 
-int cpurge_prepare(struct ctx *cx, const struct h1_msg *req)
+int cglue_purge_prepare(struct ctx *cx, const struct h1_msg *req)
 {
     struct pool *p = cx->t->pool;
     cx->act = A_PURGE;
@@ -32,7 +40,7 @@ int cpurge_prepare(struct ctx *cx, const struct h1_msg *req)
     return 0;
 }
 
-void cpurge_answer(struct ctx *cx)
+void cglue_purge_answer(struct ctx *cx)
 {
     struct txn *t = cx->t;
     struct worker *w = t->c->w;
@@ -42,6 +50,7 @@ void cpurge_answer(struct ctx *cx)
         return;
     }
     size_t n;
+    struct shared *sh = w->shared;
     if (cx->purge_how == 2) {
         n = 0;
         struct str v = cx->purge_what;
@@ -52,14 +61,22 @@ void cpurge_answer(struct ctx *cx)
             size_t k = i;
             while (k < v.len && v.p[k] != ' ' && v.p[k] != ',' && v.p[k] != '\t')
                 k++;
-            if (k > i)
-                n += cache_purge_tag(cx->c, str_make(v.p + i, k - i));
+            if (k > i) {
+                struct str tag = str_make(v.p + i, k - i);
+                n += cache_purge_tag(cx->c, tag);
+                if (sh != NULL)
+                    cpurge_publish(sh, CPURGE_TAG, tag);
+            }
             i = k;
         }
     } else if (cx->purge_how == 1) {
         n = cache_purge_prefix(cx->c, cx->purge_what);
+        if (sh != NULL)
+            cpurge_publish(sh, CPURGE_PREFIX, cx->purge_what);
     } else {
         n = cache_purge_key(cx->c, &cx->key);
+        if (sh != NULL)
+            cpurge_publish(sh, CPURGE_KEY, str_make(cx->key.p, cx->key.len));
     }
     char *body = pool_alloc(t->pool, 64);
     if (body == NULL) {
@@ -108,7 +125,7 @@ static void invalidate_one(struct txn *t, struct cache *c, struct str origin, st
     (void)t;
 }
 
-void cpurge_invalidate(struct txn *t, const struct h1_msg *r)
+void cglue_invalidate(struct txn *t, const struct h1_msg *r)
 {
     struct cache *c = t->c->w->cache;
     struct cache_key k;
@@ -125,3 +142,35 @@ void cpurge_invalidate(struct txn *t, const struct h1_msg *r)
     }
 }
 
+
+/* ---- purges from the other nodes of a cluster ---- */
+
+static void apply_remote(void *arg, enum cpurge_how how, struct str what)
+{
+    struct cache *c = arg;
+    struct cache_key k;
+    switch (how) {
+    case CPURGE_KEY:
+        cache_key_set(&k, what.p, what.len);
+        cache_purge_key(c, &k);
+        break;
+    case CPURGE_PREFIX:
+        cache_purge_prefix(c, what);
+        break;
+    case CPURGE_TAG:
+        cache_purge_tag(c, what);
+        break;
+    default:
+        log_warn("cache: purges published by other nodes may have been missed "
+                 "while Redis was unreachable");
+        break;
+    }
+}
+
+void cglue_cluster_init(struct worker *w)
+{
+    if (w->shared == NULL || w->cache == NULL || w->id != 1)
+        return; /* one subscriber per process: the cache is the process's */
+    if (cpurge_subscribe(w->shared, apply_remote, w->cache) < 0)
+        log_warn("cache: cannot subscribe to the cluster's purges");
+}

@@ -12,7 +12,8 @@
  *
  * From the same object it also answers conditionals (304, RFC 9110 §13,
  * RFC 9111 §4.3.2), a single byte range of a complete 200 (206, or 416,
- * RFC 9110 §14) and HEAD.
+ * RFC 9110 §14) and HEAD. On HTTP/2 the head goes out as HEADERS and the
+ * HTTP/2 session pulls the body (pump_h2, cserve_pull).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -314,7 +315,7 @@ int cserve_setup(struct ctx *cx, struct cache_obj *o)
     }
     sv->body = !cx->head && (mode == M_FULL || mode == M_206) && v.status != 204;
     sv->end = mode == M_206 ? rend : total;
-    if (sv->body && total == CACHE_LEN_UNKNOWN) {
+    if (sv->body && total == CACHE_LEN_UNKNOWN && t->h2 == NULL) {
         if (t->req.version >= 11)
             sv->chunked = true;
         else
@@ -441,10 +442,104 @@ static int64_t fill_timeout(const struct txn *t)
     return t->ups != NULL ? t->ups->cu->read_timeout : 60000;
 }
 
+/* ---- HTTP/2 ----
+ *
+ * On a stream the head goes as HTTP/1.1 text to cli_send(), which turns it
+ * into HEADERS (as for every response), and the session pulls the body
+ * when the client's windows have room (cserve_pull, through txn_pull).
+ * No chunked framing: DATA frames delimit the body. */
+
+static void pump_h2(struct ctx *cx)
+{
+    struct txn *t = cx->t;
+    struct serve *sv = &cx->sv;
+    if (sv->head_off < sv->head_len) {
+        char *h = pool_alloc(t->pool, sv->head_len);
+        if (h == NULL) {
+            t->reason = "proxy_internal_error";
+            cli_abort(t);
+            return;
+        }
+        size_t o = 0;
+        for (int i = 0; i < 3; i++) {
+            if (sv->head[i].len > 0)
+                memcpy(h + o, sv->head[i].p, sv->head[i].len);
+            o += sv->head[i].len;
+        }
+        struct outq q = { h, o, 0 };
+        t->resf.done = !sv->body; /* says whether DATA follows the HEADERS */
+        ssize_t n = cli_send(t, &q, NULL, 0);
+        if (n < 0 && n != -EAGAIN) {
+            t->reason = "client_closed";
+            cli_abort(t);
+            return;
+        }
+        sv->head_off = sv->head_len;
+    }
+    uint64_t blen;
+    enum cache_bstate st = cache_obj_state(sv->o, &blen);
+    if (all_sent(sv, st, blen)) {
+        t->resf.bytes = sv->sent;
+        cli_done(t);
+        return;
+    }
+    if (st == CB_FAILED || st == CB_PASS) {
+        t->reason = "cache_fill_failed";
+        cli_abort(t);
+        return;
+    }
+    static const char one = 0;
+    struct outq none = { 0 };
+    (void)cli_send(t, &none, &one, 1); /* "body bytes ready": the session pulls */
+}
+
+ssize_t cserve_pull(struct ctx *cx, char *dst, size_t max, bool *eof)
+{
+    struct serve *sv = &cx->sv;
+    size_t n = 0;
+    *eof = false;
+    if (!sv->started || sv->head_off < sv->head_len)
+        return -EAGAIN;
+    for (;;) {
+        uint64_t blen;
+        enum cache_bstate st = cache_obj_state(sv->o, &blen);
+        uint64_t lim = sv->end == CACHE_LEN_UNKNOWN ? blen : MIN(sv->end, blen);
+        while (sv->body && n < max && lim > sv->rd.pos) {
+            struct iovec iov[8];
+            int k = cache_read_iov(sv->o, &sv->rd, iov, 8, MIN(lim - sv->rd.pos, max - n));
+            size_t got = 0;
+            for (int i = 0; i < k; i++) {
+                memcpy(dst + n + got, iov[i].iov_base, iov[i].iov_len);
+                got += iov[i].iov_len;
+            }
+            if (got == 0)
+                break;
+            cache_read_skip(sv->o, &sv->rd, got);
+            sv->sent += got;
+            n += got;
+        }
+        if (all_sent(sv, st, blen)) {
+            *eof = true;
+            return (ssize_t)n;
+        }
+        if (st == CB_FAILED || st == CB_PASS)
+            return -EIO; /* the stream is reset: the response is cut */
+        if (n > 0)
+            return (ssize_t)n;
+        if (cache_wait(sv->o, &cx->wt, sv->rd.pos) == 1)
+            continue;
+        return -EAGAIN; /* woken by the fill: pump_h2 asks to be pulled again */
+    }
+}
+
 void cserve_pump(struct ctx *cx)
 {
     struct txn *t = cx->t;
     struct serve *sv = &cx->sv;
+    if (t->h2 != NULL) {
+        pump_h2(cx);
+        return;
+    }
     for (;;) {
         struct iovec iov[24];
         int n = 0;

@@ -568,7 +568,7 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     s->st = ups_state_new(cfg, NULL);
     if (s->st == NULL)
         goto Exit;
-    if (cfg->cache.enabled && (s->cache = cglue_cache_new(cfg)) == NULL)
+    if (cfg->cache.enabled && (s->cache = cglue_cache_new(cfg, &gd.plan)) == NULL)
         goto Exit;
     if (start_workers(s, cfg, &inited) < 0)
         goto Exit;

@@ -427,6 +427,7 @@ int worker_init(struct worker *w, int id, struct cfg *cfg,
         w->shared = shared_new(w->loop, &cfg->cluster.redis);
         if (w->shared == NULL)
             return -ENOMEM;
+        cglue_cluster_init(w); /* purges from the other nodes */
     }
 
     w->alog_on = alog_fd >= 0;

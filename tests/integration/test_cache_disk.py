@@ -104,3 +104,44 @@ def test_disk_budget(cache_proxy, cache_origin, tmp_path):
     time.sleep(1)
     assert wait_until(lambda: sum(os.path.getsize(f) for f in stored_files(disk)) <= 5 << 20, 10)
     assert 1 <= len(stored_files(disk)) <= 5
+
+
+def test_disk_tier_after_dropping_root(cache_proxy, cache_origin, gatehouse, tmp_path):
+    """Started as root, gatehouse becomes "nobody": the disk tier's
+    directories and files are nobody's, and its thread writes and reads them
+    inside the sandbox."""
+    import pwd
+    import shutil
+    import tempfile
+    import pytest
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop privileges")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    disk = tempfile.mkdtemp(prefix="gh-cache-priv-", dir="/tmp")  # /tmp: nobody can reach it
+    try:
+        from lib.net import free_port
+        from lib.proxy import reverse_config
+        cache_origin.set("/p", headers=[("Cache-Control", "max-age=3600")], body=BIG)
+
+        def start(name):
+            port = free_port()
+            cfg = reverse_config(port, {"o": [cache_origin.port]}, sites=[{
+                "default": True, "routes": [{"path": "/", "upstream": "o", "cache": True}]}],
+                extra={"cache": disk_cfg(disk), "security": {"user": "nobody"}})
+            cfg["log"] = {"access": os.path.join(disk, name + ".access"),
+                          "error": "stderr", "level": "info"}
+            return gatehouse(cfg, port, name=name)
+        g = start("dropped")
+        assert get(g.port, "/p").body == BIG
+        assert wait_until(lambda: len([f for f in stored_files(disk)
+                                       if not f.endswith(".access")]) == 1, 10)
+        f = [f for f in stored_files(disk) if not f.endswith(".access")][0]
+        assert os.stat(f).st_uid == nobody and os.stat(disk).st_uid == nobody
+        assert g.stop() == 0
+        g.checked = True
+        g2 = start("dropped2")
+        r = get(g2.port, "/p")
+        assert r.body == BIG and cache_status(r)["hit"]
+        assert cache_origin.hits("/p") == 1
+    finally:
+        shutil.rmtree(disk, ignore_errors=True)

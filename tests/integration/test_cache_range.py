@@ -80,3 +80,18 @@ def test_range_miss_passes_206_through(cache_proxy, cache_origin):
     assert cache_origin.hits("/p") == 2  # the 206 was not stored
     r = get(g.port, "/p", headers=[("Range", "bytes=2-4")])
     assert r.status == 206 and r.body == b"234" and cache_origin.hits("/p") == 2
+
+
+def test_ranges_on_one_connection(stored):
+    """Exactly the range's bytes go out: a keep-alive connection carries
+    the next response intact (regression: the bytes after the range were
+    written too)."""
+    from lib.net import RawConn, request_bytes
+    with RawConn(stored.port) as c:
+        c.send(request_bytes("GET", "/r", headers=[("Range", "bytes=10-19")]) +
+               request_bytes("GET", "/r", headers=[("Range", "bytes=-5")]) +
+               request_bytes("GET", "/r"))
+        a, b, whole = c.read_response(), c.read_response(), c.read_response()
+    assert a.status == 206 and a.body == BODY[10:20]
+    assert b.status == 206 and b.body == BODY[-5:]
+    assert whole.status == 200 and whole.body == BODY
