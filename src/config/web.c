@@ -339,5 +339,19 @@ int cfg__upstream_web_check(struct cfg__ld *ld, const struct cfg__node *v,
     if (u->proto != CFG_PROTO_AJP && an != NULL)
         return cfg__bad(ld, an, "only for an upstream whose servers are "
                                 "ajp://host:port");
+    if (u->proto == CFG_PROTO_AJP) {
+        static const char *const bad[] = { "tls", "proxy_protocol" };
+        for (size_t i = 0; i < NFIELDS(bad); i++) {
+            const struct cfg__node *x = cfg__map_get(v, bad[i]);
+            if (x != NULL)
+                return cfg__fail(ld, x->key, "\"%s\" is not available with "
+                                             "ajp:// servers", bad[i]);
+        }
+        const struct cfg__node *h = cfg__map_get(v, "health");
+        if (u->health.on && !u->health.tcp)
+            return cfg__fail(ld, h != NULL ? h->key : v->key,
+                             "an HTTP health check cannot talk to an AJP "
+                             "port: use health: { type: tcp }");
+    }
     return 0;
 }

@@ -151,12 +151,16 @@ static void cping_failed(struct txn *t, const char *why)
 {
     const struct cfg_upstream *cu = t->ups->cu;
     struct uconn *uc = t->uc;
+    char name[80];
     log_warn("upstream %s: server %s: CPING %s; trying a new connection", cu->name,
-             cu->servers[uc->srv].addr.text, why);
+             ups_srv_name(t->ups, uc->srv, name, sizeof(name)), why);
     if (uc->srv < 64)
         t->tried &= ~(1ull << uc->srv);
+    if (t->attempts > 0)
+        t->attempts--; /* the same try, on a fresh connection */
     t->uc = NULL;
     ups_close(uc);
+    pick_release(t, false); /* the server is fine, the connection was not */
     use_request(t);
     txn_reconnect(t);
 }
@@ -227,15 +231,11 @@ static int write_packet(struct txn *t)
         aj->in_pkt = false;
         return 1;
     }
-    ssize_t w = writev(uc->ev.fd, iov, n);
-    if (w == -1) {
-        if (errno == EAGAIN) {
-            uc->writable = false;
-            return 0;
-        }
-        if (errno == EINTR)
-            return 1;
-        txn_upstream_failed(t, -errno, false);
+    ssize_t w = ups_sendv(uc, iov, n);
+    if (w < 0) {
+        if (w == -EAGAIN)
+            return 0; /* ups_sendv cleared the flag it waits on */
+        txn_upstream_failed(t, (int)w, false);
         return -1;
     }
     size_t left = (size_t)w;
@@ -308,8 +308,9 @@ static int pump_up(struct txn *t)
 static void bad_response(struct txn *t, const char *what)
 {
     const struct cfg_upstream *cu = t->ups->cu;
+    char name[80];
     log_warn("upstream %s: server %s: invalid AJP response (%s)", cu->name,
-             cu->servers[t->uc->srv].addr.text, what);
+             ups_srv_name(t->ups, t->uc->srv, name, sizeof(name)), what);
     t->uc->rdhup = true;
     if (t->head_sent) {
         t->reason = "http_protocol_error";

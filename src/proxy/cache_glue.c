@@ -620,6 +620,12 @@ int cglue_response(struct txn *t, struct h1_msg *r)
     return 0;
 }
 
+void cglue_decoded(struct txn *t)
+{
+    if (t->cx != NULL)
+        t->cx->dechunk = false; /* the flow hands over payload bytes */
+}
+
 void cglue_tee(struct txn *t, const char *p, size_t n)
 {
     struct ctx *cx = t->cx;

@@ -74,6 +74,9 @@ bool cglue_begin(struct txn *t);
  * took over (t->phase == T_CACHE, the upstream connection released), or
  * -ENOMEM. */
 int cglue_response(struct txn *t, struct h1_msg *resp);
+/* The response flow of <t> now decodes chunked bodies itself (the
+ * compressor wants the payload): cglue_tee gets payload bytes. */
+void cglue_decoded(struct txn *t);
 /* <n> body bytes at <p> are about to go to the client (as framed
  * upstream): store them too. */
 void cglue_tee(struct txn *t, const char *p, size_t n);

@@ -8,6 +8,10 @@
  * ".." segments and NUL bytes, so this is the second wall, and the one that
  * also covers symlinks planted inside the root.
  *
+ * A cache belongs to a configuration generation (struct gen): entries are
+ * keyed by the route's cfg_static, which lives as long as the generation's
+ * snapshot, and a reload starts a fresh cache with the new generation.
+ *
  * The cache is set-associative: a path hashes to a set of WAYS slots; a new
  * entry takes an empty slot or the least recently used one. An entry is
  * trusted for cs->cache_valid after it was opened or checked; after that the
@@ -186,18 +190,19 @@ static void unlink_slot(struct fentry **slot)
     fcache_unref(e);
 }
 
-static struct fcache *cache_of(struct worker *w, const struct cfg_static *cs)
+static struct fcache *cache_of(struct gen *g, const struct cfg_static *cs)
 {
-    if (w->fcache != NULL)
-        return w->fcache;
+    if (g->fcache != NULL)
+        return g->fcache;
+    const struct cfg *cfg = g->cfg;
     struct fcache *fc = calloc(1, sizeof(*fc));
     if (fc == NULL)
         return NULL;
     unsigned want = 1024;
-    for (size_t i = 0; i < w->cfg->nlisteners; i++) /* the largest route */
-        for (size_t j = 0; j < w->cfg->listeners[i].nsites; j++)
-            for (size_t k = 0; k < w->cfg->listeners[i].sites[j].nroutes; k++) {
-                const struct cfg_route *r = &w->cfg->listeners[i].sites[j].routes[k];
+    for (size_t i = 0; i < cfg->nlisteners; i++) /* the largest route */
+        for (size_t j = 0; j < cfg->listeners[i].nsites; j++)
+            for (size_t k = 0; k < cfg->listeners[i].sites[j].nroutes; k++) {
+                const struct cfg_route *r = &cfg->listeners[i].sites[j].routes[k];
                 if (r->stat != NULL && r->stat->cache_entries > want)
                     want = r->stat->cache_entries;
             }
@@ -211,20 +216,20 @@ static struct fcache *cache_of(struct worker *w, const struct cfg_static *cs)
         return NULL;
     }
     fc->nsets = sets;
-    w->fcache = fc;
+    g->fcache = fc;
     return fc;
 }
 
-int fcache_open(struct worker *w, const struct cfg_static *cs, const char *rel,
+int fcache_open(struct gen *g, const struct cfg_static *cs, const char *rel,
                 size_t len, struct fentry **out)
 {
-    struct fcache *fc = cache_of(w, cs);
+    struct fcache *fc = cache_of(g, cs);
     if (fc == NULL)
         return -ENOMEM;
     int dirfd = root_fd(fc, cs);
     if (dirfd < 0)
         return dirfd;
-    int64_t now = loop_now(w->loop);
+    int64_t now = loop_now(g->w->loop);
     uint64_t h = hash_path(cs, rel, len);
     struct fentry **set = &fc->slots[(h & (fc->nsets - 1)) * WAYS];
     struct fentry **slot = NULL;
@@ -303,9 +308,9 @@ int fcache_open(struct worker *w, const struct cfg_static *cs, const char *rel,
     return 0;
 }
 
-void fcache_free(struct worker *w)
+void fcache_free(struct gen *g)
 {
-    struct fcache *fc = w->fcache;
+    struct fcache *fc = g->fcache;
     if (fc == NULL)
         return;
     for (size_t i = 0; i < (size_t)fc->nsets * WAYS; i++)
@@ -316,5 +321,5 @@ void fcache_free(struct worker *w)
     free(fc->roots);
     free(fc->slots);
     free(fc);
-    w->fcache = NULL;
+    g->fcache = NULL;
 }

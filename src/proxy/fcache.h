@@ -1,5 +1,5 @@
 /*
- * Per-worker open-file cache for static routes (fcache.c): path -> open fd,
+ * Per-worker (per configuration generation) open-file cache for static routes (fcache.c): path -> open fd,
  * stat, validators and precompressed siblings, re-checked after the route's
  * cache_valid. A hot file costs no open(2) or stat(2) per request.
  */
@@ -12,7 +12,7 @@
 
 #include "config/config.h"
 
-struct worker;
+struct gen;
 
 /* One representation on disk: the file itself or a .gz/.br sibling. */
 struct fvar {
@@ -49,13 +49,13 @@ struct fentry {
  * unless cs->outside_symlinks. Returns 0 and a referenced entry in *out,
  * or -errno: -ENOENT/-ENOTDIR (no such file), -EXDEV/-ELOOP (a symlink
  * leads out, or loops), -EACCES, -ENAMETOOLONG, -ENOSYS (no openat2). */
-int fcache_open(struct worker *w, const struct cfg_static *cs, const char *rel,
+int fcache_open(struct gen *g, const struct cfg_static *cs, const char *rel,
                 size_t len, struct fentry **out);
 
 /* Drops a reference taken by fcache_open. */
 void fcache_unref(struct fentry *e);
 
-/* Frees the worker's cache (closes every fd). */
-void fcache_free(struct worker *w);
+/* Frees the generation's cache (closes every fd). */
+void fcache_free(struct gen *g);
 
 #endif

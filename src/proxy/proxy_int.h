@@ -72,6 +72,8 @@ struct gen {
     unsigned id;      /* 1, 2, ... per process: the reload count + 1 */
     bool retired;
     struct gen *next; /* in worker->old */
+    struct fcache *fcache; /* static.c: open files of this generation's
+                              static routes, created on first use */
 };
 
 /* What the main thread hands a worker on reload. */
@@ -135,7 +137,6 @@ struct worker {
     uint64_t seq;
     struct cache *cache; /* shared by all workers; NULL without a cache */
     struct cwk *cwk;     /* this worker's cache state (cache_glue.c) */
-    struct fcache *fcache; /* static.c: open files, created on first use */
     struct guard *gd;
     bool paused;              /* at max_connections: listeners out of epoll */
     struct timer pause_timer; /* looks again whether there is room */
@@ -660,8 +661,8 @@ int static_prepare(struct txn *t, const struct h1_msg *req);
 void static_start(struct txn *t);
 /* Moves file bytes to the client (T_FILE). */
 void static_pump(struct txn *t);
-/* Frees the worker's open-file cache (at worker exit). */
-void static_worker_fini(struct worker *w);
+/* Frees a generation's open-file cache (gen_free). */
+void static_gen_fini(struct gen *g);
 /* static_list.c: answers with an HTML list of the directory <dirfd>, whose
  * request path (decoded, NUL-terminated) is <path>. */
 void static_list(struct txn *t, int dirfd, struct str path, bool hidden);

@@ -688,7 +688,7 @@ void static_start(struct txn *t)
         }
         memcpy(p, rel.p, rel.len);
         memcpy(p + rel.len, cs->index, il + 1);
-        rc = fcache_open(t->c->w, cs, p, rel.len + il, &e);
+        rc = fcache_open(t->c->gen, cs, p, rel.len + il, &e);
         if (rc == 0 && e->regular) {
             sf->e = e;
             respond(t, e);
@@ -707,7 +707,7 @@ void static_start(struct txn *t)
     }
     while (rel.len > 0 && rel.p[rel.len - 1] == '/')
         rel.len--;
-    rc = fcache_open(t->c->w, cs, rel.p, rel.len, &e);
+    rc = fcache_open(t->c->gen, cs, rel.p, rel.len, &e);
     if (rc < 0) {
         switch (rc) {
         case -ENOENT:
@@ -749,7 +749,7 @@ void static_start(struct txn *t)
     respond(t, e);
 }
 
-void static_worker_fini(struct worker *w)
+void static_gen_fini(struct gen *g)
 {
-    fcache_free(w);
+    fcache_free(g);
 }

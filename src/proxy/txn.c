@@ -638,8 +638,10 @@ static int start_response(struct txn *t)
         if (t->route != NULL && t->route->compress != NULL) {
             if (compress_decide(t, r, kind) < 0)
                 return -ENOMEM;
-            if (t->bo != NULL && kind == H1_B_CHUNKED)
+            if (t->bo != NULL && kind == H1_B_CHUNKED && !t->resf.decode) {
                 t->resf.decode = true; /* compress the payload, not chunks */
+                cglue_decoded(t);      /* ... and store the payload */
+            }
         }
     }
     if (conn_closing(c))

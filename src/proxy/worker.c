@@ -103,6 +103,7 @@ static void gen_free(struct gen *g)
     free(g->ls);
     ups_set_free(g->ups);
     ups_state_unref(g->st);
+    static_gen_fini(g); /* its open files: keyed by this snapshot's routes */
     cfg_unref(g->cfg);
     free(g);
 }
@@ -386,7 +387,6 @@ void *worker_main(void *arg)
     w->gen = NULL;
     w->cfg = NULL;
     w->ups = NULL;
-    static_worker_fini(w);
     fwd_worker_free(w);
     pool_thread_cleanup();
     buf_thread_cleanup();

@@ -195,6 +195,15 @@ def test_config_refuses_ajp_without_secret(tmp_path):
                    "      - routes: [ { path: /, upstream: was } ]\n")
     p = run_cli(["-t", "-c", str(cfg)])
     assert p.returncode != 0 and "mixes ajp:// and HTTP" in p.stderr, p.stderr
+    for extra, why in (("    tls: true\n", '"tls" is not available with ajp://'),
+                       ("    proxy_protocol: v2\n", '"proxy_protocol" is not available'),
+                       ("    health: { path: /ok }\n", "health: { type: tcp }")):
+        cfg.write_text("upstreams:\n  was:\n    servers: [ajp://127.0.0.1:8009]\n"
+                       "    ajp: { secret: x }\n" + extra +
+                       "listeners:\n  - listen: 127.0.0.1:1\n    sites:\n"
+                       "      - routes: [ { path: /, upstream: was } ]\n")
+        p = run_cli(["-t", "-c", str(cfg)])
+        assert p.returncode != 0 and why in p.stderr and "g.yaml:5:5:" in p.stderr, p.stderr
 
 
 def test_compression_over_ajp(was):

@@ -190,3 +190,24 @@ def test_slow_stream_is_flushed(zproxy):
                 got = d.decompress(raw) if raw else b""
                 d = zlib.decompressobj(31)
         assert time.monotonic() - t0 < 1.5, "piece 0 waited for the end"
+
+
+def test_with_the_cache(origin, reverse):
+    """A route that caches and compresses: the cache stores the upstream's
+    identity body (even when the compressor de-chunks it on the way), a
+    miss is compressed for the client, a hit is served as stored."""
+    g = reverse({"was": [origin.port]},
+                sites=[{"default": True, "routes": [
+                    {"path": "/", "upstream": "was", "compress": True,
+                     "cache": True}]}],
+                extra={"cache": {"memory": "16MiB"}})
+    target = "/text/40000?chunked=1&set=Cache-Control:max-age=60"
+    r1 = get(g.port, target, headers=[("Accept-Encoding", "gzip")])
+    assert r1.status == 200 and r1.get("Content-Encoding") == "gzip"
+    assert gzip.decompress(r1.body) == text_body(40000)
+    seen = origin.count()
+    for _ in range(2):
+        r2 = get(g.port, target, headers=[("Accept-Encoding", "gzip")])
+        assert r2.status == 200
+        assert decode(r2.get("Content-Encoding"), r2.body) == text_body(40000)
+    assert origin.count() == seen, "the second and third came from the cache"

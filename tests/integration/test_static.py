@@ -418,3 +418,38 @@ def test_config_errors(tmp_path):
                    "            static: /tmp\n")
     p = run_cli(["-t", "-c", str(bad)])
     assert p.returncode != 0 and "only one of" in p.stderr, p.stderr
+
+
+def test_reload_switches_roots(tmp_path, gatehouse):
+    """A reload that points the route at another directory serves the other
+    directory's file at once: the open-file cache belongs to a configuration
+    generation, so nothing opened under the old one is served by the new."""
+    import signal
+    from lib.net import wait_until
+    from lib.proxy import to_yaml
+    roots = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "f.txt").write_bytes(b"root %s\n" % name.encode())
+        roots.append(d)
+    port = free_port()
+
+    def cfg(d):
+        return {"workers": 1,
+                "log": {"access": str(tmp_path / "access.log"),
+                        "error": str(tmp_path / "error.log")},
+                "listeners": [{"listen": "127.0.0.1:%d" % port, "sites": [
+                    {"default": True, "routes": [
+                        {"path": "/", "static": {"root": str(d), "cache_valid": "1h"}}]}]}]}
+
+    g = gatehouse(cfg(roots[0]), port)
+    assert get(port, "/f.txt").body == b"root a\n"
+    for i in range(1, 9):
+        want = roots[i % 2]
+        with open(g.config_path, "w") as f:
+            f.write(to_yaml(cfg(want)) + "\n")
+        g.send_signal(signal.SIGHUP)
+        body = b"root %s\n" % want.name.encode()
+        assert wait_until(lambda: get(port, "/f.txt").body == body, 5), \
+            (i, g.error_log_text()[-1000:])
