@@ -25,6 +25,7 @@
 #include "core/sock.h"
 #include "http/h1.h"
 #include "proxy/proxy_proto.h"
+#include "security/security.h"
 
 #define ADMIN_MAX_CONNS 64
 #define ADMIN_IN 8192
@@ -411,6 +412,12 @@ static void *admin_main(void *arg)
 {
     struct admin *a = arg;
     log_set_thread_tag("admin");
+    /* it reads requests from the network: a worker's sandbox, on top of
+     * the main thread's it inherited (docs/security.md) */
+    if (a->cfg->security.sandbox && sandbox_enter(SB_WORKER) < 0) {
+        log_err("admin: cannot enter the sandbox; the admin listener is off");
+        return NULL;
+    }
     if (a->lsn.fd >= 0)
         log_info("admin listener on %s", a->cfg->admin.addr.text);
     timer_set(a->loop, &a->tick, 1000, tick);

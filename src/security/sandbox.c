@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -128,10 +129,16 @@ static const struct rule policy[] = {
       "upstream connections" },
     { SYS(socket), WM, ALLOW, { EQ(0, AF_INET6), MASKED(1, 0xf, SOCK_STREAM) },
       "upstream connections" },
-    { SYS(socket), W, ALLOW, { EQ(0, AF_INET), MASKED(1, 0xf, SOCK_DGRAM) },
-      "DNS queries (c-ares, the forward proxy)" },
-    { SYS(socket), W, ALLOW, { EQ(0, AF_INET6), MASKED(1, 0xf, SOCK_DGRAM) },
-      "DNS queries (c-ares, the forward proxy)" },
+    { SYS(socket), WM, ALLOW, { EQ(0, AF_INET), MASKED(1, 0xf, SOCK_DGRAM) },
+      "DNS: c-ares in workers, getaddrinfo on reload" },
+    { SYS(socket), WM, ALLOW, { EQ(0, AF_INET6), MASKED(1, 0xf, SOCK_DGRAM) },
+      "DNS: c-ares in workers, getaddrinfo on reload" },
+    { SYS(socket), M, ALLOW, { EQ(0, AF_UNIX), MASKED(1, 0xf, SOCK_DGRAM) },
+      "sd_notify: READY, RELOADING, STOPPING to systemd" },
+    { SYS(socket), M, EACCES_, { EQ(0, AF_UNIX), MASKED(1, 0xf, SOCK_STREAM) },
+      "glibc asks nscd (getaddrinfo on reload), and copes without" },
+    { SYS(sendmmsg), WM, ALLOW, ANY, "glibc's resolver: A and AAAA at once" },
+    { SYS(poll), M, ALLOW, ANY, "glibc's resolver waits with poll" },
     { SYS(connect), WM, ALLOW, ANY, "upstream connections" },
     { SYS(accept4), WM, ALLOW, ANY, "clients" },
     { SYS(getsockopt), WM, ALLOW, ANY, "SO_ERROR after connect" },
@@ -178,11 +185,17 @@ static const struct rule policy[] = {
                                     "the row above can check" },
     { SYS(set_robust_list), M, ALLOW, ANY, "new threads" },
     { SYS(rseq), M, ALLOW, ANY, "new threads" },
+    { SYS(seccomp), WM, ALLOW, ANY, "a thread started later (admin) adds its "
+                                    "own list: filters only ever narrow" },
+    { SYS(prctl), WM, ALLOW, { EQ(0, PR_SET_NO_NEW_PRIVS) },
+      "libseccomp sets it again before each filter" },
     { SYS(exit), WM, ALLOW, ANY, "thread exit" },
     { SYS(exit_group), WM, ALLOW, ANY, "process exit" },
     /* files, main thread: reload reads the configuration, log reopening
      * opens logs, stop removes the pid file */
     { SYS(openat), M, ALLOW, ANY, "reload, log reopening" },
+    { SYS(dup2), M, ALLOW, ANY, "log reopening: the new file behind the old fd" },
+    { SYS(dup3), M, ALLOW, ANY, "log reopening" },
     { SYS(newfstatat), M, ALLOW, ANY, "reload" },
     { SYS(fstat), M, ALLOW, ANY, "reload" },
     { SYS(lseek), M, ALLOW, ANY, "reload" },

@@ -161,3 +161,44 @@ def test_running_out_of_fds_pauses_not_spins(gatehouse):
         for c in conns:
             c.close()
     assert "Too many open files" in g.error_log_text()
+
+
+def test_connections_per_address_behind_a_balancer(gatehouse):
+    """On a proxy_protocol listener every TCP connection comes from the
+    balancer: the count goes by the client address its PROXY header
+    carries, once the header is read."""
+    port = free_port()
+    cfg = config(port, limits={"connections_per_address": 2})
+    cfg["listeners"][0]["proxy_protocol"] = True
+    gatehouse(cfg, port)
+
+    def via_balancer(client):
+        c = connect(port)
+        c.send(b"PROXY TCP4 %s 127.0.0.1 40000 %d\r\n" % (client.encode(), port))
+        return c
+
+    def ok(c):
+        try:
+            return served(c, timeout=3)
+        except Exception:
+            return False
+
+    a = [via_balancer("192.0.2.10") for _ in range(2)]
+    b = [via_balancer("192.0.2.20") for _ in range(2)]
+    try:
+        assert all(ok(c) for c in a + b)  # 4 from one TCP source: fine
+        extra = via_balancer("192.0.2.10")
+        assert extra.closed_within(3), "a third connection of 192.0.2.10"
+        extra.close()
+        a.pop().close()
+
+        def retake():
+            c = via_balancer("192.0.2.10")
+            try:
+                return ok(c)
+            finally:
+                c.close()
+        assert wait_until(retake, 5, 0.1)
+    finally:
+        for c in a + b:
+            c.close()

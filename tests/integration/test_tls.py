@@ -375,7 +375,10 @@ def test_sighup_reloads_certificates(tls_reverse, origin, test_ca, tmp_path):
     shutil.copy(test_ca.path("localhost.pem"), site_pem)
     shutil.copy(test_ca.path("localhost.key"), site_key)
     tls = {"certificates": [{"cert": site_pem, "key": site_key}]}
-    g = tls_reverse({"o": [origin.port]}, tls=tls)
+    # the reload reads the key files again, here where only root may
+    # (started as root, gatehouse would otherwise be nobody by then)
+    g = tls_reverse({"o": [origin.port]}, tls=tls,
+                    extra={"security": {"run_as_root": True}})
     before = cert_serial(g.port)
     held = tls_connect(g.port, test_ca.ca)
     held.sendall(b"GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n")

@@ -29,9 +29,15 @@ def status(port):
     return json.loads(body)
 
 
-def ops_config(port, upstreams, admin_port=None, admin=None, **kw):
-    """reverse_config() plus an admin section on <admin_port>."""
+def ops_config(port, upstreams, admin_port=None, admin=None, security=None,
+               **kw):
+    """reverse_config() plus an admin section on <admin_port>. Gatehouse
+    keeps running as root here (security.run_as_root): reload and log
+    reopening read and create files in the test's directory, which only root
+    may enter, and started as root Gatehouse would otherwise drop to nobody
+    (docs/security.md). <security> replaces that block."""
     cfg = reverse_config(port, upstreams, **kw)
+    cfg["security"] = security or {"run_as_root": True}
     if admin_port is not None:
         a = {"listen": "%s:%d" % (HOST, admin_port)}
         a.update(admin or {})
