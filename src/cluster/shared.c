@@ -431,6 +431,22 @@ void shared_free(struct shared *s)
     free(s);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
+}
+
+bool shared_cfg_same(const struct cfg_redis *a, const struct cfg_redis *b)
+{
+    if (a->enabled != b->enabled)
+        return false;
+    if (!a->enabled)
+        return true;
+    return strcmp(a->addr.text, b->addr.text) == 0 && same_str(a->password, b->password) &&
+           same_str(a->prefix, b->prefix) && a->timeout == b->timeout &&
+           a->reconnect_max == b->reconnect_max;
+}
+
 void *shared_attach(struct shared *s, size_t n)
 {
     void **a = realloc(s->attached, (s->nattached + 1) * sizeof(*a));

@@ -79,6 +79,10 @@ struct shared *shared_new(struct loop *l, const struct cfg_redis *cfg);
 /* Closes the connections; pending calls complete with -ECANCELED. */
 void shared_free(struct shared *s);
 
+/* True when <a> and <b> would make the same client (a reload keeps the
+ * clients the workers started with; a restart applies a change). */
+bool shared_cfg_same(const struct cfg_redis *a, const struct cfg_redis *b);
+
 /* True while the command connection is up. */
 bool shared_up(const struct shared *s);
 

@@ -39,6 +39,7 @@
 
 #include "admin/admin.h"
 #include "cluster/node.h"
+#include "cluster/shared.h"
 #include "core/macros.h"
 #include "core/notify.h"
 #include "core/sock.h"
@@ -228,6 +229,8 @@ static void warn_fixed(const struct server *s, const struct cfg *n)
     const char *a = s->cur->pid_file, *b = n->pid_file;
     if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0))
         log_warn("reload: \"pid_file\" changed; a restart applies it");
+    if (!shared_cfg_same(&s->cur->cluster.redis, &n->cluster.redis))
+        log_warn("reload: \"cluster.redis\" changed; a restart applies it");
 }
 
 /* Everything that can fail, before anything is committed. */

@@ -173,3 +173,30 @@ def test_cluster_example_runs_and_drains(origins, gatehouse, tmp_path):
     assert r.returncode == 0, r.stderr
     g.checked = True
     assert g.wait(10) == 0
+
+
+def test_reload_applies_drain_delay_and_says_redis_needs_restart(origin, gatehouse,
+                                                                 tmp_path):
+    r1, r2 = free_port(), free_port()
+    port, cfg = drain_config(tmp_path, origin, delay="100ms")
+    cfg["cluster"]["redis"] = "127.0.0.1:%d" % r1
+    g = gatehouse(cfg, port)
+    from lib.proxy import to_yaml
+    cfg["cluster"] = {"drain_delay": "1500ms", "redis": "127.0.0.1:%d" % r2}
+    with open(g.config_path, "w") as f:
+        f.write(to_yaml(cfg))
+    r = run_cli(["reload", "-c", g.config_path])
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 5
+    while "reloaded" not in g.error_log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = g.error_log_text()
+    assert "reloaded" in log, log
+    assert "\"cluster.redis\" changed; a restart applies it" in log
+    t0 = time.monotonic()
+    g.send_signal(signal.SIGTERM)
+    time.sleep(0.6)
+    assert not refused(port), "the reloaded drain_delay (1.5s) was not applied"
+    g.checked = True
+    assert g.wait(10) == 0
+    assert time.monotonic() - t0 >= 1.4
