@@ -39,14 +39,14 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def web(test_ca):
+def web(fwd_ca):
     """An HTTP and an HTTPS page server on free loopback ports."""
     servers = []
     for kind in (b"http", b"https"):
         s = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         s.kind = kind
         if kind == b"https":
-            s.socket = test_ca.server_context().wrap_socket(s.socket,
+            s.socket = fwd_ca.server_context().wrap_socket(s.socket,
                                                             server_side=True)
         t = threading.Thread(target=s.serve_forever, daemon=True)
         t.start()
@@ -76,16 +76,16 @@ def chromium(proxy_port, url, tmp_path, spki):
     return p.stdout.decode(errors="replace")
 
 
-def test_chromium_http_and_https_through_proxy(forward, web, test_ca,
+def test_chromium_http_and_https_through_proxy(forward, web, fwd_ca,
                                                tmp_path):
     http, https = web
     hport, sport = http.server_address[1], https.server_address[1]
     g = forward({"connect_ports": [sport]}, workers=2)
     dom = chromium(g.port, "http://127.0.0.1:%d/plain.html" % hport,
-                   tmp_path, test_ca.spki)
+                   tmp_path, fwd_ca.spki)
     assert "served http /plain.html + rendered by JS" in dom, dom
     dom = chromium(g.port, "https://127.0.0.1:%d/secure.html" % sport,
-                   tmp_path, test_ca.spki)
+                   tmp_path, fwd_ca.spki)
     assert "served https /secure.html + rendered by JS" in dom, dom
     want_http = '"GET http://127.0.0.1:%d/plain.html HTTP/1.1" 200' % hport
     want_tunnel = '"CONNECT 127.0.0.1:%d HTTP/1.1" 200' % sport
