@@ -620,6 +620,25 @@ void ajp_pump(struct txn *t)
     pump_down(t);
 }
 
+ssize_t ajp_pull(struct txn *t, char *dst, size_t max, bool *eof)
+{
+    struct ajx *aj = t->aj;
+    struct uconn *uc = t->uc;
+    *eof = false;
+    if (uc == NULL)
+        return -EAGAIN;
+    size_t n = MIN(MIN((size_t)aj->chunk_left, buf_len(&uc->rbuf)), max);
+    if (n == 0)
+        return -EAGAIN;
+    if (t->resf.kind == H1_B_LENGTH && t->resf.bytes + n > t->resp.content_length)
+        return -EPROTO; /* longer than announced: the stream is reset */
+    memcpy(dst, buf_head(&uc->rbuf), n);
+    buf_consume(&uc->rbuf, n);
+    aj->chunk_left -= (uint32_t)n;
+    t->resf.bytes += n;
+    return (ssize_t)n;
+}
+
 bool ajp_timeout(struct txn *t)
 {
     if (t->uc == NULL || t->aj->st != AJ_CPING)

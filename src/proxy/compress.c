@@ -226,7 +226,9 @@ int compress_decide(struct txn *t, const struct h1_msg *r, enum h1_body kind)
     if (already_encoded(r) || no_transform(r))
         return 0;
     t->zvary = true;
-    if (t->has_range || t->req.meth == H1_M_HEAD)
+    /* HTTP/2 streams pull their body straight from the upstream buffer
+     * (txn_pull): no compressor sits on that path yet */
+    if (t->has_range || t->req.meth == H1_M_HEAD || t->h2 != NULL)
         return 0;
     unsigned enc = http_pick_encoding(t->accept_enc, t->route->compress->encodings);
     if (enc == 0)

@@ -661,6 +661,9 @@ int static_prepare(struct txn *t, const struct h1_msg *req);
 void static_start(struct txn *t);
 /* Moves file bytes to the client (T_FILE). */
 void static_pump(struct txn *t);
+/* HTTP/2: copies up to <max> body bytes of a T_FILE response into <dst>
+ * (the stream pulls them). Returns bytes, or -EAGAIN; *eof at the end. */
+ssize_t static_pull(struct txn *t, char *dst, size_t max, bool *eof);
 /* Frees a generation's open-file cache (gen_free). */
 void static_gen_fini(struct gen *g);
 /* static_list.c: answers with an HTML list of the directory <dirfd>, whose
@@ -677,6 +680,9 @@ void ajp_pump(struct txn *t);
 /* A pooled AJP connection was attached: probe it first (CPING) if
  * configured. */
 void ajp_attached(struct txn *t);
+/* HTTP/2: copies up to <max> bytes of the current AJP body chunk into
+ * <dst>. Returns bytes or -EAGAIN (the end comes with END_RESPONSE). */
+ssize_t ajp_pull(struct txn *t, char *dst, size_t max, bool *eof);
 /* The upstream timer fired: true when it was a CPING probe's (handled). */
 bool ajp_timeout(struct txn *t);
 

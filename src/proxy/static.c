@@ -289,12 +289,13 @@ static const char *conn_field(const struct txn *t)
 /* ---- sending ---- */
 
 /* sendfile(2) writes to the socket itself: right for a plain TCP client,
- * wrong for a TLS one (unless the kernel does the TLS, kTLS). The TLS layer
- * makes this say false for its connections; the copy path (pread into a
- * buffer, then the connection's own write) serves them. */
+ * wrong for a TLS one (unless the kernel does the TLS, kTLS) or an HTTP/2
+ * stream; those get the copy path (pread into a buffer, then cli_send). */
 static bool can_sendfile(const struct txn *t)
 {
-    return t->h2 == NULL; /* HTTP/1 connections are plain TCP for now */
+    /* TLS: the records are made in user space (no per-connection kTLS
+     * send yet), so file bytes go by the copy path and cli_send */
+    return t->h2 == NULL && t->c->tls == NULL;
 }
 
 static void sf_release(void *arg)
@@ -447,6 +448,50 @@ static int send_step(struct txn *t)
     return 1;
 }
 
+ssize_t static_pull(struct txn *t, char *dst, size_t max, bool *eof)
+{
+    struct sfile *sf = t->sf;
+    size_t n = 0;
+    while (n < max && sf->cur < sf->nsegs) {
+        struct seg *s = &sf->segs[sf->cur];
+        if (sf->moff < s->mlen) {
+            size_t k = MIN(max - n, s->mlen - sf->moff);
+            memcpy(dst + n, s->mem + sf->moff, k);
+            sf->moff += k;
+            n += k;
+            continue;
+        }
+        if (sf->fdone == s->flen) {
+            sf->cur++;
+            sf->moff = 0;
+            sf->fdone = 0;
+            continue;
+        }
+        size_t k = MIN(max - n, buf_len(&sf->rb));
+        if (k > 0) { /* read by static_pump before the stream pulled */
+            memcpy(dst + n, buf_head(&sf->rb), k);
+            buf_consume(&sf->rb, k);
+        } else {
+            ssize_t r;
+            do
+                r = pread(sf->fd, dst + n, (size_t)MIN((uint64_t)(max - n), s->flen - sf->fdone),
+                          (off_t)(s->foff + sf->fdone));
+            while (r == -1 && errno == EINTR);
+            if (r <= 0) {
+                log_warn("static: reading %s: %s", sf->e->path,
+                         r == 0 ? "the file shrank" : strerror(errno));
+                return -EIO;
+            }
+            k = (size_t)r;
+        }
+        sf->fdone += k;
+        sf->body_bytes += k;
+        n += k;
+    }
+    *eof = sf->cur == sf->nsegs;
+    return n == 0 && !*eof ? -EAGAIN : (ssize_t)n;
+}
+
 void static_pump(struct txn *t)
 {
     for (;;) {
@@ -555,7 +600,7 @@ static void respond(struct txn *t, struct fentry *e)
         compress_candidate(t, str_cstr(e->mime), true, v->size)) {
         vary = true;
         unsigned z = http_pick_encoding(t->accept_enc, t->route->compress->encodings);
-        if (z != 0 && t->req.meth == H1_M_GET) {
+        if (z != 0 && t->req.meth == H1_M_GET && t->h2 == NULL) {
             if (compress_start(t, z) < 0) {
                 txn_error(t, 503, "proxy_internal_error", "Out of memory.");
                 return;

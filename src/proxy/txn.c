@@ -883,6 +883,10 @@ ssize_t txn_pull(struct txn *t, char *dst, size_t max, bool *eof)
     size_t n = 0;
     if (t->phase == T_CACHE)
         return cglue_pull(t, dst, max, eof);
+    if (t->phase == T_FILE)
+        return static_pull(t, dst, max, eof);
+    if (t->aj != NULL && t->phase == T_RESPONSE)
+        return ajp_pull(t, dst, max, eof);
     if (t->phase == T_LOCAL) {
         n = MIN(max, t->local_len - t->local_off);
         memcpy(dst, t->local_body + t->local_off, n);

@@ -310,3 +310,29 @@ def test_example_web_was(tomcat, gatehouse, tmp_path):
     assert d["uri"] == "/app/hello" and d["query"] == "name=x"
     r, d, _ = echo(port, "/http/hello", "localhost")
     assert d["uri"] == "/http/hello"
+
+
+@pytest.mark.parametrize("proto", ["--http1.1", "--http2"])
+def test_over_tls_and_h2(tomcat, tls_reverse, test_ca, proto):
+    """Clients over TLS and HTTP/2 in front of AJP: the echo, a POST body
+    and a large response (with and without Content-Length) arrive intact."""
+    g = tls_reverse({"ajp": ["ajp://127.0.0.1:%d" % tomcat.ajp_port]},
+                    upstream_opts={"ajp": {"ajp": {"secret": SECRET}}})
+
+    def fetch(path, *args):
+        return curl("--cacert", test_ca.ca, proto, *args,
+                    "https://localhost:%d%s" % (g.port, path), timeout=120)
+    d = json.loads(fetch("/tls/x?y=1", "-H", "X-A: b").stdout)
+    assert d["uri"] == "/tls/x" and d["query"] == "y=1"
+    assert ["x-a", "b"] in [[k.lower(), v] for k, v in d["headers"]]
+    body = os.urandom(300000)
+    p = curl("--cacert", test_ca.ca, proto, "--data-binary", "@-", "-H",
+             "Content-Type: application/octet-stream",
+             "https://localhost:%d/up" % g.port, input=body, timeout=120)
+    d = json.loads(p.stdout)
+    assert d["body_len"] == len(body)
+    assert d["body_sha256"] == hashlib.sha256(body).hexdigest()
+    for q in ("", "?chunked=1"):
+        n = 5 * 1024 * 1024 + 1
+        out = fetch("/big/%d%s" % (n, q)).stdout
+        assert len(out) == n and hashlib.sha256(out).hexdigest() == pattern_sha256(n)

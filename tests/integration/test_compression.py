@@ -211,3 +211,18 @@ def test_with_the_cache(origin, reverse):
         assert r2.status == 200
         assert decode(r2.get("Content-Encoding"), r2.body) == text_body(40000)
     assert origin.count() == seen, "the second and third came from the cache"
+
+
+def test_http2_client_gets_identity_with_vary(origin, tls_reverse, test_ca):
+    """An HTTP/2 stream pulls its body straight from the upstream buffer,
+    where no compressor sits yet: the response goes as it is (never a
+    Content-Encoding over uncompressed bytes), with Vary all the same."""
+    g = tls_reverse({"was": [origin.port]}, sites=[{"default": True, "routes": [
+        {"path": "/", "upstream": "was", "compress": True}]}])
+    for q in ("", "?chunked=1"):
+        p = curl("--cacert", test_ca.ca, "--http2", "-H", "Accept-Encoding: gzip",
+                 "-D", "/dev/stderr", "https://localhost:%d/text/50000%s" % (g.port, q))
+        head = p.stderr.decode().lower()
+        assert head.startswith("http/2 200")
+        assert "content-encoding" not in head and "vary: accept-encoding" in head
+        assert p.stdout == text_body(50000)
