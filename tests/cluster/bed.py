@@ -142,7 +142,8 @@ class Proc:
 
 class Bed:
     def __init__(self, nodes=3, was=2, balance="roundrobin", redis=False,
-                 drain_delay="1500ms", node_extra=None, check_inter=300):
+                 drain_delay="1500ms", node_extra=None, check_inter=300,
+                 cache=False):
         self.id = "t" + secrets.token_hex(3)
         self.nnodes = nodes
         self.nwas = was
@@ -151,6 +152,7 @@ class Bed:
         self.drain_delay = drain_delay
         self.node_extra = node_extra or {}
         self.check_inter = check_inter
+        self.cache = cache
         self.dir = tempfile.mkdtemp(prefix="gh-bed-%s-" % self.id)
         self.procs = {}
         self.healthz = feature("admin")
@@ -278,9 +280,13 @@ class Bed:
         if self.healthz:
             cfg["admin"] = {"listen": "%s:%d" % (node_addr(i), ADMIN_PORT),
                             "allow": ["10.77.2.0/24"]}
+        route = {"path": "/", "upstream": "was"}
+        if self.cache:
+            route["cache"] = True
+            cfg["cache"] = {"memory": "16MiB",
+                            "purge": {"allow": ["10.77.0.0/16"]}}
         lst = {"listen": "%s:%d" % (node_addr(i), NODE_PORT),
-               "sites": [{"default": True,
-                          "routes": [{"path": "/", "upstream": "was"}]}]}
+               "sites": [{"default": True, "routes": [route]}]}
         if self.proxy_v2:
             lst["proxy_protocol"] = True
         cfg["listeners"] = [lst]
@@ -388,6 +394,28 @@ class Bed:
             time.sleep(0.05)
         raise AssertionError("%s not %s after %ss (is %s)" % (
             name, status, timeout, self.lb_stat().get(name)))
+
+    def node_request(self, i, target, method="GET", headers=()):
+        """One request straight to node <i> from the balancer's host (with
+        a PROXY header when the nodes want one). Returns (status, {lower
+        name: value}, body)."""
+        argv = ["ip", "netns", "exec", self.ns("lb"), "curl", "-s", "-m", "5",
+                "-D", "-", "-X", method, "-H", "Host: cluster.test"]
+        if self.proxy_v2:
+            argv.append("--haproxy-protocol")
+        for h in headers:
+            argv += ["-H", h]
+        argv.append("http://%s:%d%s" % (node_addr(i), NODE_PORT, target))
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10)
+        head, _, body = r.stdout.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1]) if lines and lines[0] else 0
+        hdrs = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        return status, hdrs, body
 
     def metrics(self, i):
         """Node <i>'s /metrics as {name{labels}: value}, asked from the

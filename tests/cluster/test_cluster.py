@@ -154,3 +154,32 @@ def test_client_address_survives_the_l4_hop(bed):
         with open(b.path("n%d.access.log" % i)) as f:
             lines = f.read().splitlines()
         assert lines and all(ln.startswith("10.77.1.10 ") for ln in lines), lines
+
+
+def test_purge_on_one_node_reaches_all_within_1s(bed):
+    """Each node caches locally; a PURGE on n1 removes the object on n2 and
+    n3 too, through Redis publish/subscribe, within a second."""
+    b = bed(nodes=3, was=1, redis=True, cache=True)
+    target = "/headers?set=Cache-Control:max-age%3D300"
+    time.sleep(0.5)  # the subscribers connect
+    for i in (1, 2, 3):  # warm every node's cache
+        b.node_request(i, target)
+        st, h, _ = b.node_request(i, target)
+        assert st == 200 and "hit" in h.get("cache-status", ""), (i, h)
+    t0 = time.time()
+    st, _, body = b.node_request(1, target, method="PURGE")
+    assert st == 200 and b'"purged":1' in body, (st, body)
+    took = {}
+    for i in (2, 3):
+        end = t0 + 2
+        while time.time() < end:
+            st, h, _ = b.node_request(i, target)
+            if "hit" not in h.get("cache-status", ""):
+                took[i] = time.time() - t0
+                break
+    print("\n[purge] PURGE on n1 seen by n2 after %s, n3 after %s (each figure "
+          "includes a curl of ~30 ms)" % (
+              "%.3fs" % took[2] if 2 in took else "never",
+              "%.3fs" % took[3] if 3 in took else "never"))
+    assert set(took) == {2, 3}, took
+    assert max(took.values()) < 1.0, took
