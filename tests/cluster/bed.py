@@ -35,6 +35,7 @@ BED_SH = os.path.join(CLUSTER, "bed.sh")
 VIP = "10.77.1.100"
 VIP_PORT = 80
 NODE_PORT = 8080
+PEER_PORT = 8081
 ADMIN_PORT = 9090
 WAS_PORT = 8080
 REDIS_ADDR = "10.77.2.50"
@@ -143,7 +144,7 @@ class Proc:
 class Bed:
     def __init__(self, nodes=3, was=2, balance="roundrobin", redis=False,
                  drain_delay="1500ms", node_extra=None, check_inter=300,
-                 cache=False):
+                 cache=False, peering=False):
         self.id = "t" + secrets.token_hex(3)
         self.nnodes = nodes
         self.nwas = was
@@ -153,6 +154,7 @@ class Bed:
         self.node_extra = node_extra or {}
         self.check_inter = check_inter
         self.cache = cache
+        self.peering = peering  # cache peering: each key cached on one node
         self.dir = tempfile.mkdtemp(prefix="gh-bed-%s-" % self.id)
         self.procs = {}
         self.healthz = feature("admin")
@@ -285,11 +287,24 @@ class Bed:
             route["cache"] = True
             cfg["cache"] = {"memory": "16MiB",
                             "purge": {"allow": ["10.77.0.0/16"]}}
+        peer_lst = None
+        if self.peering:
+            # Cache peering (CARP, Varnish's shard director): the service
+            # listener does not cache; it sends each URI to the node that
+            # owns it on a hash ring of the nodes' peer listeners, and only
+            # there is it cached (fetched from the WAS once per cluster).
+            cfg["upstreams"]["peers"] = {
+                "servers": ["%s:%d" % (node_addr(j), PEER_PORT)
+                            for j in range(1, self.nnodes + 1)],
+                "balance": "hash", "hash_key": "uri", "connect_timeout": "1s"}
+            peer_lst = {"listen": "%s:%d" % (node_addr(i), PEER_PORT),
+                        "sites": [{"default": True, "routes": [route]}]}
+            route = {"path": "/", "upstream": "peers"}
         lst = {"listen": "%s:%d" % (node_addr(i), NODE_PORT),
                "sites": [{"default": True, "routes": [route]}]}
         if self.proxy_v2:
             lst["proxy_protocol"] = True
-        cfg["listeners"] = [lst]
+        cfg["listeners"] = [lst] + ([peer_lst] if peer_lst else [])
         for k, v in self.node_extra.items():
             cfg[k] = v
         return cfg
@@ -434,14 +449,15 @@ class Bed:
     # ---- client ----
 
     def load_start(self, seconds, path="/echo", conns=8, pause=0, name="load",
-                   reqs_per_conn=0):
+                   reqs_per_conn=0, keys=0):
         out = self.path(name + ".json")
         p = self.start("client", [sys.executable, os.path.join(CLUSTER, "load.py"),
                                   "--host", VIP, "--port", str(VIP_PORT),
                                   "--path", path, "--conns", str(conns),
                                   "--seconds", str(seconds), "--pause",
                                   str(pause), "--reqs-per-conn",
-                                  str(reqs_per_conn), "--out", out], name)
+                                  str(reqs_per_conn), "--keys", str(keys),
+                                  "--out", out], name)
         p.result_path = out
         return p
 

@@ -20,6 +20,7 @@ record per second of ok counts by node.
 """
 import argparse
 import json
+import random
 import socket
 import threading
 import time
@@ -103,8 +104,12 @@ class Worker(threading.Thread):
             self.connect()
         self.on_conn += 1
         last = self.args.reqs_per_conn and self.on_conn >= self.args.reqs_per_conn
+        path = self.args.path
+        if self.args.keys > 0:  # one of N objects, at random
+            path += "%sk=%d" % ("&" if "?" in path else "?",
+                                random.randrange(self.args.keys))
         req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cluster-load\r\n"
-               "%s\r\n" % (self.args.path, self.args.hostname,
+               "%s\r\n" % (path, self.args.hostname,
                             "Connection: close\r\n" if last else "")).encode()
         try:
             self.sock.sendall(req)
@@ -141,7 +146,8 @@ class Worker(threading.Thread):
             via = hdrs.get("via", "")
             node = via.split()[-1] if via else "?"
             if 200 <= status < 300:
-                self.stats.ok(t0, node, retried)
+                self.stats.ok(t0, node, retried,
+                              "; hit" in hdrs.get("cache-status", ""))
             else:
                 self.stats.fail(t0, "status %d from %s" % (status, node),
                                 self.reused)
@@ -157,14 +163,16 @@ class Stats:
         self.lock = threading.Lock()
         self.n_ok = 0
         self.n_retried = 0
+        self.n_hits = 0
         self.retries = []
         self.failures = []
         self.nodes = {}
         self.seconds = {}
 
-    def ok(self, t, node, retried):
+    def ok(self, t, node, retried, hit=False):
         with self.lock:
             self.n_ok += 1
+            self.n_hits += hit
             if retried:
                 self.n_retried += 1
                 self.retries.append(t)
@@ -189,6 +197,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--pause", type=float, default=0, help="ms between requests")
     ap.add_argument("--timeout", type=float, default=10)
+    ap.add_argument("--keys", type=int, default=0,
+                    help="add k=<0..N-1> at random to the path (N objects)")
     ap.add_argument("--reqs-per-conn", type=int, default=0,
                     help="close each connection after N requests (0: never)")
     ap.add_argument("--out", required=True)
@@ -204,7 +214,7 @@ def main():
     res = {
         "t0": t0, "t1": time.time(), "ok": stats.n_ok,
         "failed": len(stats.failures), "retried": stats.n_retried,
-        "retries": stats.retries,
+        "retries": stats.retries, "hits": stats.n_hits,
         "failures": stats.failures, "nodes": stats.nodes,
         "seconds": {str(k): v for k, v in sorted(stats.seconds.items())},
     }

@@ -183,3 +183,33 @@ def test_purge_on_one_node_reaches_all_within_1s(bed):
               "%.3fs" % took[3] if 3 in took else "never"))
     assert set(took) == {2, 3}, took
     assert max(took.values()) < 1.0, took
+
+
+def test_cache_peering_keeps_one_copy_per_cluster(bed):
+    """Issue 9 item 5, as a configuration: with peering, each URI goes to
+    the node that owns it on a consistent-hash ring of the nodes (balance:
+    hash, hash_key: uri) and is cached there only, so the cluster fetches
+    each object from the WAS once instead of once per node. Same load,
+    with and without: the cluster hit ratio."""
+    keys = 500
+    ratio = {}
+    for peering in (False, True):
+        b = bed(nodes=3, was=1, cache=True, peering=peering)
+        load = b.load_start(4, path="/headers?set=Cache-Control:max-age%3D300",
+                            conns=8, reqs_per_conn=25, keys=keys, pause=5,
+                            name="peering" if peering else "alone")
+        res = b.load_result(load)
+        assert res["failed"] == 0, res["failures"][:5]
+        misses = res["ok"] - res["hits"]
+        ratio[peering] = (res["hits"] / res["ok"], misses, res["ok"])
+        b.down()
+    print("\n[peering] %d objects, 3 nodes: without peering %.1f%% hits (%d "
+          "misses of %d), with peering %.1f%% hits (%d misses of %d)" % (
+              keys, 100 * ratio[False][0], ratio[False][1], ratio[False][2],
+              100 * ratio[True][0], ratio[True][1], ratio[True][2]))
+    # alone, each node fetches each object once: about 3 x keys misses;
+    # peered, the cluster fetches each once (a request collapsed onto a
+    # fetch in progress is not a hit either: a little slack)
+    assert ratio[True][1] <= keys * 1.05, ratio
+    assert ratio[False][1] >= 2 * keys, ratio
+    assert ratio[True][0] > ratio[False][0]
