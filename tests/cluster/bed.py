@@ -296,7 +296,8 @@ class Bed:
             cfg["upstreams"]["peers"] = {
                 "servers": ["%s:%d" % (node_addr(j), PEER_PORT)
                             for j in range(1, self.nnodes + 1)],
-                "balance": "hash", "hash_key": "uri", "connect_timeout": "1s"}
+                "balance": "hash", "hash_key": "uri", "connect_timeout": "1s",
+                "health": {"type": "tcp", "interval": "1s"}}
             peer_lst = {"listen": "%s:%d" % (node_addr(i), PEER_PORT),
                         "sites": [{"default": True, "routes": [route]}]}
             route = {"path": "/", "upstream": "peers"}
