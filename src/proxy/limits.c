@@ -17,6 +17,7 @@
 
 #include "core/macros.h"
 #include "core/sock.h"
+#include "proxy/cluster_glue.h"
 #include "proxy/proxy_int.h"
 
 #define PAUSE_MS 50
@@ -159,7 +160,7 @@ static const char *const reasons[] = {
     [CFG_RATE_USER] = "rate_limit_user",
 };
 
-static void too_many(struct txn *t, const struct cfg_rate *r, int64_t wait_ns)
+void lim__too_many(struct txn *t, const struct cfg_rate *r, int64_t wait_ns)
 {
     /* Retry-After is whole seconds (RFC 9110 10.2.3), rounded up */
     long long secs = (wait_ns + 999999999) / 1000000000;
@@ -180,21 +181,37 @@ static void too_many(struct txn *t, const struct cfg_rate *r, int64_t wait_ns)
               bl > 0 && bl < 128 ? (size_t)bl : 0, extra);
 }
 
-bool lim_request(struct txn *t, const struct cfg_rate *rs, size_t n)
+bool lim__local(struct txn *t, const struct cfg_rate *r, const struct sec_key *k)
 {
     struct rl_table *tab = t->c->w->gd->rl;
-    if (n == 0 || tab == NULL)
-        return false;
     int64_t now = loop_now_us(t->c->w->loop) * 1000;
-    for (size_t i = 0; i < n; i++) {
+    int64_t wait = tab != NULL ? rl_take(tab, k, r->period_ns, r->burst, now) : 0;
+    if (wait > 0) {
+        lim__too_many(t, r, wait);
+        return true;
+    }
+    return false;
+}
+
+bool lim__from(struct txn *t, const struct cfg_rate *rs, size_t n, size_t i,
+               int stage)
+{
+    for (; i < n; i++) {
         struct sec_key k;
         if (!rule_key(t, &rs[i], &k))
             continue;
-        int64_t wait = rl_take(tab, &k, rs[i].period_ns, rs[i].burst, now);
-        if (wait > 0) {
-            too_many(t, &rs[i], wait);
+        /* with Redis, the cluster decides (and local state if it cannot) */
+        if (t->c->w->shared != NULL && clglue_limit(t, rs, n, i, stage, &k))
             return true;
-        }
+        if (t->c->w->shared == NULL && lim__local(t, &rs[i], &k))
+            return true;
     }
     return false;
+}
+
+bool lim_request(struct txn *t, const struct cfg_rate *rs, size_t n, int stage)
+{
+    if (n == 0 || t->c->w->gd->rl == NULL)
+        return false;
+    return lim__from(t, rs, n, 0, stage);
 }

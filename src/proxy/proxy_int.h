@@ -48,6 +48,7 @@ struct lsock {
 
 struct conn;
 struct shared;
+struct crl;
 
 /*
  * A configuration generation inside one worker: the snapshot it was given,
@@ -134,6 +135,7 @@ struct worker {
     bool ls_closed;      /* listeners closed: no more accepting */
     struct timer drain_timer;
     struct shared *shared; /* cluster state in Redis; NULL without it */
+    struct crl *crl;       /* the cluster's rate-limit refusals we know */
     uint64_t seq;
     struct cache *cache; /* shared by all workers; NULL without a cache */
     struct cwk *cwk;     /* this worker's cache state (cache_glue.c) */
@@ -274,6 +276,8 @@ struct txn {
     uint8_t trylog[8];      /* servers tried, in order (access log) */
     uint8_t ntrylog;
     struct ctx *cx;         /* cache state (cache_glue.c), or NULL */
+    struct clim *clim;      /* waiting for the cluster's rate-limit verdict
+                               (cluster_glue.c), or NULL */
     struct str req_extra;   /* fields added to the upstream request head */
     struct str resp_extra;  /* fields added to the client response head */
     uint8_t req_drop;       /* HDROP_*: request fields not forwarded */
@@ -366,6 +370,8 @@ ssize_t h2s_read(struct txn *t);
 void h2s_timer(struct txn *t, int64_t ms); /* ms < 0: stop */
 void h2s_done(struct txn *t);
 void h2s_abort(struct txn *t);
+/* The rate limits of <stage> (LIM_AT_*) passed after a wait: go on. */
+void txn_limits_passed(struct txn *t, int stage);
 /* Sends the request upstream (the cache found nothing it could use). */
 void txn_forward(struct txn *t);
 
@@ -536,7 +542,18 @@ void lim_conn_gone(struct worker *w, int slot);
 int lim_conn_pp(struct conn *c);
 /* Checks <n> rate-limit rules for request <t>. Returns false when the
  * request may go on, true when it was answered 429. */
-bool lim_request(struct txn *t, const struct cfg_rate *rs, size_t n);
+bool lim_request(struct txn *t, const struct cfg_rate *rs, size_t n, int stage);
+/* <stage> of txn_start() that a rate check is for: it goes on there with
+ * txn_limits_passed() when the check had to wait (the cluster's verdict). */
+enum { LIM_AT_LISTENER = 0, LIM_AT_ROUTE = 1 };
+struct sec_key;
+/* For the cluster's verdicts (cluster_glue.c): rules <i>.. of <rs>; a 429
+ * for rule <r>; one rule decided by this node alone. Each returns true when
+ * the request was answered or waits. */
+bool lim__from(struct txn *t, const struct cfg_rate *rs, size_t n, size_t i,
+               int stage);
+void lim__too_many(struct txn *t, const struct cfg_rate *r, int64_t wait_ns);
+bool lim__local(struct txn *t, const struct cfg_rate *r, const struct sec_key *k);
 
 /* ---- harden.c ---- */
 /* Before binding: open-file limit, who to become, the limit tables.

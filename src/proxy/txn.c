@@ -23,6 +23,7 @@
 #include "core/macros.h"
 #include "core/sock.h"
 #include "proxy/cache_glue.h"
+#include "proxy/cluster_glue.h"
 #include "proxy/proxy_int.h"
 
 static void txn_pump(struct txn *t);
@@ -275,8 +276,17 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_error(t, 417, "http_request_error", "Unsupported Expect value.");
         return;
     }
-    if (lim_request(t, c->cl->rates, c->cl->nrates))
-        return; /* 429: the listener's rate limits, before routing */
+    if (lim_request(t, c->cl->rates, c->cl->nrates, LIM_AT_LISTENER))
+        return; /* 429, or the cluster's verdict awaited: the listener's
+                   rate limits, before routing */
+    txn_limits_passed(t, LIM_AT_LISTENER);
+}
+
+/* The listener's rate limits passed: route, then the route's limits. */
+static void start_routed(struct txn *t)
+{
+    struct conn *c = t->c;
+    const struct h1_msg *req = &t->req;
     if (t->cx != NULL && cglue_begin(t))
         return; /* a hit, a wait for a fill, a purge */
     if (t->site == NULL) {
@@ -292,8 +302,17 @@ void txn_start(struct txn *t, struct h1_msg *req)
         txn_error(t, 404, "http_request_denied", "No route matches this path.");
         return;
     }
-    if (lim_request(t, t->route->rates, t->route->nrates))
-        return; /* 429 */
+    if (lim_request(t, t->route->rates, t->route->nrates, LIM_AT_ROUTE))
+        return; /* 429, or the cluster's verdict awaited */
+    txn_limits_passed(t, LIM_AT_ROUTE);
+}
+
+/* Every rate limit passed: the body limit, then serve. */
+static void start_allowed(struct txn *t)
+{
+    const struct h1_msg *req = &t->req;
+    bool proxy = t->route->action == CFG_ACT_PROXY;
+    bool ajp = proxy && t->route->upstream->proto == CFG_PROTO_AJP;
     uint64_t limit = body_limit(t);
     if (limit != 0 && req->body == H1_B_LENGTH && req->content_length > limit) {
         t->keepalive = false;
@@ -314,6 +333,14 @@ void txn_start(struct txn *t, struct h1_msg *req)
     if (t->reqf.done) /* the header timeout is over: the head is in */
         cli_timer_stop(t);
     txn_connect(t);
+}
+
+void txn_limits_passed(struct txn *t, int stage)
+{
+    if (stage == LIM_AT_LISTENER)
+        start_routed(t);
+    else
+        start_allowed(t);
 }
 
 /* ---- upstream connection ---- */

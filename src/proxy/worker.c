@@ -34,10 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster/shared.h"
 #include "core/macros.h"
 #include "core/sock.h"
 #include "proxy/cache_glue.h"
+#include "proxy/cluster_glue.h"
 #include "proxy/proxy_int.h"
 #include "proxy/worker.h"
 #include "tls/tls.h"
@@ -373,8 +373,7 @@ void *worker_main(void *arg)
     if (rc < 0)
         log_err("worker %d: event loop failed: %s", w->id, strerror(-rc));
     logsink_flush(&w->alog);
-    shared_free(w->shared); /* needs the loop */
-    w->shared = NULL;
+    clglue_worker_fini(w); /* needs the loop */
     cglue_worker_fini(w); /* background fetches hold upstream connections */
     /* Upstream connections use this thread's buffer cache: free them here. */
     while (w->old != NULL) {
@@ -422,13 +421,10 @@ int worker_init(struct worker *w, int id, struct cfg *cfg,
         log_err("worker %d: forward proxy: %s", id, strerror(-frc));
         return frc;
     }
-    /* Redis settings are read at start: a reload does not change them */
-    if (cfg->cluster.redis.enabled) {
-        w->shared = shared_new(w->loop, &cfg->cluster.redis);
-        if (w->shared == NULL)
-            return -ENOMEM;
+    if (clglue_worker_init(w, cfg) < 0) /* Redis, when configured */
+        return -ENOMEM;
+    if (w->shared != NULL)
         cglue_cluster_init(w); /* purges from the other nodes */
-    }
 
     w->alog_on = alog_fd >= 0;
     w->alog_fmt = cfg->log.format;
@@ -453,8 +449,7 @@ int worker_init(struct worker *w, int id, struct cfg *cfg,
 
 void worker_fini(struct worker *w)
 {
-    shared_free(w->shared); /* never started */
-    w->shared = NULL;
+    clglue_worker_fini(w); /* never started */
     cglue_worker_fini(w);
     fwd_worker_free(w);
     if (w->gen != NULL) /* never started */

@@ -144,7 +144,7 @@ class Proc:
 class Bed:
     def __init__(self, nodes=3, was=2, balance="roundrobin", redis=False,
                  drain_delay="1500ms", node_extra=None, check_inter=300,
-                 cache=False, peering=False):
+                 cache=False, peering=False, rate=None):
         self.id = "t" + secrets.token_hex(3)
         self.nnodes = nodes
         self.nwas = was
@@ -155,6 +155,7 @@ class Bed:
         self.check_inter = check_inter
         self.cache = cache
         self.peering = peering  # cache peering: each key cached on one node
+        self.rate = rate        # a listener rate limit, e.g. {by, rate, burst}
         self.dir = tempfile.mkdtemp(prefix="gh-bed-%s-" % self.id)
         self.procs = {}
         self.healthz = feature("admin")
@@ -305,6 +306,8 @@ class Bed:
                "sites": [{"default": True, "routes": [route]}]}
         if self.proxy_v2:
             lst["proxy_protocol"] = True
+        if self.rate:
+            lst["rate_limits"] = [self.rate]
         cfg["listeners"] = [lst] + ([peer_lst] if peer_lst else [])
         for k, v in self.node_extra.items():
             cfg[k] = v
@@ -450,7 +453,7 @@ class Bed:
     # ---- client ----
 
     def load_start(self, seconds, path="/echo", conns=8, pause=0, name="load",
-                   reqs_per_conn=0, keys=0):
+                   reqs_per_conn=0, keys=0, allow_429=False):
         out = self.path(name + ".json")
         p = self.start("client", [sys.executable, os.path.join(CLUSTER, "load.py"),
                                   "--host", VIP, "--port", str(VIP_PORT),
@@ -458,7 +461,8 @@ class Bed:
                                   "--seconds", str(seconds), "--pause",
                                   str(pause), "--reqs-per-conn",
                                   str(reqs_per_conn), "--keys", str(keys),
-                                  "--out", out], name)
+                                  "--out", out] + (["--allow-429"] if allow_429 else []),
+                       name)
         p.result_path = out
         return p
 

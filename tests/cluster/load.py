@@ -148,6 +148,8 @@ class Worker(threading.Thread):
             if 200 <= status < 300:
                 self.stats.ok(t0, node, retried,
                               "; hit" in hdrs.get("cache-status", ""))
+            elif status == 429 and self.args.allow_429:
+                self.stats.limit(t0, node)
             else:
                 self.stats.fail(t0, "status %d from %s" % (status, node),
                                 self.reused)
@@ -164,6 +166,7 @@ class Stats:
         self.n_ok = 0
         self.n_retried = 0
         self.n_hits = 0
+        self.limited = {}
         self.retries = []
         self.failures = []
         self.nodes = {}
@@ -182,6 +185,10 @@ class Stats:
             sec = self.seconds.setdefault(int(t - self.t0), {})
             sec[node] = sec.get(node, 0) + 1
 
+    def limit(self, t, node):
+        with self.lock:
+            self.limited.setdefault(node, []).append(t)
+
     def fail(self, t, err, reused):
         with self.lock:
             self.failures.append({"t": t, "error": err, "reused": reused})
@@ -197,6 +204,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--pause", type=float, default=0, help="ms between requests")
     ap.add_argument("--timeout", type=float, default=10)
+    ap.add_argument("--allow-429", action="store_true",
+                    help="a 429 is the rate limit working, not a failure")
     ap.add_argument("--keys", type=int, default=0,
                     help="add k=<0..N-1> at random to the path (N objects)")
     ap.add_argument("--reqs-per-conn", type=int, default=0,
@@ -215,6 +224,7 @@ def main():
         "t0": t0, "t1": time.time(), "ok": stats.n_ok,
         "failed": len(stats.failures), "retried": stats.n_retried,
         "retries": stats.retries, "hits": stats.n_hits,
+        "limited": stats.limited,
         "failures": stats.failures, "nodes": stats.nodes,
         "seconds": {str(k): v for k, v in sorted(stats.seconds.items())},
     }
