@@ -514,6 +514,7 @@ void h2s_timer(struct txn *t, int64_t ms)
 void h2s_done(struct txn *t)
 {
     struct h2s *s = t->h2;
+    pick_end(t); /* the upstream slot, if an error path still held it */
     alog_write(t);
     s->t = NULL;
     t->magic = 0;

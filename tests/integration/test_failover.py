@@ -385,3 +385,31 @@ def test_pooled_connection_closed_by_server_detected_before_reuse(origins,
         time.sleep(0.5)
     assert o.accepted == 6
     assert "connection broke" not in g.error_log_text()
+
+
+def test_h2_error_gives_back_the_server_slot(gatehouse, origins):
+    """Regression (issue 4, after the HTTP/2 merge): an HTTP/2 request
+    answered with an error while it held a server's in-flight slot (here a
+    body over the route's max_body, found while streaming it up) gives the
+    slot back; with max_conns 1, the next request is served, not 503."""
+    from lib.proxy import reverse_config
+    from lib.tls import h2c
+    o = origins("a")
+    port = free_port()
+    sites = [{"default": True, "routes": [{"path": "/", "upstream": "was",
+                                           "max_body": "1000"}]}]
+    cfg = reverse_config(port, {"was": servers(o, a={"max_conns": 1})},
+                         sites=sites)
+    cfg["listeners"][0]["http2"] = {"h2c": True}
+    gatehouse(cfg, port)
+    for i in range(3):
+        c = h2c(port)
+        sid = c.request("POST", "/echo", body=b"x" * 5000, scheme="http")
+        status, _, _ = c.response(sid)
+        assert status == 413
+        c.close()
+        c = h2c(port)
+        sid = c.request("GET", "/echo?i=%d" % i, scheme="http")
+        status, headers, _ = c.response(sid)
+        assert status == 200, (i, status, headers)
+        c.close()
