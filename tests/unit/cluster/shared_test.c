@@ -270,6 +270,14 @@ static void test_kv(void **state)
     assert_int_equal(w.res.err, 0);
     assert_null(w.res.str);
     assert_int_equal(shared_set(a, STR_LIT("sticky:abc"), STR_LIT("10.77.3.2:8080"), 60000), 0);
+    /* SET has no reply to wait for; a GET behind it on the same connection
+     * answers only once Redis has applied it. Without this, b's GET may reach
+     * Redis first (two connections are not ordered). */
+    waiter_init(&w, l);
+    assert_int_equal(shared_get(a, &w.q, STR_LIT("sticky:abc")), 0);
+    run_for(l, 2000);
+    assert_true(w.done);
+    assert_string_equal(w.str, "10.77.3.2:8080");
     waiter_init(&w, l);
     assert_int_equal(shared_get(b, &w.q, STR_LIT("sticky:abc")), 0);
     run_for(l, 2000);
