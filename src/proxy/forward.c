@@ -608,6 +608,10 @@ static bool admit(struct fwd_txn *fx, struct h1_msg *req)
              "This proxy does not connect to that host.");
         return false;
     }
+    /* the listener's rate limits, once the user is known (by: user) and
+     * before any name is resolved: 429 */
+    if (lim_request(t, t->c->cl->rates, t->c->cl->nrates))
+        return false;
     if (req->flags & H1_EXPECT_OTHER) {
         t->keepalive = false;
         txn_error(t, 417, "http_request_error", "Unsupported Expect value.");
