@@ -533,6 +533,23 @@ static int take_head(struct txn *t, const struct h1_msg *req)
     return rc;
 }
 
+/* What admit() checks after the rate limits. True: go on and resolve. */
+static bool admit_rest(struct txn *t, const struct h1_msg *req)
+{
+    if (req->flags & H1_EXPECT_OTHER) {
+        t->keepalive = false;
+        txn_error(t, 417, "http_request_error", "Unsupported Expect value.");
+        return false;
+    }
+    uint64_t limit = t->c->cl->limits.body_bytes;
+    if (limit != 0 && req->body == H1_B_LENGTH && req->content_length > limit) {
+        t->keepalive = false;
+        txn_error(t, 413, "http_request_denied", "The request body is too large.");
+        return false;
+    }
+    return true;
+}
+
 /* Everything decided before resolving. Returns true when the request may
  * go on to resolution; otherwise it was answered (or waits to be). */
 static bool admit(struct fwd_txn *fx, struct h1_msg *req)
@@ -608,18 +625,18 @@ static bool admit(struct fwd_txn *fx, struct h1_msg *req)
              "This proxy does not connect to that host.");
         return false;
     }
-    if (req->flags & H1_EXPECT_OTHER) {
-        t->keepalive = false;
-        txn_error(t, 417, "http_request_error", "Unsupported Expect value.");
+    /* the listener's rate limits, once the user is known (by: user) and
+     * before any name is resolved: 429, or the cluster's verdict awaited
+     * (fwd_limits_passed() goes on) */
+    if (lim_request(t, t->c->cl->rates, t->c->cl->nrates, LIM_AT_FORWARD))
         return false;
-    }
-    uint64_t limit = t->c->cl->limits.body_bytes;
-    if (limit != 0 && req->body == H1_B_LENGTH && req->content_length > limit) {
-        t->keepalive = false;
-        txn_error(t, 413, "http_request_denied", "The request body is too large.");
-        return false;
-    }
-    return true;
+    return admit_rest(t, req);
+}
+
+void fwd_limits_passed(struct txn *t)
+{
+    if (admit_rest(t, &t->req))
+        resolve(t->fx);
 }
 
 bool fwd_start(struct txn *t, struct h1_msg *req)

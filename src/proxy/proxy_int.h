@@ -545,7 +545,7 @@ int lim_conn_pp(struct conn *c);
 bool lim_request(struct txn *t, const struct cfg_rate *rs, size_t n, int stage);
 /* <stage> of txn_start() that a rate check is for: it goes on there with
  * txn_limits_passed() when the check had to wait (the cluster's verdict). */
-enum { LIM_AT_LISTENER = 0, LIM_AT_ROUTE = 1 };
+enum { LIM_AT_LISTENER = 0, LIM_AT_ROUTE = 1, LIM_AT_FORWARD = 2 };
 struct sec_key;
 /* For the cluster's verdicts (cluster_glue.c): rules <i>.. of <rs>; a 429
  * for rule <r>; one rule decided by this node alone. Each returns true when
@@ -577,6 +577,9 @@ void fwd_worker_free(struct worker *w);
  * origin-form request for the listener's own sites (the reverse pipeline
  * goes on), true when handled (answered, refused, or on its way). */
 bool fwd_start(struct txn *t, struct h1_msg *req);
+/* The forward listener's rate limits passed after the cluster's verdict:
+ * the rest of the checks, then resolve. */
+void fwd_limits_passed(struct txn *t);
 /* The upstream connection of a CONNECT is up: answer 200, become a
  * tunnel. 0, or -1 when the transaction ended. */
 int fwd_tunnel_open(struct txn *t);

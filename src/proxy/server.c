@@ -575,11 +575,6 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
         goto Exit;
     if (start_workers(s, cfg, &inited) < 0)
         goto Exit;
-    int hrc = ups_health_start(s->st, &s->health);
-    if (hrc < 0) {
-        log_err("cannot start the health thread: %s", strerror(-hrc));
-        goto Exit;
-    }
     upgrade_inherit_done();
     if (write_pid(cfg->pid_file) < 0 || harden_drop(&gd, cfg) < 0)
         goto Exit; /* chroot, user, no_new_privs: listeners are bound */
@@ -599,6 +594,15 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
         goto Exit;
     }
     s->sandboxed = cfg->security.sandbox;
+    /* The health thread probes servers and may resolve their names: it
+     * runs in the main thread's list, inherited, as those a reload starts
+     * do. Started earlier, it would run with no filter at all. */
+    int hrc = ups_health_start(s->st, &s->health);
+    if (hrc < 0) {
+        log_err("cannot start the health thread: %s", strerror(-hrc));
+        notify_workers(s, WSTOP_NOW);
+        goto Exit;
+    }
     if (admin_start(s->admin) < 0) {
         notify_workers(s, WSTOP_NOW);
         goto Exit;

@@ -339,6 +339,8 @@ void txn_limits_passed(struct txn *t, int stage)
 {
     if (stage == LIM_AT_LISTENER)
         start_routed(t);
+    else if (stage == LIM_AT_FORWARD)
+        fwd_limits_passed(t);
     else
         start_allowed(t);
 }

@@ -154,6 +154,10 @@ static const struct rule policy[] = {
     { SYS(epoll_wait), WM, ALLOW, ANY, "the event loop" },
     { SYS(epoll_pwait), WM, ALLOW, ANY, "the event loop (glibc)" },
     { SYS(epoll_ctl), WM, ALLOW, ANY, "the event loop" },
+    { SYS(epoll_create1), M, ALLOW, ANY, "the loop of a thread started later "
+                                         "(health checks, at start and on "
+                                         "reload)" },
+    { SYS(eventfd2), M, ALLOW, ANY, "its wake-up fd" },
     { SYS(futex), WM, ALLOW, ANY, "mutexes (shared limit tables), joins" },
     { SYS(sched_yield), WM, ALLOW, ANY, "contended locks" },
     { SYS(nanosleep), WM, ALLOW, ANY, "short sleeps" },

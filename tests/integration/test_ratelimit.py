@@ -4,14 +4,16 @@ request gets 429 with Retry-After and a Proxy-Status, is logged with its
 reason, and never reaches the upstream. Requests come from 127.0.0.1 and
 127.0.0.2 (both loopback) to show that addresses are counted apart."""
 
+import base64
 import re
 import socket
+import subprocess
 import time
 
 import pytest
 
 from lib.net import HOST, RawConn, free_port, request_bytes
-from lib.proxy import run_cli, to_yaml
+from lib.proxy import forward_config, run_cli, to_yaml
 
 OTHER = "127.0.0.2"
 
@@ -182,3 +184,92 @@ def test_bad_rules_are_config_errors(tmp_path, bad, msg):
     assert p.returncode == 1, p
     assert re.match(r".*bad\.yaml:\d+:\d+: ", p.stderr), p.stderr
     assert msg in p.stderr, p.stderr
+
+
+# ---- by authenticated user (the forward proxy's Basic authentication) -------
+
+
+@pytest.fixture
+def users(tmp_path):
+    """An htpasswd file: alice and bob (bcrypt, by Apache's htpasswd)."""
+    lines = []
+    for name, pw in (("alice", "wonder"), ("bob", "builder")):
+        lines.append(subprocess.run(
+            ["htpasswd", "-nbB", "-C", "5", name, pw], check=True,
+            capture_output=True, text=True).stdout.strip())
+    path = tmp_path / "htpasswd"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def via(g, origin, user=None, src=HOST):
+    """GET http://origin/echo through forward proxy <g> as <user>."""
+    headers = []
+    if user is not None:
+        tok = base64.b64encode(("%s:%s" % user).encode()).decode()
+        headers.append(("Proxy-Authorization", "Basic " + tok))
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(10)
+    s.connect((HOST, g.port))
+    c = RawConn.__new__(RawConn)
+    c.sock, c.timeout, c.buf, c.eof = s, 10, bytearray(), False
+    with c:
+        host = "127.0.0.1:%d" % origin.port
+        c.send(request_bytes("GET", "http://%s/echo" % host, host=host,
+                             headers=headers))
+        return c.read_response()
+
+
+ALICE = ("alice", "wonder")
+BOB = ("bob", "builder")
+
+
+def forward_limited(gatehouse, users, rates):
+    port = free_port()
+    cfg = forward_config(port, {"auth": {"htpasswd": users},
+                                "allow": ["127.0.0.0/8"]})
+    cfg["listeners"][0]["rate_limits"] = rates
+    return gatehouse(cfg, port)
+
+
+def test_user_limit_follows_the_user_not_the_address(gatehouse, origin,
+                                                     users):
+    """by: user: one bucket per authenticated user, whatever address the
+    requests come from; another user has their own."""
+    g = forward_limited(gatehouse, users, [{"by": "user", "rate": "1/m",
+                                            "burst": 3}])
+    got = [via(g, origin, ALICE, src).status
+           for src in (HOST, OTHER, HOST, OTHER)]
+    assert got == [200, 200, 200, 429], got
+    assert_429(via(g, origin, ALICE, OTHER), "rate_limit_user")
+    assert [via(g, origin, BOB).status for _ in range(4)] == \
+        [200, 200, 200, 429]
+    lines = g.wait_access_lines(lambda ls: len(ls) >= 9)
+    limited = [ln for ln in lines if '" 429 ' in ln]
+    assert len(limited) == 3, lines
+    assert all("reason=rate_limit_user" in ln for ln in limited), limited
+    assert origin.count() == 6
+
+
+def test_user_and_address_rules_together(gatehouse, origin, users):
+    """Requests without valid credentials are answered 407 before any rate
+    limit (the user is not known): they use no token. Rules are checked in
+    order, the first out of tokens answers."""
+    g = forward_limited(gatehouse, users, [
+        {"by": "address", "rate": "1/m", "burst": 3},
+        {"by": "user", "rate": "1/m", "burst": 1}])
+    assert via(g, origin).status == 407
+    assert via(g, origin, ("alice", "wrong")).status == 407
+
+    def reason(r):
+        m = re.search(r'details="([a-z_]+)"', r.get("Proxy-Status") or "")
+        return r.status, m.group(1) if m else None
+    assert reason(via(g, origin, ALICE)) == (200, None)
+    assert reason(via(g, origin, ALICE)) == (429, "rate_limit_user")
+    assert reason(via(g, origin, BOB)) == (200, None)
+    # bob elsewhere: a fresh address, but bob's own token is spent
+    assert reason(via(g, origin, BOB, OTHER)) == (429, "rate_limit_user")
+    # three requests from 127.0.0.1 passed the address rule: it is empty
+    assert reason(via(g, origin, BOB)) == (429, "rate_limit_address")
+    assert origin.count() == 2

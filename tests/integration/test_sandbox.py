@@ -129,3 +129,58 @@ def test_compromised_worker_opens_no_file(gatehouse, monkeypatch, who):
         assert "open /etc/passwd: opened" in text, text
         os.unlink(PROBE_FILE)
     assert get(port, "/").status == 200  # and it goes on serving
+
+
+def health_config(port, origin_port, aport=None, cache_dir=None):
+    cfg = {"workers": 2,
+           "upstreams": {"was": {"servers": ["%s:%d" % (HOST, origin_port)],
+                                 "health": {"path": "/echo",
+                                            "interval": "1s"}}},
+           "listeners": [{"listen": "%s:%d" % (HOST, port), "sites": [
+               {"default": True,
+                "routes": [{"path": "/", "upstream": "was",
+                            "cache": cache_dir is not None}]}]}]}
+    if aport is not None:
+        cfg["admin"] = {"listen": "%s:%d" % (HOST, aport)}
+    if cache_dir is not None:
+        cfg["cache"] = {"memory": "8MiB",
+                        "disk": {"path": str(cache_dir), "size": "16MiB"}}
+    return cfg
+
+
+def test_helper_threads_are_filtered_too(gatehouse, origin, tmp_path):
+    """Every thread, not only the workers: the upstream health thread and
+    the admin thread (started after the main thread's list is on, they
+    inherit it; the admin thread adds the worker list), and the cache's
+    disk thread (made before the privilege drop, it enters the list of a
+    worker that serves files before its first job)."""
+    port, aport = free_port(), free_port()
+    g = listening(gatehouse(health_config(port, origin.port, aport,
+                                          tmp_path / "cache"), port))
+    for _ in range(3):  # cacheable: the disk thread gets a job
+        r = get(port, "/headers?set=Cache-Control:max-age=60")
+        assert r.status == 200
+    cache = tmp_path / "cache"
+    assert wait_until(lambda: any(p.is_file() for p in cache.rglob("*")
+                                  if p.relative_to(cache).parts[0] != "tmp"),
+                      5)
+    modes = seccomp_modes(g.pid)
+    # main, 2 workers, health, admin, disk
+    assert len(modes) >= 6 and set(modes.values()) == {2}, modes
+
+
+def test_reload_starts_its_health_thread_inside_the_sandbox(gatehouse, origin):
+    """A reload makes a new health thread (and its event loop) from the
+    sandboxed main thread: the main list lets it, and the thread inherits
+    that list."""
+    port = free_port()
+    g = listening(gatehouse(health_config(port, origin.port), port))
+    before = set(seccomp_modes(g.pid))
+    g.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "generation 2" in g.error_log_text(), 10), \
+        g.error_log_text()[-2000:]
+    assert g.alive()
+    modes = seccomp_modes(g.pid)
+    assert set(modes.values()) == {2}, modes
+    assert set(modes) != before or len(modes) >= 4
+    assert get(port, "/echo").status == 200
