@@ -422,6 +422,8 @@ static void auth_wait_over(struct loop *l, struct timer *tm)
 {
     (void)l;
     struct fwd_txn *fx = container_of(tm, struct fwd_txn, tm);
+    if (fx->t->phase != T_CONNECT)
+        return; /* answered meanwhile (e.g. 408) */
     ask_credentials(fx->t, fx->f, fx->why);
 }
 
