@@ -379,6 +379,7 @@ static void fwd_go(struct fwd_txn *fx, const struct dns_result *r)
         answer(t, 503, "proxy_internal_error", NULL, NULL, "Out of memory.", NULL);
         return;
     }
+    t->key = (struct ups_key){ .sticky = -1 }; /* one server, no cookie */
     txn_connect(t);
 }
 
