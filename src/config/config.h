@@ -344,6 +344,7 @@ struct cfg_forward {
 /* The resolver used for forward destinations (c-ares, one per worker). */
 struct cfg_dns {
     const char *servers;  /* "1.2.3.4:53,[::1]:53"; NULL: /etc/resolv.conf */
+    const char *hosts;    /* the hosts file, read at start; "/etc/hosts" */
     cfg_ms timeout;       /* a whole lookup; default 5s */
     unsigned cache_size;  /* names cached per worker; default 4096 */
     cfg_ms min_ttl;       /* answers kept at least this long; 1s */

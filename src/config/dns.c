@@ -52,9 +52,15 @@ static int set_servers(struct cfg__ld *ld, const struct cfg__node *v,
     return 0;
 }
 
+static int set_hosts(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
+{
+    return cfg__str(ld, v, false, &((struct cfg_dns *)obj)->hosts);
+}
+
 #define D struct cfg_dns
 static const struct cfg__field dns_fields[] = {
     CFG__F_FN("servers", set_servers),
+    CFG__F_FN("hosts", set_hosts),
     CFG__F_MS("timeout", D, timeout, 100, 60 * CFG__SEC),
     CFG__F_UINT("cache_size", D, cache_size, 0, 1000000),
     CFG__F_MS("min_ttl", D, min_ttl, 0, CFG__DAY),
@@ -67,6 +73,7 @@ void cfg__dns_defaults(struct cfg_dns *d)
 {
     *d = (struct cfg_dns){
         .servers = NULL,
+        .hosts = "/etc/hosts",
         .timeout = 5 * CFG__SEC,
         .cache_size = 4096,
         .min_ttl = 1 * CFG__SEC,

@@ -91,20 +91,21 @@ static int local_addrs(struct fwd_worker *fw)
     return 0;
 }
 
+/* Built at worker start whether or not the configuration has a forward
+ * listener: a reload may add one, and by then the worker is in its sandbox,
+ * where /etc/resolv.conf, /etc/hosts and the interface list can no longer
+ * be read. It costs a c-ares channel with no socket and a few small
+ * tables. The dns settings are those at start (a reload does not change
+ * them); the authentication state is made on first use (memory only). */
 int fwd_worker_new(struct worker *w)
 {
     const struct cfg *cfg = w->cfg;
-    unsigned max = 0;
-    bool users = false;
+    unsigned max = 1024;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_forward *f = cfg->listeners[i].forward;
-        if (f == NULL)
-            continue;
-        max = MAX(max, f->max_origins);
-        users |= f->nusers > 0;
+        if (f != NULL)
+            max = MAX(max, f->max_origins);
     }
-    if (max == 0)
-        return 0; /* no forward listener */
     struct fwd_worker *fw = calloc(1, sizeof(*fw));
     if (fw == NULL)
         return -ENOMEM;
@@ -115,8 +116,6 @@ int fwd_worker_new(struct worker *w)
         return err;
     fw->origins = origins_new(w->loop, max);
     if (fw->origins == NULL)
-        return -ENOMEM;
-    if (users && (fw->auth = auth_new()) == NULL)
         return -ENOMEM;
     return local_addrs(fw);
 }
@@ -380,6 +379,7 @@ static void fwd_go(struct fwd_txn *fx, const struct dns_result *r)
         answer(t, 503, "proxy_internal_error", NULL, NULL, "Out of memory.", NULL);
         return;
     }
+    t->key = (struct ups_key){ .sticky = -1 }; /* one server, no cookie */
     txn_connect(t);
 }
 
@@ -422,6 +422,8 @@ static void auth_wait_over(struct loop *l, struct timer *tm)
 {
     (void)l;
     struct fwd_txn *fx = container_of(tm, struct fwd_txn, tm);
+    if (fx->t->phase != T_CONNECT)
+        return; /* answered meanwhile (e.g. 408) */
     ask_credentials(fx->t, fx->f, fx->why);
 }
 
@@ -438,6 +440,10 @@ static int check_auth(struct fwd_txn *fx, const struct h1_msg *req,
     *wait = 0;
     if (h == NULL) {
         *why = "auth_required";
+        return -1;
+    }
+    if (fw->auth == NULL && (fw->auth = auth_new()) == NULL) {
+        *why = "auth_unavailable"; /* out of memory: refuse, never admit */
         return -1;
     }
     *wait = auth_wait(fw->auth, sa, now);
@@ -529,7 +535,8 @@ static int take_head(struct txn *t, const struct h1_msg *req)
 {
     size_t head_len = req->head_len;
     int rc = txn_keep_request(t, req);
-    buf_consume(&t->c->rbuf, head_len);
+    if (t->h2 == NULL) /* an HTTP/2 stream's head is not in a buffer */
+        buf_consume(t->rb, head_len);
     return rc;
 }
 
@@ -653,6 +660,8 @@ bool fwd_start(struct txn *t, struct h1_msg *req)
     fx->f = f;
     fx->fw = c->w->fwd;
     t->fx = fx;
+    origins_set_max(fx->fw->origins, f->max_origins); /* it may have been
+                                                          reloaded */
     if (req->form != H1_F_ABSOLUTE && req->form != H1_F_AUTHORITY) {
         char rb[96];
         const char *rule = client_rule(f, &c->peer.sa, rb, sizeof(rb));
@@ -675,6 +684,13 @@ bool fwd_start(struct txn *t, struct h1_msg *req)
         return true;
     }
     t->host = route_host(t->pool, req->authority);
+    if (req->meth == H1_M_CONNECT && t->h2 != NULL) {
+        /* a tunnel here moves the connection's bytes, not a stream's */
+        take_head(t, req);
+        deny(t, 501, "http_request_error", "connect_over_http2",
+             "CONNECT through this proxy needs HTTP/1.1.");
+        return true;
+    }
     if (req->meth == H1_M_CONNECT) {
         /* after a CONNECT, whatever the answer, the connection does not
          * carry HTTP on: a client may already have sent tunnel bytes, which

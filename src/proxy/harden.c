@@ -127,15 +127,14 @@ static void probe(const char *who)
 }
 #endif
 
-/* Whether workers open files: a static route, a disk cache tier, or a
- * forward listener (c-ares reads /etc/hosts on every lookup). */
+/* Whether workers open files: a static route or a disk cache tier. (A
+ * forward listener does not: its resolver reads /etc/hosts once, at worker
+ * start, before the sandbox.) */
 static bool serves_files(const struct cfg *c)
 {
     if (c->cache.enabled && c->cache.disk_path != NULL)
         return true;
     for (size_t i = 0; i < c->nlisteners; i++) {
-        if (c->listeners[i].kind == CFG_L_FORWARD)
-            return true;
         for (size_t j = 0; j < c->listeners[i].nsites; j++) {
             const struct cfg_site *s = &c->listeners[i].sites[j];
             for (size_t k = 0; k < s->nroutes; k++)

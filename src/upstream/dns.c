@@ -6,6 +6,10 @@
  * the loop (level-triggered: c-ares reads one datagram per call, it does
  * not drain until EAGAIN), its retry deadlines by one loop timer.
  *
+ * /etc/hosts is read once, when the resolver is made (before the worker
+ * enters its sandbox, where it could not open the file), into a sorted
+ * table that answers before the cache; c-ares itself only asks DNS.
+ *
  * Three layers keep lookups rare and callers simple:
  *   - the cache: a name's answer is kept for its TTL, clamped to
  *     min_ttl..max_ttl (answers from /etc/hosts carry no TTL and get
@@ -22,6 +26,7 @@
 #include <ares.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -32,6 +37,14 @@
 
 #define PENDING_BUCKETS 64
 #define MAX_NAME 253
+#define HOSTS_MAX_BYTES (64 * 1024 * 1024)
+
+/* One name -> address line of /etc/hosts (names point into <hosts_text>). */
+struct hent {
+    const char *name;
+    size_t order;         /* line order, to keep the file's order */
+    union dns_addr addr;  /* port 0 */
+};
 
 struct centry {
     struct centry *hnext;      /* hash chain */
@@ -84,6 +97,9 @@ struct dns {
     unsigned nentries;
     bool closing;
     struct dns_stats stats;
+    struct hent *hosts;    /* sorted by name, then file order */
+    size_t nhosts;
+    char *hosts_text;
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -436,6 +452,140 @@ static void sock_state(void *data, ares_socket_t fd, int readable,
         log_err("dns: cannot watch socket %d: %s", fd, strerror(-rc));
 }
 
+/* ---- /etc/hosts ---- */
+
+static int cmp_hent(const void *a, const void *b)
+{
+    const struct hent *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c != 0 ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* The next blank-separated word of *p (NUL-terminated in place), or NULL. */
+static char *word(char **p)
+{
+    char *s = *p;
+    while (*s == ' ' || *s == '\t' || *s == '\r')
+        s++;
+    if (*s == '\0')
+        return NULL;
+    char *e = s;
+    while (*e != '\0' && *e != ' ' && *e != '\t' && *e != '\r')
+        e++;
+    *p = *e != '\0' ? e + 1 : e;
+    *e = '\0';
+    return s;
+}
+
+/* Parses "address name [aliases]" lines (# comments) of <text>, which it
+ * modifies (names lower-cased and NUL-terminated in place). */
+static int hosts_parse(struct dns *d, char *text)
+{
+    size_t cap = 0;
+    for (char *line = text, *next; line != NULL; line = next) {
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
+        char *hash = strchr(line, '#');
+        if (hash != NULL)
+            *hash = '\0';
+        char *rest = line;
+        char *ip = word(&rest);
+        if (ip == NULL)
+            continue;
+        union dns_addr a;
+        memset(&a, 0, sizeof(a));
+        if (inet_pton(AF_INET, ip, &a.in.sin_addr) == 1)
+            a.in.sin_family = AF_INET;
+        else if (inet_pton(AF_INET6, ip, &a.in6.sin6_addr) == 1)
+            a.in6.sin6_family = AF_INET6;
+        else
+            continue; /* scoped (fe80::1%eth0) or not an address */
+        for (char *n; (n = word(&rest)) != NULL;) {
+            size_t len = strlen(n);
+            if (len > 0 && n[len - 1] == '.')
+                n[--len] = '\0';
+            if (len == 0 || len > MAX_NAME)
+                continue;
+            for (size_t i = 0; i < len; i++)
+                n[i] = ascii_lower(n[i]);
+            if (d->nhosts == cap) {
+                size_t nc = cap ? cap * 2 : 64;
+                struct hent *h = realloc(d->hosts, nc * sizeof(*h));
+                if (h == NULL)
+                    return -ENOMEM;
+                d->hosts = h;
+                cap = nc;
+            }
+            d->hosts[d->nhosts] = (struct hent){ n, d->nhosts, a };
+            d->nhosts++;
+        }
+    }
+    qsort(d->hosts, d->nhosts, sizeof(*d->hosts), cmp_hent);
+    return 0;
+}
+
+/* Reads <path>; a missing or unreadable file is an empty table. */
+static int hosts_load(struct dns *d, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    size_t cap = 64 * 1024, len = 0;
+    char *text = malloc(cap);
+    int rc = text == NULL ? -ENOMEM : 0;
+    while (rc == 0) {
+        if (len + 1 == cap) {
+            char *t = cap < HOSTS_MAX_BYTES ? realloc(text, cap * 2) : NULL;
+            if (t == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            text = t;
+            cap *= 2;
+        }
+        size_t n = fread(text + len, 1, cap - 1 - len, f);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    fclose(f);
+    if (rc == 0) {
+        text[len] = '\0';
+        d->hosts_text = text;
+        rc = hosts_parse(d, text);
+    } else {
+        free(text);
+    }
+    if (rc < 0)
+        log_err("dns: %s: %s", path, strerror(-rc));
+    return rc;
+}
+
+/* The addresses /etc/hosts gives <name> (lower case), IPv4 first. */
+static bool hosts_find(const struct dns *d, const char *name,
+                       struct dns_result *out)
+{
+    size_t lo = 0, hi = d->nhosts;
+    while (lo < hi) { /* the first entry >= name */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(d->hosts[mid].name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memset(out, 0, sizeof(*out));
+    for (int pass = 0; pass < 2; pass++) {
+        int fam = pass == 0 ? AF_INET : AF_INET6;
+        for (size_t i = lo; i < d->nhosts && strcmp(d->hosts[i].name, name) == 0;
+             i++) {
+            if (d->hosts[i].addr.sa.sa_family == fam && out->n < DNS_MAX_ADDRS)
+                out->addr[out->n++] = d->hosts[i].addr;
+        }
+    }
+    return out->n > 0;
+}
+
 /* ---- API ---- */
 
 struct dns *dns_new(struct loop *l, const struct cfg_dns *c, int *err)
@@ -472,7 +622,7 @@ struct dns *dns_new(struct loop *l, const struct cfg_dns *c, int *err)
      * in dns.timeout */
     o.timeout = (int)MAX(c->timeout / 3, 50);
     o.tries = 2;
-    o.lookups = (char *)"fb"; /* /etc/hosts, then DNS */
+    o.lookups = (char *)"b"; /* DNS only: /etc/hosts is read here, once */
     int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
                ARES_OPT_LOOKUPS;
     int st = ares_init_options(&d->ch, &o, mask);
@@ -483,12 +633,24 @@ struct dns *dns_new(struct loop *l, const struct cfg_dns *c, int *err)
         *err = st == ARES_ENOMEM ? -ENOMEM : -EINVAL;
         return NULL;
     }
+    if (c->hosts != NULL && hosts_load(d, c->hosts) < 0) {
+        d->closing = true;
+        ares_destroy(d->ch);
+        free(d->hosts);
+        free(d->hosts_text);
+        free(d->tab);
+        free(d);
+        *err = -ENOMEM;
+        return NULL;
+    }
     if (c->servers != NULL) {
         st = ares_set_servers_ports_csv(d->ch, c->servers);
         if (st != ARES_SUCCESS) {
             log_err("dns: servers %s: %s", c->servers, ares_strerror(st));
             d->closing = true;
             ares_destroy(d->ch);
+            free(d->hosts);
+            free(d->hosts_text);
             free(d->tab);
             free(d);
             *err = -EINVAL;
@@ -526,6 +688,8 @@ void dns_free(struct dns *d)
         s->ev.fd = -1;
         loop_free_later(d->loop, s);
     }
+    free(d->hosts);
+    free(d->hosts_text);
     free(d->tab);
     free(d);
 }
@@ -562,7 +726,7 @@ int dns_cached(struct dns *d, const char *name, int port,
         fail_result(out, -ENOENT, "NXDOMAIN"); /* no such name can exist */
         return 0;
     }
-    if (answer_now(n, (size_t)len, out)) {
+    if (answer_now(n, (size_t)len, out) || hosts_find(d, n, out)) {
         set_port(out, port);
         return 0;
     }

@@ -1,6 +1,6 @@
 /*
  * Asynchronous name resolution for one worker: c-ares driven by the
- * worker's loop, /etc/hosts first, and a cache that keeps each answer for
+ * worker's loop, the hosts file (read once, at dns_new()) first, and a cache that keeps each answer for
  * its TTL (clamped to dns.min_ttl..dns.max_ttl) and each failure for
  * dns.negative_ttl. Lookups of the same name in flight at the same time
  * share one query. Nothing here is shared between threads.

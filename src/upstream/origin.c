@@ -226,6 +226,11 @@ void origins_put(struct origins *o, struct ups *u)
     e->refs--;
 }
 
+void origins_set_max(struct origins *o, unsigned max)
+{
+    o->max = max ? max : 1;
+}
+
 unsigned origins_count(const struct origins *o)
 {
     return o->n;

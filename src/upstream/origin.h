@@ -35,6 +35,10 @@ void origins_free(struct origins *o);
 struct ups *origins_get(struct origins *o, const struct sockaddr *sa,
                         const struct cfg_upstream *tpl);
 
+/* Changes the number of origins kept (at least 1); takes effect as new
+ * origins are made. */
+void origins_set_max(struct origins *o, unsigned max);
+
 /* Gives back a reference taken by origins_get(). */
 void origins_put(struct origins *o, struct ups *u);
 

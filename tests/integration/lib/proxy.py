@@ -118,7 +118,7 @@ def reverse_config(port, upstreams, sites=None, workers=1, headers=None,
 
 def forward_config(port, forward=None, workers=1, headers=None, sites=None,
                    timeouts=None, limits=None, log=None, dns=None,
-                   listen=None, extra=None):
+                   listen=None, extra=None, http2=None):
     """A config dict with one forward listener on 127.0.0.1:<port> (or
     <listen>). <forward> is the "forward:" mapping (default: {} = all
     defaults: loopback clients, CONNECT to 443)."""
@@ -129,6 +129,8 @@ def forward_config(port, forward=None, workers=1, headers=None, sites=None,
         listener["timeouts"] = timeouts
     if limits:
         listener["limits"] = limits
+    if http2:
+        listener["http2"] = http2
     listener["forward"] = forward if forward is not None else {}
     if sites:
         listener["sites"] = sites

@@ -98,6 +98,7 @@ static void test_defaults(void **state)
     assert_int_equal(l->headers.x_forwarded_for, CFG_XFF_APPEND);
     /* dns */
     assert_null(c->dns.servers);
+    assert_string_equal(c->dns.hosts, "/etc/hosts");
     assert_int_equal(c->dns.timeout, 5000);
     assert_int_equal(c->dns.cache_size, 4096);
     assert_int_equal(c->dns.min_ttl, 1000);
@@ -112,6 +113,7 @@ static void test_all_options(void **state)
     struct cfg *c = load(
         "dns:\n"
         "  servers: [127.0.0.1:5353, \"[::1]:53\"]\n"
+        "  hosts: /srv/hosts\n"
         "  timeout: 2s\n"
         "  cache_size: 10\n"
         "  min_ttl: 0s\n"
@@ -174,6 +176,7 @@ static void test_all_options(void **state)
     assert_int_equal(f->tunnel.keepalive, 0);
     assert_int_equal(f->max_origins, 7);
     assert_string_equal(c->dns.servers, "127.0.0.1:5353,[::1]:53");
+    assert_string_equal(c->dns.hosts, "/srv/hosts");
     assert_int_equal(c->dns.timeout, 2000);
     assert_int_equal(c->dns.cache_size, 10);
     assert_int_equal(c->dns.min_ttl, 0);

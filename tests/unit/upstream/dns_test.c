@@ -106,6 +106,20 @@ static void on_query(struct loop *l, struct ev *e, uint32_t events)
 }
 
 static struct dns *d;
+static char hosts_path[64];
+
+/* A hosts file: comments, aliases, IPv6 before IPv4 in the file (answers
+ * still give IPv4 first), a scoped address that is skipped, a trailing dot,
+ * upper case, CRLF. */
+static const char hosts_text[] =
+    "# test hosts file\n"
+    "::1        both.gh.test\n"
+    "127.0.0.1  localhost  Both.GH.test. alias.gh.test  # comment\r\n"
+    "fe80::1%eth0 scoped.gh.test\n"
+    "\n"
+    "192.0.2.77\ttab.gh.test\n"
+    "192.0.2.78 tab.gh.test\n"
+    "not-an-address bad.gh.test\n";
 
 static int setup(void **state)
 {
@@ -124,10 +138,18 @@ static int setup(void **state)
     snprintf(servers, sizeof(servers), "127.0.0.1:%d", dns_port);
     static char keep[64];
     memcpy(keep, servers, sizeof(keep));
-    struct cfg_dns c = { .servers = keep, .timeout = 600, .cache_size = 3,
-                         .min_ttl = 0, .max_ttl = 2000, .negative_ttl = 400 };
+    snprintf(hosts_path, sizeof(hosts_path), "/tmp/gh-hosts-XXXXXX");
+    int hfd = mkstemp(hosts_path);
+    assert_true(hfd >= 0);
+    assert_int_equal(write(hfd, hosts_text, sizeof(hosts_text) - 1),
+                     (ssize_t)sizeof(hosts_text) - 1);
+    close(hfd);
+    struct cfg_dns c = { .servers = keep, .hosts = hosts_path, .timeout = 600,
+                         .cache_size = 3, .min_ttl = 0, .max_ttl = 2000,
+                         .negative_ttl = 400 };
     int err = 0;
     d = dns_new(lp, &c, &err);
+    unlink(hosts_path); /* read once, at dns_new() */
     assert_non_null(d);
     for (size_t i = 0; i < ARRAY_LEN(recs); i++)
         recs[i].asked = 0;
@@ -229,16 +251,34 @@ static void test_hosts_file(void **state)
 {
     (void)state;
     struct got g = { 0 };
-    int err = 0;
+    int err = 0, port;
     struct dns_query *q = dns_resolve(d, "localhost", 8080, done, &g, &err);
     assert_non_null(q);
     assert_int_equal(g.calls, 0); /* never from inside dns_resolve() */
     run(&g.calls, 1, 2000);
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.r.err, 0);
-    int port;
     assert_string_equal(ip_of(&g.r, 0, &port), "127.0.0.1");
     assert_int_equal(port, 8080);
+    /* at once, without asking DNS (the file was deleted after loading) */
+    struct dns_result r;
+    assert_int_equal(dns_cached(d, "BOTH.gh.test.", 1, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(ip_of(&r, 0, &port), "127.0.0.1"); /* IPv4 first */
+    assert_string_equal(ip_of(&r, 1, &port), "::1");
+    assert_int_equal(port, 1);
+    assert_int_equal(dns_cached(d, "alias.gh.test", 2, &r), 0);
+    assert_string_equal(ip_of(&r, 0, &port), "127.0.0.1");
+    assert_int_equal(dns_cached(d, "tab.gh.test", 3, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(ip_of(&r, 0, &port), "192.0.2.77"); /* file order */
+    assert_string_equal(ip_of(&r, 1, &port), "192.0.2.78");
+    assert_int_equal(dns_cached(d, "scoped.gh.test", 80, &r), -EAGAIN);
+    assert_int_equal(dns_cached(d, "bad.gh.test", 80, &r), -EAGAIN);
+    assert_int_equal(dns_cached(d, "comment", 80, &r), -EAGAIN);
+    struct dns_stats st;
+    dns_stats(d, &st);
+    assert_int_equal(st.lookups, 0);
 }
 
 static void test_ttl(void **state)
