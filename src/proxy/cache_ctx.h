@@ -66,6 +66,7 @@ struct ctx {
     int fwd_status;
     const char *detail;
     bool collapsed, stored;
+    bool stale_hit;         /* the hit is served stale (max-stale, SWR) */
     /* storing the body as it streams */
     struct cache_obj *fill;
     struct h1_chunked ch; /* decodes a chunked body the flow forwards raw */
@@ -80,6 +81,9 @@ struct ctx {
 };
 
 /* ---- cache_glue.c ---- */
+
+/* Counts a lookup's outcome for /metrics (MG_CACHE_HIT, _MISS, _STALE). */
+void cglue_count(struct ctx *cx, int id);
 
 /* A copy of <s> in <p> (never a NULL view), or STR_NULL when out of memory. */
 struct str cglue_dup(struct pool *p, struct str s);
