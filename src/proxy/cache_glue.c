@@ -191,18 +191,23 @@ struct str cglue_dup(struct pool *p, struct str s)
 }
 
 /* The key of <req> (views valid) or of t->req (kept in the arena). */
-int cglue_key(struct pool *p, const struct h1_msg *req, struct cache_key *k)
+int cglue_key(struct txn *t, const struct h1_msg *req, struct cache_key *k)
 {
     struct str auth = req->form == H1_F_ABSOLUTE ? req->authority : req->host;
     struct str path = req->form == H1_F_ABSOLUTE ? req->path : req->target;
-    size_t cap = auth.len + path.len + 16;
-    char *b = pool_alloc(p, cap);
+    /* what a forward proxy fetched from the named origin and what a site
+     * serves for that name are different things: they never share keys */
+    struct str ns = t->c->cl->kind == CFG_L_FORWARD ? STR_LIT(CGLUE_FWD_NS) : STR_NULL;
+    size_t cap = ns.len + auth.len + path.len + 16;
+    char *b = pool_alloc(t->pool, cap);
     if (b == NULL)
         return -ENOMEM;
-    size_t n = cache_key_write(b, cap, req->scheme, auth, path);
+    if (ns.len > 0)
+        memcpy(b, ns.p, ns.len);
+    size_t n = cache_key_write(b + ns.len, cap - ns.len, req->scheme, auth, path);
     if (n == 0)
         return -ENOMEM;
-    cache_key_set(k, b, n);
+    cache_key_set(k, b, ns.len + n);
     return 0;
 }
 
@@ -306,11 +311,12 @@ static void decide(struct ctx *cx, struct cache_found *f, int64_t now)
         struct cache_view v;
         cache_obj_view(f->hit, &v);
         enum fresh_use u = fresh_decide(v.meta, &cx->rq, &cx->fp, now, &ttl);
+        if (u == USE_SWR && cx->t->ups == NULL)
+            u = USE_REVALIDATE; /* forward proxy: no background fetch */
         if (u != USE_REVALIDATE) {
             cx->act = A_HIT;
             cx->stale_hit = u != USE_FRESH;
-            cx->swr = u == USE_SWR && cx->t->ups != NULL &&
-                      cache_obj_claim_revalidate(f->hit);
+            cx->swr = u == USE_SWR && cache_obj_claim_revalidate(f->hit);
         } else if (oic) {
             cx->act = A_504;
         } else if (f->busy != NULL && !f->mine && cx->pol->collapse &&
@@ -378,7 +384,7 @@ int cglue_request_policy(struct txn *t, const struct h1_msg *req,
         cx->fwd = "request";
         return 0;
     }
-    if (cglue_key(t->pool, req, &cx->key) != 0)
+    if (cglue_key(t, req, &cx->key) != 0)
         return -ENOMEM;
     int64_t now = cx->req_time;
     unsigned flags = 0;
