@@ -704,6 +704,12 @@ bool fwd_start(struct txn *t, struct h1_msg *req)
     return true;
 }
 
+void fwd_connect(struct txn *t)
+{
+    t->phase = T_CONNECT;
+    resolve(t->fx);
+}
+
 int fwd_tunnel_open(struct txn *t)
 {
     static char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";

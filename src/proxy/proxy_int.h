@@ -560,6 +560,9 @@ void fwd_worker_free(struct worker *w);
  * origin-form request for the listener's own sites (the reverse pipeline
  * goes on), true when handled (answered, refused, or on its way). */
 bool fwd_start(struct txn *t, struct h1_msg *req);
+/* A forward request the cache answered no: resolve its destination and
+ * connect (txn_forward() for a forward transaction). */
+void fwd_connect(struct txn *t);
 /* The upstream connection of a CONNECT is up: answer 200, become a
  * tunnel. 0, or -1 when the transaction ended. */
 int fwd_tunnel_open(struct txn *t);

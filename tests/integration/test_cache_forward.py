@@ -212,3 +212,37 @@ def test_connect_not_cached(gatehouse, cache_origin):
     assert cache_origin.hits("/t") == 2
     # origin-form on a forward listener without sites: still refused
     assert get(g.port, "/t").status == 400
+
+
+def test_waiters_go_themselves_when_the_fill_is_not_storable(gatehouse, cache_origin):
+    """Collapsed waiters whose leader's response cannot be stored, or whose
+    wait times out, each resolve and go to the origin themselves."""
+    g = start(gatehouse, workers=2)
+    cache_origin.set("/u", fn=lambda req, n: Resp(
+        200, [("Cache-Control", "private")], b"u%d" % n, delay=0.5))
+    out = []
+
+    def one():
+        out.append(via(g, url(cache_origin, "/u")))
+
+    ts = [threading.Thread(target=one) for _ in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(20)
+    assert len(out) == 6 and all(r.status == 200 for r in out)
+    assert sorted(r.body for r in out) == sorted(b"u%d" % n for n in range(1, 7))
+    assert cache_origin.hits("/u") == 6
+    assert g.alive()
+
+
+def test_stale_if_error_when_the_origin_is_down(gatehouse, cache_origin):
+    g = start(gatehouse)
+    cache_origin.set("/e", headers=[("Cache-Control", "max-age=1, stale-if-error=600"),
+                                    ("ETag", '"e"')], body=b"old")
+    assert via(g, url(cache_origin, "/e")).body == b"old"
+    cache_origin.stop()
+    time.sleep(2.1)
+    r = via(g, url(cache_origin, "/e"))
+    assert r.status == 200 and r.body == b"old"
+    assert cache_status(r)["fwd"] == "stale" and "stale-if-error" in r.get("Cache-Status")
