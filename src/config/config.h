@@ -339,6 +339,8 @@ struct cfg_forward {
     struct cfg_upstream origin;
     struct cfg_upstream tunnel;
     unsigned max_origins;     /* origins kept per worker; default 1024 */
+    const struct cfg_cache_policy *cache; /* absolute-form GETs through the
+                                             shared cache; NULL: off */
 };
 
 /* The resolver used for forward destinations (c-ares, one per worker). */

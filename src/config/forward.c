@@ -468,6 +468,11 @@ static int set_pac(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
 
 /* ---- the mapping ---- */
 
+static int set_cache(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
+{
+    return cfg__cache_policy(ld, v, &((struct cfg_forward *)obj)->cache);
+}
+
 static const struct cfg__field forward_fields[] = {
     CFG__F_FN("allow", set_allow),
     CFG__F_FN("deny", set_deny),
@@ -489,6 +494,7 @@ static const struct cfg__field forward_fields[] = {
                 1000000000),
     CFG__F_UINT("origins", F, max_origins, 1, 1000000),
     CFG__F_BOOL("splice", F, splice),
+    CFG__F_FN("cache", set_cache),
 };
 #undef F
 

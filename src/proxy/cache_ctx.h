@@ -66,6 +66,7 @@ struct ctx {
     int fwd_status;
     const char *detail;
     bool collapsed, stored;
+    bool stale_hit;         /* the hit is served stale (max-stale, SWR) */
     /* storing the body as it streams */
     struct cache_obj *fill;
     struct h1_chunked ch; /* decodes a chunked body the flow forwards raw */
@@ -81,10 +82,16 @@ struct ctx {
 
 /* ---- cache_glue.c ---- */
 
+/* Counts a lookup's outcome for /metrics (MG_CACHE_HIT, _MISS, _STALE). */
+void cglue_count(struct ctx *cx, int id);
+
 /* A copy of <s> in <p> (never a NULL view), or STR_NULL when out of memory. */
 struct str cglue_dup(struct pool *p, struct str s);
-/* The cache key of <req> in <p>. 0 or -ENOMEM. */
-int cglue_key(struct pool *p, const struct h1_msg *req, struct cache_key *k);
+/* Keys of responses fetched by a forward proxy begin with this: they never
+ * meet a site's keys for the same URL. */
+#define CGLUE_FWD_NS "forward "
+/* The cache key of <req> (of <t>'s listener) in <t>'s pool. 0 or -ENOMEM. */
+int cglue_key(struct txn *t, const struct h1_msg *req, struct cache_key *k);
 
 /* ---- cache_purge.c ---- */
 

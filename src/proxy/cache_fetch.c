@@ -155,6 +155,8 @@ static bool start_body(struct txn *t, struct cache_obj *fill, enum h1_body kind,
     struct worker *w = t->c->w;
     if (t->uc == NULL || w->cwk == NULL || w->draining)
         return false;
+    if (t->fx != NULL)
+        return false; /* a forward origin lives as long as its transaction */
     struct cfetch *f = fetch_new(t);
     if (f == NULL)
         return false;

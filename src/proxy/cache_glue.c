@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "admin/metrics.h"
 #include "core/macros.h"
 #include "proxy/cache_ctx.h"
 #include "proxy/cache_head.h"
@@ -64,6 +65,30 @@ static void notifier_event(struct loop *l, struct ev *e, uint32_t events)
     cache_notifier_run(k->nt);
 }
 
+void cglue_count(struct ctx *cx, int id)
+{
+    struct mworker *m = cx->t->c->w->m;
+    if (m != NULL)
+        m_inc(m, (enum m_global)id);
+}
+
+/* The store's size, once a second, in worker 1's gauges (the store is the
+ * process's: one worker reports it, the others' gauges stay 0). */
+static void stats_tick(struct loop *l, struct timer *tm)
+{
+    struct cwk *k = container_of(tm, struct cwk, stats);
+    struct mworker *m = k->w->m;
+    struct cache_stats st;
+    cache_stats(k->w->cache, &st);
+    if (m != NULL) {
+        atomic_store_explicit(&m->g[MG_CACHE_BYTES], st.bytes + st.disk_bytes,
+                              memory_order_relaxed);
+        atomic_store_explicit(&m->g[MG_CACHE_OBJECTS], MAX(st.objects, st.disk_objects),
+                              memory_order_relaxed);
+    }
+    timer_set(l, tm, 1000, stats_tick);
+}
+
 int cglue_worker_init(struct worker *w)
 {
     struct cwk *k = calloc(1, sizeof(*k));
@@ -82,6 +107,8 @@ int cglue_worker_init(struct worker *w)
         return -ENOMEM;
     }
     w->cwk = k;
+    if (w->id == 1)
+        timer_set(w->loop, &k->stats, 1000, stats_tick);
     return 0;
 }
 
@@ -91,6 +118,7 @@ void cglue_worker_fini(struct worker *w)
     if (k == NULL)
         return;
     cfetch_stop_all(w);
+    timer_cancel(w->loop, &k->stats);
     loop_del(w->loop, &k->ev);
     cache_notifier_free(k->nt); /* closes the fd */
     free(k);
@@ -163,18 +191,23 @@ struct str cglue_dup(struct pool *p, struct str s)
 }
 
 /* The key of <req> (views valid) or of t->req (kept in the arena). */
-int cglue_key(struct pool *p, const struct h1_msg *req, struct cache_key *k)
+int cglue_key(struct txn *t, const struct h1_msg *req, struct cache_key *k)
 {
     struct str auth = req->form == H1_F_ABSOLUTE ? req->authority : req->host;
     struct str path = req->form == H1_F_ABSOLUTE ? req->path : req->target;
-    size_t cap = auth.len + path.len + 16;
-    char *b = pool_alloc(p, cap);
+    /* what a forward proxy fetched from the named origin and what a site
+     * serves for that name are different things: they never share keys */
+    struct str ns = t->c->cl->kind == CFG_L_FORWARD ? STR_LIT(CGLUE_FWD_NS) : STR_NULL;
+    size_t cap = ns.len + auth.len + path.len + 16;
+    char *b = pool_alloc(t->pool, cap);
     if (b == NULL)
         return -ENOMEM;
-    size_t n = cache_key_write(b, cap, req->scheme, auth, path);
+    if (ns.len > 0)
+        memcpy(b, ns.p, ns.len);
+    size_t n = cache_key_write(b + ns.len, cap - ns.len, req->scheme, auth, path);
     if (n == 0)
         return -ENOMEM;
-    cache_key_set(k, b, n);
+    cache_key_set(k, b, ns.len + n);
     return 0;
 }
 
@@ -278,10 +311,12 @@ static void decide(struct ctx *cx, struct cache_found *f, int64_t now)
         struct cache_view v;
         cache_obj_view(f->hit, &v);
         enum fresh_use u = fresh_decide(v.meta, &cx->rq, &cx->fp, now, &ttl);
+        if (u == USE_SWR && cx->t->ups == NULL)
+            u = USE_REVALIDATE; /* forward proxy: no background fetch */
         if (u != USE_REVALIDATE) {
             cx->act = A_HIT;
-            cx->swr = u == USE_SWR && cx->t->ups != NULL &&
-                      cache_obj_claim_revalidate(f->hit);
+            cx->stale_hit = u != USE_FRESH;
+            cx->swr = u == USE_SWR && cache_obj_claim_revalidate(f->hit);
         } else if (oic) {
             cx->act = A_504;
         } else if (f->busy != NULL && !f->mine && cx->pol->collapse &&
@@ -349,7 +384,7 @@ int cglue_request_policy(struct txn *t, const struct h1_msg *req,
         cx->fwd = "request";
         return 0;
     }
-    if (cglue_key(t->pool, req, &cx->key) != 0)
+    if (cglue_key(t, req, &cx->key) != 0)
         return -ENOMEM;
     int64_t now = cx->req_time;
     unsigned flags = 0;
@@ -406,11 +441,13 @@ bool cglue_begin(struct txn *t)
         cglue_purge_answer(cx);
         return true;
     case A_504:
+        cglue_count(cx, MG_CACHE_MISS);
         cx->detail = "only-if-cached";
         cx->fwd = NULL; /* nothing was forwarded */
         answer_504(cx);
         return true;
     case A_HIT:
+        cglue_count(cx, cx->stale_hit ? MG_CACHE_STALE : MG_CACHE_HIT);
         if (cx->swr && !cfetch_revalidate(t, cx->obj))
             cache_obj_release_revalidate(cx->obj);
         if (cserve_setup(cx, cx->obj) != 0) {
@@ -482,6 +519,7 @@ static int revalidated(struct ctx *cx, struct h1_msg *r, int64_t now)
     buf_consume(&t->uc->rbuf, r->head_len);
     release_upstream(t, true);
     cx->fwd_status = 304; /* fwd stays "stale" or "request" */
+    cglue_count(cx, MG_CACHE_HIT);
     int rc = take_over(cx, n != NULL ? n : cx->obj);
     cache_obj_unref(n);
     return rc;
@@ -606,12 +644,14 @@ int cglue_response(struct txn *t, struct h1_msg *r)
             cx->fwd = "stale";
             cx->fwd_status = r->status;
             cx->detail = "stale-if-error";
+            cglue_count(cx, MG_CACHE_STALE);
             return take_over(cx, cx->obj);
         }
     }
     if (cx->head && cx->obj != NULL && r->status == 200)
         head_freshens(cx, r, now);
     if (cx->act == A_MISS || cx->act == A_REVAL || cx->act == A_WAIT) {
+        cglue_count(cx, MG_CACHE_MISS);
         int rc = store(cx, r, now);
         if (rc != 0)
             return rc;
@@ -716,6 +756,7 @@ bool cglue_error(struct txn *t, int status)
     release_upstream(t, false);
     cx->fwd = "stale";
     cx->detail = "stale-if-error";
+    cglue_count(cx, MG_CACHE_STALE);
     return take_over(cx, cx->obj) > 0;
 }
 

@@ -44,6 +44,7 @@ struct cwk {
     struct cache_notifier *nt; /* wakes this worker's waiting transactions */
     struct ev ev;              /* its eventfd in the loop */
     struct cfetch *fetches;    /* background fetches in flight */
+    struct timer stats;        /* worker 1: the store's size for /metrics */
 };
 
 struct priv_plan;

@@ -30,7 +30,7 @@ int cglue_purge_prepare(struct ctx *cx, const struct h1_msg *req)
             return 0;
         }
     }
-    if (cglue_key(p, req, &cx->key) != 0)
+    if (cglue_key(cx->t, req, &cx->key) != 0)
         return -ENOMEM;
     cx->purge_how = 0;
     if (cx->key.len > 0 && cx->key.p[cx->key.len - 1] == '*') {
@@ -113,8 +113,12 @@ static void invalidate_one(struct txn *t, struct cache *c, struct str origin, st
         const char *slash = a;
         while (slash < end && *slash != '/' && *slash != '?')
             slash++;
-        n = cache_key_write(buf, sizeof(buf), scheme, str_make(a, (size_t)(slash - a)),
+        size_t ns = t->c->cl->kind == CFG_L_FORWARD ? sizeof(CGLUE_FWD_NS) - 1 : 0;
+        memcpy(buf, CGLUE_FWD_NS, ns);
+        n = cache_key_write(buf + ns, sizeof(buf) - ns, scheme,
+                            str_make(a, (size_t)(slash - a)),
                             str_make(slash, (size_t)(end - slash)));
+        n = n == 0 ? 0 : ns + n;
         if (n < origin.len || memcmp(buf, origin.p, origin.len) != 0 ||
             (n > origin.len && buf[origin.len] != '/'))
             return; /* another origin: never */
@@ -122,18 +126,21 @@ static void invalidate_one(struct txn *t, struct cache *c, struct str origin, st
     struct cache_key k;
     cache_key_set(&k, buf, n);
     cache_purge_key(c, &k);
-    (void)t;
 }
 
 void cglue_invalidate(struct txn *t, const struct h1_msg *r)
 {
     struct cache *c = t->c->w->cache;
     struct cache_key k;
-    if (cglue_key(t->pool, &t->req, &k) != 0)
+    if (cglue_key(t, &t->req, &k) != 0)
         return;
     cache_purge_key(c, &k);
-    /* the origin: "http://host[:port]" */
-    const char *p = memchr(k.p + 7, '/', k.len - 7);
+    /* the origin: "[forward ]http://host[:port]" */
+    const char *sep = memmem(k.p, k.len, "://", 3);
+    if (sep == NULL)
+        return;
+    size_t from = (size_t)(sep - k.p) + 3;
+    const char *p = memchr(k.p + from, '/', k.len - from);
     struct str origin = str_make(k.p, p ? (size_t)(p - k.p) : k.len);
     for (size_t i = 0; i < r->nfields; i++) {
         struct str n = r->fields[i].name;

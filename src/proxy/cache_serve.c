@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "admin/metrics.h"
 #include "core/macros.h"
 #include "proxy/cache_ctx.h"
 #include "proxy/cache_head.h"
@@ -623,6 +624,7 @@ void cserve_wait_head(struct ctx *cx)
             cache_obj_unref(cx->obj);
             cx->obj = b;
             cx->busy = NULL;
+            cglue_count(cx, MG_CACHE_HIT); /* collapsed, or read from disk */
             if (cserve_setup(cx, cx->obj) != 0) {
                 t->reason = "proxy_internal_error";
                 cli_abort(t);

@@ -22,9 +22,10 @@
  * becomes a tunnel (splice(2) when both sides are plain TCP, tunnel.c).
  *
  * Every refusal answers with a Proxy-Status (RFC 9209) naming the rule,
- * and the access log's reason names it too. A cache for forward responses
- * (the caching issue) slots in at fwd_go(): between the destination
- * checks and txn_connect().
+ * and the access log's reason names it too. With forward.cache, an
+ * admitted GET/HEAD is looked up in the shared cache (its keys begin with
+ * "forward ", apart from the sites'): a hit is answered before DNS, a miss
+ * goes on and the shared response path stores it (cache_glue.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +36,7 @@
 
 #include "core/macros.h"
 #include "core/sock.h"
+#include "proxy/cache_glue.h"
 #include "proxy/proxy_int.h"
 #include "security/acl.h"
 #include "security/auth.h"
@@ -557,6 +559,46 @@ static bool admit_rest(struct txn *t, const struct h1_msg *req)
     return true;
 }
 
+/* The shared cache, when forward.cache is on: a GET or HEAD is looked up,
+ * an unsafe method invalidates (RFC 9111 §4.4), PURGE purges. */
+static int fwd_cache_lookup(struct txn *t, const struct h1_msg *req,
+                            const struct cfg_forward *f, bool *hit)
+{
+    *hit = false;
+    if (t->c->w->cache == NULL || f->cache == NULL)
+        return 0;
+    if (req->meth == H1_M_PURGE)
+        return cglue_request(t, req, false, hit);
+    return cglue_request_policy(t, req, f->cache, hit);
+}
+
+/* The destination's rules (ports, host names). NULL when they allow it;
+ * else the rule, with the client's explanation in <msg>. */
+static const char *dest_rule_of(const struct fwd_txn *fx, bool tunnel, char *rb,
+                             size_t cap, const char **msg)
+{
+    const struct cfg_forward *f = fx->f;
+    bool port_ok = tunnel ? acl_port_in(f->connect_ports, f->nconnect_ports,
+                                        (unsigned)fx->port)
+                          : acl_port_in(f->http_ports, f->nhttp_ports,
+                                        (unsigned)fx->port);
+    if (!port_ok) {
+        *msg = "This proxy does not connect to that port.";
+        return tunnel ? "forward.connect_ports" : "forward.http_ports";
+    }
+    *msg = "This proxy does not connect to that host.";
+    struct str host = fx->t->host;
+    const char *pat = acl_host_find(f->deny_hosts, f->ndeny_hosts, host);
+    if (pat != NULL) {
+        snprintf(rb, cap, "forward.deny_hosts:%s", pat);
+        return rb;
+    }
+    if (f->nallow_hosts > 0 &&
+        acl_host_find(f->allow_hosts, f->nallow_hosts, host) == NULL)
+        return "forward.allow_hosts";
+    return NULL;
+}
+
 /* Everything decided before resolving. Returns true when the request may
  * go on to resolution; otherwise it was answered (or waits to be). */
 static bool admit(struct fwd_txn *fx, struct h1_msg *req)
@@ -576,10 +618,21 @@ static bool admit(struct fwd_txn *fx, struct h1_msg *req)
     if (rule == NULL && bad == NULL && f->nusers > 0 &&
         check_auth(fx, req, &auth_why, &wait) == 0)
         auth_why = NULL;
-    /* what the pipeline needs of the head, before it goes */
-    if (rule == NULL && bad == NULL && auth_why == NULL && !tunnel) {
+    char db[96];
+    const char *dest_msg = NULL, *dest_rule =
+        rule == NULL && bad == NULL && auth_why == NULL
+            ? dest_rule_of(fx, tunnel, db, sizeof(db), &dest_msg)
+            : NULL;
+    /* what the pipeline needs of the head, before it goes: the cache's
+     * lookup (a hit needs no upstream head), then the upstream head */
+    if (rule == NULL && bad == NULL && auth_why == NULL && dest_rule == NULL &&
+        !tunnel) {
         t->anon = f->anonymous;
-        if (hdr_request(t, req) < 0)
+        bool hit = false;
+        int rc = fwd_cache_lookup(t, req, f, &hit);
+        if (rc == 0 && !hit)
+            rc = hdr_request(t, req);
+        if (rc < 0)
             bad = "oom";
     }
     if (take_head(t, req) < 0 || (bad != NULL && strcmp(bad, "oom") == 0)) {
@@ -609,27 +662,8 @@ static bool admit(struct fwd_txn *fx, struct h1_msg *req)
         timer_set(t->c->w->loop, &fx->tm, wait, auth_wait_over);
         return false; /* T_CONNECT, no upstream: answered when it fires */
     }
-    bool port_ok = tunnel ? acl_port_in(f->connect_ports, f->nconnect_ports,
-                                        (unsigned)fx->port)
-                          : acl_port_in(f->http_ports, f->nhttp_ports,
-                                        (unsigned)fx->port);
-    if (!port_ok) {
-        deny(t, 403, "http_request_denied",
-             tunnel ? "forward.connect_ports" : "forward.http_ports",
-             "This proxy does not connect to that port.");
-        return false;
-    }
-    const char *pat = acl_host_find(f->deny_hosts, f->ndeny_hosts, t->host);
-    if (pat != NULL) {
-        snprintf(rb, sizeof(rb), "forward.deny_hosts:%s", pat);
-        deny(t, 403, "http_request_denied", rb,
-             "This proxy does not connect to that host.");
-        return false;
-    }
-    if (f->nallow_hosts > 0 &&
-        acl_host_find(f->allow_hosts, f->nallow_hosts, t->host) == NULL) {
-        deny(t, 403, "http_request_denied", "forward.allow_hosts",
-             "This proxy does not connect to that host.");
+    if (dest_rule != NULL) {
+        deny(t, 403, "http_request_denied", dest_rule, dest_msg);
         return false;
     }
     /* the listener's rate limits, once the user is known (by: user) and
@@ -642,8 +676,8 @@ static bool admit(struct fwd_txn *fx, struct h1_msg *req)
 
 void fwd_limits_passed(struct txn *t)
 {
-    if (admit_rest(t, &t->req))
-        resolve(t->fx);
+    if (admit_rest(t, &t->req) && !(t->cx != NULL && cglue_begin(t)))
+        resolve(t->fx); /* not a hit, a wait for a fill or a purge */
 }
 
 bool fwd_start(struct txn *t, struct h1_msg *req)
@@ -698,9 +732,15 @@ bool fwd_start(struct txn *t, struct h1_msg *req)
         t->keepalive = false;
         t->splice = f->splice && !c->tls;
     }
-    if (admit(fx, req))
-        resolve(fx);
+    if (admit(fx, req) && !(t->cx != NULL && cglue_begin(t)))
+        resolve(fx); /* not a hit, a wait for a fill or a purge */
     return true;
+}
+
+void fwd_connect(struct txn *t)
+{
+    t->phase = T_CONNECT;
+    resolve(t->fx);
 }
 
 int fwd_tunnel_open(struct txn *t)

@@ -580,6 +580,9 @@ bool fwd_start(struct txn *t, struct h1_msg *req);
 /* The forward listener's rate limits passed after the cluster's verdict:
  * the rest of the checks, then resolve. */
 void fwd_limits_passed(struct txn *t);
+/* A forward request the cache answered no: resolve its destination and
+ * connect (txn_forward() for a forward transaction). */
+void fwd_connect(struct txn *t);
 /* The upstream connection of a CONNECT is up: answer 200, become a
  * tunnel. 0, or -1 when the transaction ended. */
 int fwd_tunnel_open(struct txn *t);

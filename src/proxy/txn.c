@@ -403,7 +403,10 @@ void txn_connect(struct txn *t)
 
 void txn_forward(struct txn *t)
 {
-    txn_connect(t);
+    if (t->fx != NULL)
+        fwd_connect(t); /* a forward destination is resolved first */
+    else
+        txn_connect(t);
 }
 
 /* Connect failed or timed out, or the connection broke before any response

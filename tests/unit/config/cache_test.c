@@ -123,6 +123,30 @@ static void test_default_allow_is_loopback(void **state)
     cfg_unref(c);
 }
 
+static void test_forward_cache(void **state)
+{
+    (void)state;
+    static const char off[] = "listeners:\n"
+                              "  - listen: 127.0.0.1:3128\n"
+                              "    forward: {}\n";
+    struct cfg *c = load(off);
+    assert_false(c->cache.enabled);
+    assert_null(c->listeners[0].forward->cache);
+    cfg_unref(c);
+    static const char on[] = "listeners:\n"
+                             "  - listen: 127.0.0.1:3128\n"
+                             "    forward:\n"
+                             "      cache: { collapse: false, stale_if_error: 1m }\n";
+    c = load(on);
+    assert_true(c->cache.enabled);
+    const struct cfg_cache_policy *p = c->listeners[0].forward->cache;
+    assert_non_null(p);
+    assert_false(p->collapse);
+    assert_int_equal(p->sie, 60000);
+    assert_int_equal(p->swr, 0);
+    cfg_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +154,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_section),
         cmocka_unit_test(test_default_allow_is_loopback),
+        cmocka_unit_test(test_forward_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

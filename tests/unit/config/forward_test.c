@@ -231,7 +231,7 @@ static void test_errors(void **state)
                  "deny_hosts, deny_addresses, anonymous, auth, pac, "
                  "connect_timeout, read_timeout, send_timeout, "
                  "tunnel_idle_timeout, keepalive, keepalive_timeout, "
-                 "keepalive_requests, origins, splice)");
+                 "keepalive_requests, origins, splice, cache)");
     expect_error(FWD("      auth: { realm: x }\n"),
                  "t.yaml:4:13: missing \"htpasswd\" in auth");
     expect_error(FWD("      auth: { htpasswd: /nonexistent/htpasswd }\n"),
