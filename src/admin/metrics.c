@@ -31,10 +31,12 @@ struct mkey {
     char *a, *b, *c;
 };
 
+_Static_assert(ML_END <= M_SLOT_N && MS_END <= M_SLOT_N, "slot too small");
+
 struct metrics {
     pthread_mutex_t mu;
-    int nw;
-    struct mworker **w;
+    int nw;               /* workers */
+    struct mworker **w;   /* nw + 1: the workers', then the health thread's */
     struct mkey *keys;
     uint32_t nkeys, capkeys;
     uint32_t nchunks;
@@ -47,10 +49,10 @@ struct metrics *metrics_new(int nworkers)
         return NULL;
     pthread_mutex_init(&m->mu, NULL);
     m->nw = nworkers;
-    m->w = calloc((size_t)nworkers, sizeof(*m->w));
+    m->w = calloc((size_t)nworkers + 1, sizeof(*m->w));
     if (m->w == NULL)
         goto Fail;
-    for (int i = 0; i < nworkers; i++) {
+    for (int i = 0; i <= nworkers; i++) {
         m->w[i] = aligned_alloc(64, sizeof(struct mworker));
         if (m->w[i] == NULL)
             goto Fail;
@@ -66,7 +68,7 @@ void metrics_free(struct metrics *m)
 {
     if (m == NULL)
         return;
-    for (int i = 0; m->w != NULL && i < m->nw; i++) {
+    for (int i = 0; m->w != NULL && i <= m->nw; i++) {
         if (m->w[i] == NULL)
             continue;
         for (uint32_t c = 0; c < m->nchunks; c++)
@@ -93,6 +95,11 @@ struct mworker *metrics_worker(struct metrics *m, int i)
 {
     ASSERT(i >= 0 && i < m->nw);
     return m->w[i];
+}
+
+struct mworker *metrics_health(struct metrics *m)
+{
+    return m->w[m->nw];
 }
 
 static bool eq(const char *x, const char *y)
@@ -133,7 +140,7 @@ static uint32_t slot_for(struct metrics *m, enum m_kind kind, const char *a,
     uint32_t id = m->nkeys;
     if (id / M_CHUNK >= m->nchunks) {
         /* a new chunk for every worker, published before use */
-        for (int w = 0; w < m->nw; w++) {
+        for (int w = 0; w <= m->nw; w++) {
             struct mslot *ch = calloc(M_CHUNK, sizeof(*ch));
             if (ch == NULL)
                 return UINT32_MAX; /* chunks given so far stay: harmless */
@@ -208,9 +215,10 @@ static struct mslot *slot_of(struct metrics *m, int w, uint32_t id)
 
 uint64_t metrics_slot_sum(struct metrics *m, uint32_t id, unsigned idx)
 {
-    bool max = idx == MS_LAST_OK_MS || idx == MS_LAST_FAIL_MS;
+    bool max = idx == MS_LAST_OK_MS || idx == MS_LAST_FAIL_MS ||
+               idx == MS_HEALTH_LAST_MS;
     uint64_t t = 0;
-    for (int w = 0; w < m->nw; w++) {
+    for (int w = 0; w <= m->nw; w++) {
         uint64_t v = atomic_load_explicit(&slot_of(m, w, id)->v[idx],
                                           memory_order_relaxed);
         t = max ? MAX(t, v) : t + v;
@@ -221,9 +229,27 @@ uint64_t metrics_slot_sum(struct metrics *m, uint32_t id, unsigned idx)
 uint64_t metrics_global(struct metrics *m, enum m_global id)
 {
     uint64_t t = 0;
-    for (int w = 0; w < m->nw; w++)
+    for (int w = 0; w <= m->nw; w++)
         t += atomic_load_explicit(&m->w[w]->g[id], memory_order_relaxed);
     return t;
+}
+
+enum m_srv_state metrics_server_state(struct metrics *m, const struct cfg_upstream *u,
+                                      const struct cfg_server *s)
+{
+    uint32_t id = s->mslot;
+    uint64_t hc_ok = 0;
+    if (u->health.on) {
+        if (metrics_slot_sum(m, id, MS_HEALTH_DOWN) != 0)
+            return M_SRV_DOWN;
+        if (metrics_slot_sum(m, id, MS_HEALTH_LAST) == M_HC_PASSED)
+            hc_ok = metrics_slot_sum(m, id, MS_HEALTH_LAST_MS);
+    }
+    uint64_t ok = MAX(metrics_slot_sum(m, id, MS_LAST_OK_MS), hc_ok);
+    uint64_t fail = metrics_slot_sum(m, id, MS_LAST_FAIL_MS);
+    if (ok == 0 && fail == 0)
+        return M_SRV_UNKNOWN;
+    return fail > ok ? M_SRV_DOWN : M_SRV_UP;
 }
 
 void metrics_requests_total(struct metrics *m, uint64_t out[MR_END])
@@ -234,7 +260,7 @@ void metrics_requests_total(struct metrics *m, uint64_t out[MR_END])
     for (uint32_t id = 0; id < n; id++) {
         if (m->keys[id].kind == MK_SERVER)
             continue;
-        for (int w = 0; w < m->nw; w++) {
+        for (int w = 0; w <= m->nw; w++) {
             struct mslot *s = slot_of(m, w, id);
             for (unsigned i = 0; i < MR_END; i++)
                 out[i] += atomic_load_explicit(&s->v[i], memory_order_relaxed);
@@ -403,7 +429,8 @@ static void put_servers(struct sbuf *b, struct metrics *m, const struct cfg *cfg
         const char *name, *type, *help;
     } fams[] = {
         { "gatehouse_upstream_up", "gauge",
-          "1 unless the last connection attempt to the server failed." },
+          "0 while active health checks hold the server down, or when the last "
+          "connection attempt to it failed (and no check passed since); else 1." },
         { "gatehouse_upstream_in_flight", "gauge",
           "Requests on their way to or from the server now." },
         { "gatehouse_upstream_requests_total", "counter",
@@ -412,6 +439,11 @@ static void put_servers(struct sbuf *b, struct metrics *m, const struct cfg *cfg
           "Connection attempts to the server, by result." },
         { "gatehouse_upstream_health_checks_total", "counter",
           "Active health checks of the server, by result." },
+        { "gatehouse_upstream_health_last_check_passed", "gauge",
+          "1 when the last active health check of the server passed, 0 when it "
+          "failed (servers checked at least once)." },
+        { "gatehouse_upstream_health_last_check_timestamp_seconds", "gauge",
+          "When the last active health check of the server finished." },
     };
     for (size_t f = 0; f < ARRAY_LEN(fams); f++) {
         family(b, fams[f].name, fams[f].type, fams[f].help);
@@ -428,13 +460,23 @@ static void put_servers(struct sbuf *b, struct metrics *m, const struct cfg *cfg
                     }
                     continue;
                 }
+                uint64_t last = metrics_slot_sum(m, id, MS_HEALTH_LAST);
+                if (f >= 5 && (!u->health.on || last == M_HC_NONE))
+                    continue;
+                server_labels(b, fams[f].name, u, &u->servers[j]);
+                if (f == 6) {
+                    uint64_t ms = metrics_slot_sum(m, id, MS_HEALTH_LAST_MS);
+                    sb_printf(b, "} %llu.%03u\n", (unsigned long long)(ms / 1000),
+                              (unsigned)(ms % 1000));
+                    continue;
+                }
                 uint64_t v;
                 if (f == 0)
-                    v = metrics_slot_sum(m, id, MS_LAST_FAIL_MS) <=
-                        metrics_slot_sum(m, id, MS_LAST_OK_MS);
+                    v = metrics_server_state(m, u, &u->servers[j]) != M_SRV_DOWN;
+                else if (f == 5)
+                    v = last == M_HC_PASSED;
                 else
                     v = metrics_slot_sum(m, id, f == 1 ? MS_INFLIGHT : MS_REQUESTS);
-                server_labels(b, fams[f].name, u, &u->servers[j]);
                 sb_printf(b, "} %llu\n", (unsigned long long)v);
             }
         }

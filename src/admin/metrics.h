@@ -78,9 +78,29 @@ enum {
     MS_CONNECT_FAIL,  /* refused, unreachable or timed out */
     MS_LAST_OK_MS,    /* wall clock of the last good connect (max) */
     MS_LAST_FAIL_MS,  /* wall clock of the last failed one (max) */
-    MS_HEALTH_OK,     /* active health checks (the pools' issue) */
-    MS_HEALTH_FAIL,
+    /* Active health checks. The health thread is not a worker: these are
+     * written in its own struct mworker (metrics_health()), with atomic
+     * read-modify-writes since the old and the new health thread of a
+     * reload overlap for a moment. */
+    MS_HEALTH_OK,      /* checks passed */
+    MS_HEALTH_FAIL,    /* checks failed */
+    MS_HEALTH_DOWN,    /* 1 while active checks hold the server down */
+    MS_HEALTH_LAST,    /* the last check: 0 none yet, M_HC_PASSED, M_HC_FAILED */
+    MS_HEALTH_LAST_MS, /* wall clock of the last check (max) */
     MS_END,
+};
+
+enum {
+    M_HC_NONE = 0,
+    M_HC_PASSED = 1,
+    M_HC_FAILED = 2,
+};
+
+/* What /metrics and /status say of a server. */
+enum m_srv_state {
+    M_SRV_UNKNOWN = 0, /* no connection attempt or health check yet */
+    M_SRV_UP,
+    M_SRV_DOWN,
 };
 
 /* Process-wide counters, per worker. Each line: id, metric name, labels,
@@ -102,9 +122,13 @@ enum {
     X(TLS_RESUMED, "gatehouse_tls_resumptions_total", "", "counter",              \
       "TLS handshakes that resumed a session.")                                    \
     X(DENIED_ACL, "gatehouse_denied_total", "reason=\"acl\"", "counter",          \
-      "Requests refused by access control and rate limits.")                       \
+      "Requests (connections for conn_limit) refused: by access rules (403), "     \
+      "rate limits (429), connections_per_address, proxy authentication (407).")   \
     X(DENIED_RATE, "gatehouse_denied_total", "reason=\"rate_limit\"", "counter",  \
-      "")
+      "")                                                                          \
+    X(DENIED_CONN, "gatehouse_denied_total", "reason=\"conn_limit\"", "counter",  \
+      "")                                                                          \
+    X(DENIED_AUTH, "gatehouse_denied_total", "reason=\"auth\"", "counter", "")
 
 enum m_global {
 #define M_X(id, name, labels, type, help) MG_##id,
@@ -129,6 +153,9 @@ struct metrics *metrics_new(int nworkers);
 void metrics_free(struct metrics *m);
 int metrics_nworkers(const struct metrics *m);
 struct mworker *metrics_worker(struct metrics *m, int i);
+/* The health thread's counters (server slots' MS_HEALTH_* only); summed
+ * with the workers' like any other. */
+struct mworker *metrics_health(struct metrics *m);
 
 /* Gives every listener, route and server of <cfg> its slot (the same slot
  * as any earlier snapshot's object with the same labels) and makes sure
@@ -148,6 +175,12 @@ uint64_t metrics_global(struct metrics *m, enum m_global id);
 /* Sum over workers of counter <idx> of slot <id> (a max for the
  * MS_LAST_* clocks). */
 uint64_t metrics_slot_sum(struct metrics *m, uint32_t id, unsigned idx);
+/* The state of server <s> of <u>: down while active health checks (when
+ * <u> has them) hold it down; else down when the last failed connection
+ * attempt is more recent than the last good one or the last passed health
+ * check; unknown before any of them. */
+enum m_srv_state metrics_server_state(struct metrics *m, const struct cfg_upstream *u,
+                                      const struct cfg_server *s);
 /* Sums the request counters (MR_1XX..MR_END) of every listener and route
  * slot into <out>. */
 void metrics_requests_total(struct metrics *m, uint64_t out[MR_END]);
@@ -186,6 +219,23 @@ static inline struct mslot *m_slot(struct mworker *w, uint32_t id)
 {
     return atomic_load_explicit(&w->chunks[id / M_CHUNK], memory_order_relaxed) +
            id % M_CHUNK;
+}
+
+/* The health thread's writes (see MS_HEALTH_OK). */
+static inline void m_hc_result(struct mslot *s, bool passed, bool down,
+                               uint64_t wall_ms)
+{
+    atomic_fetch_add_explicit(&s->v[passed ? MS_HEALTH_OK : MS_HEALTH_FAIL], 1,
+                              memory_order_relaxed);
+    atomic_store_explicit(&s->v[MS_HEALTH_LAST], passed ? M_HC_PASSED : M_HC_FAILED,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->v[MS_HEALTH_DOWN], down, memory_order_relaxed);
+    uint64_t prev = atomic_load_explicit(&s->v[MS_HEALTH_LAST_MS], memory_order_relaxed);
+    while (prev < wall_ms &&
+           !atomic_compare_exchange_weak_explicit(&s->v[MS_HEALTH_LAST_MS], &prev,
+                                                  wall_ms, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
 }
 
 /* Counts one finished request on slot <s>. */

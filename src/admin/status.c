@@ -118,13 +118,42 @@ static void put_history(struct sbuf *b, const struct history *h)
     sb_puts(b, "}");
 }
 
-static const char *server_state(struct admin *a, uint32_t id)
+static const char *server_state(struct admin *a, const struct cfg_upstream *u,
+                                const struct cfg_server *s)
 {
-    uint64_t ok = metrics_slot_sum(a->m, id, MS_LAST_OK_MS);
-    uint64_t fail = metrics_slot_sum(a->m, id, MS_LAST_FAIL_MS);
-    if (ok == 0 && fail == 0)
-        return "unknown";
-    return fail > ok ? "down" : "up";
+    switch (metrics_server_state(a->m, u, s)) {
+    case M_SRV_UP:
+        return "up";
+    case M_SRV_DOWN:
+        return "down";
+    case M_SRV_UNKNOWN:
+        break;
+    }
+    return "unknown";
+}
+
+/* "health_checks": null without active checks, else their counts and the
+ * last result. */
+static void put_health(struct sbuf *b, struct admin *a, const struct cfg_upstream *u,
+                       uint32_t id, int64_t now)
+{
+    if (!u->health.on) {
+        sb_puts(b, ",\"health_checks\":null");
+        return;
+    }
+    uint64_t last = metrics_slot_sum(a->m, id, MS_HEALTH_LAST);
+    uint64_t at = metrics_slot_sum(a->m, id, MS_HEALTH_LAST_MS);
+    sb_printf(b, ",\"health_checks\":{\"ok\":%llu,\"failed\":%llu,\"down\":%s,"
+                 "\"last\":",
+              (unsigned long long)metrics_slot_sum(a->m, id, MS_HEALTH_OK),
+              (unsigned long long)metrics_slot_sum(a->m, id, MS_HEALTH_FAIL),
+              metrics_slot_sum(a->m, id, MS_HEALTH_DOWN) ? "true" : "false");
+    if (last == M_HC_NONE)
+        sb_puts(b, "null,\"last_s_ago\":null}");
+    else
+        sb_printf(b, "\"%s\",\"last_s_ago\":%.1f}",
+                  last == M_HC_PASSED ? "passed" : "failed",
+                  (double)(now - (int64_t)at) / 1000.0);
 }
 
 static void put_upstreams(struct sbuf *b, struct admin *a)
@@ -143,12 +172,13 @@ static void put_upstreams(struct sbuf *b, struct admin *a)
             sb_puts(b, j ? ",{\"address\":" : "{\"address\":");
             sb_json(b, u->servers[j].addr.text);
             sb_printf(b, ",\"weight\":%d,\"state\":\"%s\",\"in_flight\":%llu,"
-                         "\"requests\":%llu,\"connect_failures\":%llu,"
-                         "\"last_failure_s_ago\":",
-                      u->servers[j].weight, server_state(a, id),
+                         "\"requests\":%llu,\"connect_failures\":%llu",
+                      u->servers[j].weight, server_state(a, u, &u->servers[j]),
                       (unsigned long long)metrics_slot_sum(a->m, id, MS_INFLIGHT),
                       (unsigned long long)metrics_slot_sum(a->m, id, MS_REQUESTS),
                       (unsigned long long)metrics_slot_sum(a->m, id, MS_CONNECT_FAIL));
+            put_health(b, a, u, id, now);
+            sb_puts(b, ",\"last_failure_s_ago\":");
             if (fail_ms == 0)
                 sb_puts(b, "null}");
             else
@@ -157,6 +187,19 @@ static void put_upstreams(struct sbuf *b, struct admin *a)
         sb_puts(b, "]}");
     }
     sb_puts(b, "]");
+}
+
+static void put_security(struct sbuf *b, struct admin *a)
+{
+    sb_printf(b, "\"tls\":{\"handshakes\":%llu,\"resumed\":%llu},"
+                 "\"denied\":{\"acl\":%llu,\"rate_limit\":%llu,"
+                 "\"conn_limit\":%llu,\"auth\":%llu}",
+              (unsigned long long)metrics_global(a->m, MG_TLS_HANDSHAKES),
+              (unsigned long long)metrics_global(a->m, MG_TLS_RESUMED),
+              (unsigned long long)metrics_global(a->m, MG_DENIED_ACL),
+              (unsigned long long)metrics_global(a->m, MG_DENIED_RATE),
+              (unsigned long long)metrics_global(a->m, MG_DENIED_CONN),
+              (unsigned long long)metrics_global(a->m, MG_DENIED_AUTH));
 }
 
 static void put_listeners(struct sbuf *b, struct admin *a)
@@ -257,6 +300,8 @@ char *status_json(struct admin *a, size_t *len)
     put_upstreams(&b, a);
     sb_puts(&b, ",");
     put_cache(&b, a);
+    sb_puts(&b, ",");
+    put_security(&b, a);
     sb_puts(&b, "}\n");
     return sb_take(&b, len);
 }

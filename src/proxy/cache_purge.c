@@ -46,6 +46,7 @@ void cglue_purge_answer(struct ctx *cx)
     struct worker *w = t->c->w;
     if (!cfg_cache_purge_allowed(&w->cfg->cache, &t->c->peer.sa)) {
         t->keepalive = t->keepalive && t->reqf.done;
+        stats_denied(w, MG_DENIED_ACL);
         txn_error(t, 403, "http_request_denied", "PURGE is not allowed from this address.");
         return;
     }

@@ -164,6 +164,8 @@ static void deny(struct txn *t, int status, const char *error,
                  const char *rule, const char *msg)
 {
     char params[300];
+    if (status == 403) /* a client, destination or address rule */
+        stats_denied(t->c->w, MG_DENIED_ACL);
     snprintf(params, sizeof(params), "; details=\"%s\"", rule);
     char *reason = pool_strndup(t->pool, rule, strlen(rule));
     answer(t, status, error, reason ? reason : error, params, msg, NULL);
@@ -173,6 +175,7 @@ static void ask_credentials(struct txn *t, const struct cfg_forward *f,
                             const char *why)
 {
     char extra[200];
+    stats_denied(t->c->w, MG_DENIED_AUTH);
     snprintf(extra, sizeof(extra),
              "Proxy-Authenticate: Basic realm=\"%s\", charset=\"UTF-8\"\r\n",
              f->realm);

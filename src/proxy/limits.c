@@ -101,6 +101,7 @@ static int count_addr(struct worker *w, const struct cfg_listener *cl,
                                 cl->limits.conns_per_addr);
     if (rc >= 0)
         return rc;
+    stats_denied(w, MG_DENIED_CONN);
     int64_t now = loop_wall(w->loop);
     if (now != w->warned_sec) { /* at most one line a second per worker */
         w->warned_sec = now;
@@ -167,6 +168,7 @@ void lim__too_many(struct txn *t, const struct cfg_rate *r, int64_t wait_ns)
     if (secs < 1)
         secs = 1;
     t->reason = reasons[r->by];
+    stats_denied(t->c->w, MG_DENIED_RATE);
     char *body = pool_alloc(t->pool, 128);
     char *extra = pool_alloc(t->pool, 160);
     if (body == NULL || extra == NULL) {

@@ -305,6 +305,11 @@ void gen_conn_closed(struct gen *g);
 /* ---- stats.c (metrics and PROXY protocol glue) ---- */
 /* Counts the finished request <t> (where alog_write() logs it). */
 void stats_txn(struct txn *t);
+/* Counts a completed TLS handshake with a client (and its resumption). */
+void stats_tls(struct conn *c);
+/* Counts a request (or for MG_DENIED_CONN a connection) refused: <id> is
+ * one of the MG_DENIED_* counters of admin/metrics.h. */
+void stats_denied(struct worker *w, int id);
 /* Consumes a PROXY header from c->rbuf. Returns 1 when done (c->peer now
  * carries the client's address), 0 when more bytes are needed, -1 when the
  * connection was closed. */

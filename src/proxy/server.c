@@ -571,6 +571,7 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     s->st = ups_state_new(cfg, NULL);
     if (s->st == NULL)
         goto Exit;
+    ups_state_set_metrics(s->st, metrics_health(s->m));
     if (cfg->cache.enabled && (s->cache = cglue_cache_new(cfg, &gd.plan)) == NULL)
         goto Exit;
     if (start_workers(s, cfg, &inited) < 0)

@@ -277,6 +277,7 @@ static void conn_handshake(struct conn *c)
         conn_close(c);
         return;
     }
+    stats_tls(c);
     const char *alpn = tls_alpn(c->tls);
     if (alpn != NULL && alpn[0] == 'h' && alpn[1] == '2') {
         if (h2c_start(c) < 0)

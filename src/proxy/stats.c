@@ -16,6 +16,7 @@
 #include "core/sock.h"
 #include "proxy/proxy_int.h"
 #include "proxy/proxy_proto.h"
+#include "tls/tls.h"
 
 void stats_txn(struct txn *t)
 {
@@ -24,6 +25,22 @@ void stats_txn(struct txn *t)
     int64_t us = loop_now_us(c->w->loop) - t->t0_us;
     m_request(m_slot(c->w->m, id), t->status, t->reqf.bytes,
               t->resf.bytes + t->local_off, us > 0 ? (uint64_t)us : 0);
+}
+
+void stats_tls(struct conn *c)
+{
+    struct mworker *m = c->w->m;
+    if (m == NULL)
+        return;
+    m_inc(m, MG_TLS_HANDSHAKES);
+    if (tls_resumed(c->tls))
+        m_inc(m, MG_TLS_RESUMED);
+}
+
+void stats_denied(struct worker *w, int id)
+{
+    if (w->m != NULL)
+        m_inc(w->m, (enum m_global)id);
 }
 
 int pp_accept(struct conn *c)

@@ -155,6 +155,12 @@ static void finish(struct check *c, bool ok, const char *why)
         passed(c, now);
     else
         failed(c, why);
+    struct mworker *hm = c->h->st->hm;
+    if (hm != NULL) {
+        bool down = atomic_load_explicit(&c->sh->srv[c->srv].down, RLX);
+        m_hc_result(m_slot(hm, c->sh->cu->servers[c->srv].mslot), ok, down,
+                    (uint64_t)loop_wall_ms(l));
+    }
     int64_t next = c->started + c->sh->cu->health.interval - now;
     timer_set(l, &c->timer, next, check_timer);
 }

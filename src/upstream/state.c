@@ -448,6 +448,7 @@ struct ups_state *ups_state_new(const struct cfg *cfg,
         return NULL;
     atomic_init(&st->refs, 1);
     st->cfg = cfg;
+    st->hm = prev != NULL ? prev->hm : NULL;
     st->ups = aligned_alloc(64, (cfg->nupstreams + 1) * sizeof(*st->ups));
     if (st->ups == NULL) {
         free(st);
@@ -462,6 +463,11 @@ struct ups_state *ups_state_new(const struct cfg *cfg,
         }
     }
     return st;
+}
+
+void ups_state_set_metrics(struct ups_state *st, struct mworker *hm)
+{
+    st->hm = hm;
 }
 
 struct ups_state *ups_state_ref(struct ups_state *st)

@@ -108,6 +108,9 @@ struct ups_set {
 struct ups_state *ups_state_new(const struct cfg *cfg,
                                 const struct ups_state *prev);
 void ups_state_free(struct ups_state *st);
+/* Where the health thread counts its checks (metrics_health()); states
+ * made from <st> by ups_state_new() inherit it. Before the thread starts. */
+void ups_state_set_metrics(struct ups_state *st, struct mworker *hm);
 /* References for the generations that use a state (reload): the last
  * unref frees it. ups_state_new() returns it with one reference. */
 struct ups_state *ups_state_ref(struct ups_state *st);

@@ -75,6 +75,7 @@ struct ups_state {
     const struct cfg *cfg;
     struct ups_shared *ups;        /* one per cfg->upstreams entry */
     size_t n;
+    struct mworker *hm;            /* the health thread's counters, or NULL */
 };
 
 /* ---- balancers ---- */
