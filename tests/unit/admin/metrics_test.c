@@ -96,6 +96,72 @@ static void test_slots_survive_reload(void **state)
     metrics_free(m);
 }
 
+#define CFG_H                                                                  \
+    "upstreams:\n  was: { servers: [127.0.0.1:9001, 127.0.0.1:9002],"           \
+    " health: { path: /h, interval: 1s } }\n"                                    \
+    "  plain: { servers: [127.0.0.1:9003] }\n"                                   \
+    "listeners:\n  - listen: 127.0.0.1:8080\n    sites:\n"                      \
+    "      - routes: [{ path: /, upstream: was }]\n"
+
+/* The health thread's counters sum with the workers'; active checks decide
+ * a server's state when its pool has them. */
+static void test_health_state(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new(2);
+    struct cfg *c = load(CFG_H);
+    assert_int_equal(metrics_register(m, c), 0);
+    const struct cfg_upstream *was = &c->upstreams[0], *plain = &c->upstreams[1];
+    const struct cfg_server *s1 = &was->servers[0], *s2 = &was->servers[1];
+    const struct cfg_server *s3 = &plain->servers[0];
+    struct mworker *hm = metrics_health(m), *w0 = metrics_worker(m, 0);
+    assert_ptr_not_equal(hm, w0);
+    assert_ptr_not_equal(hm, metrics_worker(m, 1));
+    assert_int_equal(metrics_server_state(m, was, s1), M_SRV_UNKNOWN);
+    /* a good connect, then checks failing without reaching fall: up */
+    m_max(&m_slot(w0, s1->mslot)->v[MS_LAST_OK_MS], 1000);
+    m_hc_result(m_slot(hm, s1->mslot), false, false, 1100);
+    assert_int_equal(metrics_server_state(m, was, s1), M_SRV_UP);
+    /* down by the checks, even after a good connect */
+    m_hc_result(m_slot(hm, s1->mslot), false, true, 1200);
+    m_max(&m_slot(w0, s1->mslot)->v[MS_LAST_OK_MS], 1300);
+    assert_int_equal(metrics_server_state(m, was, s1), M_SRV_DOWN);
+    /* up again: a passed check is newer than the last failed connect */
+    m_max(&m_slot(w0, s1->mslot)->v[MS_LAST_FAIL_MS], 1400);
+    m_hc_result(m_slot(hm, s1->mslot), true, false, 1500);
+    assert_int_equal(metrics_server_state(m, was, s1), M_SRV_UP);
+    assert_int_equal(metrics_slot_sum(m, s1->mslot, MS_HEALTH_OK), 1);
+    assert_int_equal(metrics_slot_sum(m, s1->mslot, MS_HEALTH_FAIL), 2);
+    assert_int_equal(metrics_slot_sum(m, s1->mslot, MS_HEALTH_LAST_MS), 1500);
+    /* a failed connect after the last pass: down until something passes */
+    m_max(&m_slot(w0, s1->mslot)->v[MS_LAST_FAIL_MS], 1600);
+    assert_int_equal(metrics_server_state(m, was, s1), M_SRV_DOWN);
+    /* a pool without checks ignores stale health gauges */
+    m_max(&m_slot(w0, s3->mslot)->v[MS_LAST_OK_MS], 1000);
+    m_hc_result(m_slot(hm, s3->mslot), false, true, 1100);
+    assert_int_equal(metrics_server_state(m, plain, s3), M_SRV_UP);
+
+    size_t len;
+    char *text = metrics_prometheus(m, c, NULL, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "gatehouse_upstream_health_checks_total{upstream=\"was\","
+                                 "server=\"127.0.0.1:9001\",result=\"failed\"} 2\n"));
+    assert_non_null(strstr(text, "gatehouse_upstream_health_last_check_passed{upstream="
+                                 "\"was\",server=\"127.0.0.1:9001\"} 1\n"));
+    assert_non_null(strstr(text, "gatehouse_upstream_health_last_check_timestamp_seconds"
+                                 "{upstream=\"was\",server=\"127.0.0.1:9001\"} 1.500\n"));
+    assert_non_null(strstr(text, "gatehouse_upstream_up{upstream=\"was\",server="
+                                 "\"127.0.0.1:9001\"} 0\n"));
+    /* never checked, or no checks: no last-check series */
+    assert_null(strstr(text, "last_check_passed{upstream=\"was\",server=\"127.0.0.1:9002\"}"));
+    assert_null(strstr(text, "last_check_passed{upstream=\"plain\""));
+    assert_non_null(strstr(text, "gatehouse_denied_total{reason=\"conn_limit\"} 0\n"));
+    (void)s2;
+    free(text);
+    cfg_unref(c);
+    metrics_free(m);
+}
+
 static void test_quantile(void **state)
 {
     (void)state;
@@ -130,6 +196,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slots_survive_reload),
+        cmocka_unit_test(test_health_state),
         cmocka_unit_test(test_quantile),
         cmocka_unit_test(test_sbuf_escapes),
     };
