@@ -1,0 +1,91 @@
+"""Active health checks in /metrics and /status (issue 8): the health
+thread's results are counted per server, and a server that the checks mark
+down (with no request traffic at all, so no failed connect says so) shows
+as down in /status and /metrics, then up again once its origin, restarted
+on the same port, passes <rise> checks."""
+
+import time
+
+from lib.net import HOST, free_port, wait_until
+from lib.ops import ops_config, status
+from lib.prom import scrape, val
+
+HEALTH = {"path": "/echo", "interval": "200ms", "timeout": "150ms",
+          "rise": 2, "fall": 2}
+
+
+def server(aport, addr):
+    for u in status(aport)["upstreams"]:
+        for s in u["servers"]:
+            if s["address"] == addr:
+                return s
+    raise AssertionError("no server %s in /status" % addr)
+
+
+def checks(aport, addr):
+    s = scrape(aport)
+    lab = {"upstream": "was", "server": addr}
+    return {"ok": val(s, "gatehouse_upstream_health_checks_total", result="ok", **lab),
+            "failed": val(s, "gatehouse_upstream_health_checks_total",
+                          result="failed", **lab),
+            "up": val(s, "gatehouse_upstream_up", **lab),
+            "last": val(s, "gatehouse_upstream_health_last_check_passed", **lab),
+            "at": val(s, "gatehouse_upstream_health_last_check_timestamp_seconds",
+                      **lab)}
+
+
+def test_health_checks_counted_and_server_down_then_up(origins, gatehouse):
+    o1, o2 = origins("h1"), origins("h2")
+    port, aport = free_port(), free_port()
+    cfg = ops_config(port, {"was": [o1.port, o2.port]}, admin_port=aport, workers=2,
+                     upstream_opts={"was": {"health": HEALTH}})
+    g = gatehouse(cfg, port)
+    a2 = "%s:%d" % (HOST, o2.port)
+    # checks pass: counted, the server is up, the last one passed
+    assert wait_until(lambda: (checks(aport, a2)["ok"] or 0) >= 3, 10), checks(aport, a2)
+    c = checks(aport, a2)
+    assert c["failed"] == 0 and c["up"] == 1 and c["last"] == 1, c
+    assert abs(c["at"] - time.time()) < 5, c
+    s = server(aport, a2)
+    assert s["state"] == "up", s
+    assert s["health_checks"]["down"] is False and s["health_checks"]["last"] == "passed"
+    # the origin stops: the checks fail, and after <fall> of them the
+    # server is down, though no request tried it
+    port2 = o2.port
+    o2.stop()
+    assert wait_until(lambda: server(aport, a2)["state"] == "down", 10), server(aport, a2)
+    s = server(aport, a2)
+    assert s["health_checks"]["down"] is True, s
+    assert s["health_checks"]["last"] == "failed" and s["health_checks"]["failed"] >= 2
+    assert s["connect_failures"] == 0 and s["requests"] == 0, s
+    c = checks(aport, a2)
+    assert c["up"] == 0 and c["last"] == 0 and c["failed"] >= 2, c
+    # while it stays down, failures go on and passes do not
+    ok_down = c["ok"]
+    assert wait_until(lambda: checks(aport, a2)["failed"] >= c["failed"] + 3, 10)
+    assert checks(aport, a2)["ok"] == ok_down
+    assert server(aport, a2)["state"] == "down"
+    # the other server is still up and serves
+    assert server(aport, "%s:%d" % (HOST, o1.port))["state"] == "up"
+    # restarted on the same port: <rise> passes bring it back
+    origins("h2", port=port2)
+    assert wait_until(lambda: server(aport, a2)["state"] == "up", 10), server(aport, a2)
+    s = server(aport, a2)
+    assert s["health_checks"]["down"] is False and s["health_checks"]["last"] == "passed"
+    c = checks(aport, a2)
+    assert c["up"] == 1 and c["last"] == 1 and c["ok"] >= ok_down + 2, c
+    # and /status and /metrics agree on the counts
+    s = server(aport, a2)
+    assert s["health_checks"]["ok"] >= ok_down + 2
+    assert "is down (health check" in g.error_log_text()
+    assert "is up (2 health checks passed" in g.error_log_text()
+
+
+def test_no_health_checks_no_health_series(origin, gatehouse):
+    port, aport = free_port(), free_port()
+    g = gatehouse(ops_config(port, {"was": [origin.port]}, admin_port=aport), port)
+    a = "%s:%d" % (HOST, origin.port)
+    assert server(aport, a)["health_checks"] is None
+    c = checks(aport, a)
+    assert c["ok"] == 0 and c["failed"] == 0 and c["last"] is None and c["at"] is None
+    assert g.alive()
