@@ -4,11 +4,17 @@ down (with no request traffic at all, so no failed connect says so) shows
 as down in /status and /metrics, then up again once its origin, restarted
 on the same port, passes <rise> checks."""
 
+import asyncio
+import os
 import time
+
+import pytest
+import websockets
 
 from lib.net import HOST, free_port, wait_until
 from lib.ops import ops_config, status
 from lib.prom import scrape, val
+from test_dashboard import ARTIFACTS, CHROMIUM, Browser
 
 HEALTH = {"path": "/echo", "interval": "200ms", "timeout": "150ms",
           "rise": 2, "fall": 2}
@@ -89,3 +95,49 @@ def test_no_health_checks_no_health_series(origin, gatehouse):
     c = checks(aport, a)
     assert c["ok"] == 0 and c["failed"] == 0 and c["last"] is None and c["at"] is None
     assert g.alive()
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed")
+def test_dashboard_shows_health_down_then_up(origins, gatehouse, tmp_path):
+    """The dashboard in headless Chromium: a server the active checks mark
+    down (no traffic: no failed connect) turns down, then up again."""
+    o1, o2 = origins("d1"), origins("d2")
+    port, aport = free_port(), free_port()
+    cfg = ops_config(port, {"was": [o1.port, o2.port]}, admin_port=aport,
+                     upstream_opts={"was": {"health": HEALTH}})
+    gatehouse(cfg, port)
+    a2 = "%s:%d" % (HOST, o2.port)
+    port2 = o2.port
+    row = "document.querySelector('#t-ups tr[data-server=\"%s\"]')" % a2
+    browser = Browser(tmp_path / "chromium-profile")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+
+    async def drive():
+        async with websockets.connect(browser.ws_url, max_size=1 << 26) as ws:
+            await browser.call(ws, "Page.enable")
+            await browser.call(ws, "Runtime.enable")
+            await browser.call(ws, "Page.navigate", url="http://127.0.0.1:%d/" % aport)
+
+            async def state_is(st, text):
+                return await browser.wait_for(
+                    ws, "(() => { const r = %s; return r && r.dataset.state === '%s' &&"
+                        " r.querySelector('.badge').textContent === '%s' &&"
+                        " r.querySelector('.hc').textContent.includes('%s'); })()"
+                        % (row, st, st, text), 20)
+            assert await state_is("up", "last passed"), await browser.eval(
+                ws, "%s && %s.outerHTML" % (row, row))
+            o2.stop()
+            assert await state_is("down", "last failed"), await browser.eval(
+                ws, "%s && %s.outerHTML" % (row, row))
+            assert await browser.eval(ws, "document.getElementById('k-ups').textContent") == "1 / 2"
+            n = await browser.screenshot(ws, os.path.join(ARTIFACTS, "dashboard-health-down.png"))
+            assert n > 10000
+            origins("d2", port=port2)
+            assert await state_is("up", "last passed"), await browser.eval(
+                ws, "%s && %s.outerHTML" % (row, row))
+            assert await browser.eval(ws, "document.getElementById('k-ups').textContent") == "2 / 2"
+
+    try:
+        asyncio.run(asyncio.wait_for(drive(), 90))
+    finally:
+        browser.close()
