@@ -215,14 +215,17 @@ static struct mslot *slot_of(struct metrics *m, int w, uint32_t id)
 
 uint64_t metrics_slot_sum(struct metrics *m, uint32_t id, unsigned idx)
 {
-    bool max = idx == MS_LAST_OK_MS || idx == MS_LAST_FAIL_MS ||
-               idx == MS_HEALTH_LAST_MS;
     uint64_t t = 0;
-    for (int w = 0; w <= m->nw; w++) {
-        uint64_t v = atomic_load_explicit(&slot_of(m, w, id)->v[idx],
-                                          memory_order_relaxed);
-        t = max ? MAX(t, v) : t + v;
-    }
+    for (int w = 0; w <= m->nw; w++)
+        t += atomic_load_explicit(&slot_of(m, w, id)->v[idx], memory_order_relaxed);
+    return t;
+}
+
+uint64_t metrics_slot_max(struct metrics *m, uint32_t id, unsigned idx)
+{
+    uint64_t t = 0;
+    for (int w = 0; w <= m->nw; w++)
+        t = MAX(t, atomic_load_explicit(&slot_of(m, w, id)->v[idx], memory_order_relaxed));
     return t;
 }
 
@@ -243,10 +246,10 @@ enum m_srv_state metrics_server_state(struct metrics *m, const struct cfg_upstre
         if (metrics_slot_sum(m, id, MS_HEALTH_DOWN) != 0)
             return M_SRV_DOWN;
         if (metrics_slot_sum(m, id, MS_HEALTH_LAST) == M_HC_PASSED)
-            hc_ok = metrics_slot_sum(m, id, MS_HEALTH_LAST_MS);
+            hc_ok = metrics_slot_max(m, id, MS_HEALTH_LAST_MS);
     }
-    uint64_t ok = MAX(metrics_slot_sum(m, id, MS_LAST_OK_MS), hc_ok);
-    uint64_t fail = metrics_slot_sum(m, id, MS_LAST_FAIL_MS);
+    uint64_t ok = MAX(metrics_slot_max(m, id, MS_LAST_OK_MS), hc_ok);
+    uint64_t fail = metrics_slot_max(m, id, MS_LAST_FAIL_MS);
     if (ok == 0 && fail == 0)
         return M_SRV_UNKNOWN;
     return fail > ok ? M_SRV_DOWN : M_SRV_UP;
@@ -465,7 +468,7 @@ static void put_servers(struct sbuf *b, struct metrics *m, const struct cfg *cfg
                     continue;
                 server_labels(b, fams[f].name, u, &u->servers[j]);
                 if (f == 6) {
-                    uint64_t ms = metrics_slot_sum(m, id, MS_HEALTH_LAST_MS);
+                    uint64_t ms = metrics_slot_max(m, id, MS_HEALTH_LAST_MS);
                     sb_printf(b, "} %llu.%03u\n", (unsigned long long)(ms / 1000),
                               (unsigned)(ms % 1000));
                     continue;

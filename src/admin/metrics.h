@@ -172,9 +172,12 @@ char *metrics_prometheus(struct metrics *m, const struct cfg *cfg,
 
 /* Sums over workers. */
 uint64_t metrics_global(struct metrics *m, enum m_global id);
-/* Sum over workers of counter <idx> of slot <id> (a max for the
- * MS_LAST_* clocks). */
+/* Sum over workers of counter <idx> of slot <id>. */
 uint64_t metrics_slot_sum(struct metrics *m, uint32_t id, unsigned idx);
+/* The largest value over workers: for the clocks (MS_LAST_OK_MS,
+ * MS_LAST_FAIL_MS, MS_HEALTH_LAST_MS). The index alone does not say which
+ * kind a slot is (MS_LAST_OK_MS is also MR_5XX), so the caller picks. */
+uint64_t metrics_slot_max(struct metrics *m, uint32_t id, unsigned idx);
 /* The state of server <s> of <u>: down while active health checks (when
  * <u> has them) hold it down; else down when the last failed connection
  * attempt is more recent than the last good one or the last passed health

@@ -142,7 +142,7 @@ static void put_health(struct sbuf *b, struct admin *a, const struct cfg_upstrea
         return;
     }
     uint64_t last = metrics_slot_sum(a->m, id, MS_HEALTH_LAST);
-    uint64_t at = metrics_slot_sum(a->m, id, MS_HEALTH_LAST_MS);
+    uint64_t at = metrics_slot_max(a->m, id, MS_HEALTH_LAST_MS);
     sb_printf(b, ",\"health_checks\":{\"ok\":%llu,\"failed\":%llu,\"down\":%s,"
                  "\"last\":",
               (unsigned long long)metrics_slot_sum(a->m, id, MS_HEALTH_OK),
@@ -168,7 +168,7 @@ static void put_upstreams(struct sbuf *b, struct admin *a)
         sb_puts(b, ",\"servers\":[");
         for (size_t j = 0; j < u->nservers; j++) {
             uint32_t id = u->servers[j].mslot;
-            uint64_t fail_ms = metrics_slot_sum(a->m, id, MS_LAST_FAIL_MS);
+            uint64_t fail_ms = metrics_slot_max(a->m, id, MS_LAST_FAIL_MS);
             sb_puts(b, j ? ",{\"address\":" : "{\"address\":");
             sb_json(b, u->servers[j].addr.text);
             sb_printf(b, ",\"weight\":%d,\"state\":\"%s\",\"in_flight\":%llu,"
