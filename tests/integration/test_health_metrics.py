@@ -6,13 +6,14 @@ on the same port, passes <rise> checks."""
 
 import asyncio
 import os
+import signal
 import time
 
 import pytest
 import websockets
 
 from lib.net import HOST, free_port, wait_until
-from lib.ops import ops_config, status
+from lib.ops import ops_config, status, write_config
 from lib.prom import scrape, val
 from test_dashboard import ARTIFACTS, CHROMIUM, Browser
 
@@ -141,3 +142,22 @@ def test_dashboard_shows_health_down_then_up(origins, gatehouse, tmp_path):
         asyncio.run(asyncio.wait_for(drive(), 90))
     finally:
         browser.close()
+
+
+def test_health_counts_go_on_across_a_reload(origins, gatehouse):
+    """The health thread a reload starts counts on the same series: the
+    counts never go back, and they keep growing."""
+    o = origins("r1")
+    port, aport = free_port(), free_port()
+    cfg = ops_config(port, {"was": [o.port]}, admin_port=aport,
+                     upstream_opts={"was": {"health": HEALTH}})
+    g = gatehouse(cfg, port)
+    a = "%s:%d" % (HOST, o.port)
+    assert wait_until(lambda: (checks(aport, a)["ok"] or 0) >= 2, 10)
+    write_config(g, cfg)
+    g.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: status(aport)["config"]["generation"] == 2, 10)
+    before = checks(aport, a)["ok"]
+    assert wait_until(lambda: checks(aport, a)["ok"] >= before + 3, 10), checks(aport, a)
+    c = checks(aport, a)
+    assert c["failed"] == 0 and c["up"] == 1 and c["last"] == 1, c
