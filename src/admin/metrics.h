@@ -7,7 +7,9 @@
  * prefix, no fence), so the request path pays what a plain counter costs,
  * while the admin thread's concurrent reads are data-race free (each value
  * it reads is one the worker wrote; sums are not a snapshot across
- * counters, which Prometheus does not need).
+ * counters, which Prometheus does not need). The health thread has a
+ * struct mworker of its own too (metrics_health()), for the MS_HEALTH_*
+ * counters of server slots only.
  *
  * Counters that belong to a configured object (a listener, a route, an
  * upstream server) live in slots. A slot is registered by its labels (the
