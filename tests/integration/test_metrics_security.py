@@ -141,7 +141,7 @@ def test_connections_per_address_refusals_counted(gatehouse):
                 try:
                     c.send(request_bytes("GET", "/", "localhost"))
                     assert c.sock.recv(100) == b""
-                except ConnectionResetError:
+                except (ConnectionResetError, BrokenPipeError):
                     pass
         # another address is not refused, and not counted
         assert get_from(port, "/", OTHER).status == 200
@@ -150,6 +150,27 @@ def test_connections_per_address_refusals_counted(gatehouse):
         for c in held:
             c.close()
     assert denied(aport) == {"acl": 0, "rate_limit": 0, "conn_limit": 3, "auth": 0}
+    assert g.alive()
+
+
+def test_purge_refused_counted_on_a_reverse_listener(gatehouse, origin):
+    """The reverse side's access rule: PURGE from outside cache.purge.allow
+    is a 403 counted as acl; one from inside is obeyed and not counted."""
+    port, aport = free_port(), free_port()
+    cfg = ops_config(port, {"o": [origin.port]}, admin_port=aport,
+                     sites=[{"default": True, "routes": [
+                         {"path": "/", "upstream": "o", "cache": True}]}],
+                     extra={"cache": {"memory": "8MiB",
+                                      "purge": {"allow": ["127.0.0.1"]}}})
+    g = gatehouse(cfg, port)
+    for _ in range(2):
+        with conn_from(port, OTHER) as c:
+            c.send(request_bytes("PURGE", "/x", "localhost"))
+            assert c.read_response("PURGE").status == 403
+    with conn_from(port) as c:
+        c.send(request_bytes("PURGE", "/x", "localhost"))
+        assert c.read_response("PURGE").status == 200
+    assert denied(aport) == {"acl": 2, "rate_limit": 0, "conn_limit": 0, "auth": 0}
     assert g.alive()
 
 
