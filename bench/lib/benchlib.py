@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PEER_ORDER = ["direct", "gatehouse", "varnish", "nginx", "haproxy", "squid",
+PEER_ORDER = ["direct", "direct-xcore", "gatehouse", "varnish", "nginx", "haproxy", "squid",
               "tinyproxy", "gatehouse-hardened", "gatehouse-open"]
 
 
@@ -298,22 +298,25 @@ def report_connect(rows):
     med = {p: {k: median([d[k] for d in ds]) for k in ds[0]}
            for p, ds in per.items()}
     direct = med.get("direct")
-    head = ["peer", "rounds", "MB/s", "x direct", "proxy CPU s/GiB",
+    xcore = med.get("direct-xcore")
+    head = ["peer", "rounds", "MB/s", "x direct", "x xcore", "proxy CPU s/GiB",
             "core 0 s/GiB", "core 1 s/GiB"]
     out = []
     for p in peers_in(rows):
         m = med.get(p)
         if not m:
-            out.append([p, "0", "failed", "", "", "", ""])
+            out.append([p, "0", "failed", "", "", "", "", ""])
             continue
-        proxy = p != "direct"
+        proxy = not p.startswith("direct")
         out.append([p, str(len(per[p])), fmt(m["mbs"], 0),
                     ratio(m["mbs"], direct["mbs"]) if direct else "n/a",
+                    ratio(m["mbs"], xcore["mbs"]) if xcore else "n/a",
                     fmt(m["cpu_gib"], 3) if proxy else "-",
                     fmt(m["core_gib"], 3), fmt(m["load_gib"], 3)])
     ratios = []
     gh = med.get("gatehouse")
-    for peer in [p for p in peers_in(rows) if p not in ("gatehouse", "direct")]:
+    for peer in [p for p in peers_in(rows)
+                 if p != "gatehouse" and not p.startswith("direct")]:
         o = med.get(peer)
         if gh and o:
             ratios.append(["gatehouse/" + peer, ratio(gh["cpu_gib"], o["cpu_gib"]),
@@ -471,7 +474,8 @@ def cmd_report(argv):
         md += ["## Result (median over rounds)", "",
                "MB/s: bytes / seconds from the first byte sent to the sink's "
                "byte count received (10^6 bytes). x direct: MB/s over the "
-               "direct connection's.", "", md_table(head, out), ""]
+               "direct connection's; x xcore: over the cross-core direct "
+               "connection's (see the notes).", "", md_table(head, out), ""]
         if ratios:
             rh = ["ratio", "proxy CPU s/GiB", "MB/s"]
             print()

@@ -20,6 +20,8 @@ CONNECT_BYTES=${BENCH_CONNECT_BYTES:-1073741824}
 CONNECT_ROUNDS=${BENCH_CONNECT_ROUNDS:-3}
 SINK_PORT=
 SINK_PID=
+XSINK_PORT= # a second sink on the proxy's cpu: the cross-core reference
+XSINK_PID=
 
 fwd_check_tools() {
     local tool
@@ -28,17 +30,26 @@ fwd_check_tools() {
     done
 }
 
-start_sink() {
-    rm -f "$TMP/sink.port"
-    start "$TMP/sink.out" taskset -c "$LOAD_CPU" "$PY" "$LIB/tunnel_bulk.py" sink "$TMP/sink.port"
-    SINK_PID=$LAST_PID
+# sink_on CPU NAME: starts a bulk sink pinned to CPU; sets LAST_PID and
+# prints nothing; its port is in $TMP/NAME.port.
+sink_on() {
+    rm -f "$TMP/$2.port"
+    start "$TMP/$2.out" taskset -c "$1" "$PY" "$LIB/tunnel_bulk.py" sink "$TMP/$2.port"
     local i
     for ((i = 0; i < 50; i++)); do
-        [[ -s $TMP/sink.port ]] && break
+        [[ -s $TMP/$2.port ]] && break
         sleep 0.1
     done
-    [[ -s $TMP/sink.port ]] || die "bulk sink did not start"
+    [[ -s $TMP/$2.port ]] || die "bulk sink $2 did not start"
+}
+
+start_sink() {
+    sink_on "$LOAD_CPU" sink
+    SINK_PID=$LAST_PID
     SINK_PORT=$(<"$TMP/sink.port")
+    sink_on "$PROXY_CPU" xsink
+    XSINK_PID=$LAST_PID
+    XSINK_PORT=$(<"$TMP/xsink.port")
 }
 
 # fwd_ready PID PORT SECONDS: the proxy at PORT fetches the origin's /1k.
@@ -122,6 +133,7 @@ fwd_stop_all() {
     local p
     for p in "${PEERS[@]}"; do stop "${PEER_PID[$p]}"; done
     stop "$SINK_PID"
+    [[ -n $XSINK_PID ]] && stop "$XSINK_PID"
     stop "$ORIGIN_PID"
     PEERS=()
 }
@@ -202,10 +214,11 @@ scenario_connect() {
     fwd_start_all
     printf 'round\tpeer\tbytes\tseconds\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tload_busy_ticks\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
     for ((r = 1; r <= CONNECT_ROUNDS; r++)); do
-        for p in direct "${PEERS[@]}"; do
-            local via=()
+        for p in direct direct-xcore "${PEERS[@]}"; do
+            local via=() sink=$SINK_PORT
             pids=()
-            if [[ $p != direct ]]; then
+            [[ $p == direct-xcore ]] && sink=$XSINK_PORT
+            if [[ $p != direct* ]]; then
                 if ! kill -0 "${PEER_PID[$p]}" 2>/dev/null; then
                     [[ -n ${DIED[$p]:-} ]] || report_death "$p"
                     printf '%s\t%s\t0\t0\t0\t0\t0\t0\t%s\t0\tdied\n' "$r" "$p" "$(loadavg)" >>"$raw"
@@ -217,13 +230,13 @@ scenario_connect() {
             waited=$(quiet_wait)
             # warm-up: 64 MiB, discarded
             run_bounded 60 "$TMP/bulk-warm-$p-$r.txt" taskset -c "$LOAD_CPU" \
-                "$PY" "$LIB/tunnel_bulk.py" send "$SINK_PORT" 67108864 "${via[@]}" || true
+                "$PY" "$LIB/tunnel_bulk.py" send "$sink" 67108864 "${via[@]}" || true
             c0=0
             [[ ${#pids[@]} -gt 0 ]] && c0=$(cpu_ticks "${pids[@]}")
             read -r b0 s0 l0 <<<"$(core_ticks)"
             rc=0
             run_bounded 600 "$TMP/bulk-$p-$r.txt" taskset -c "$LOAD_CPU" \
-                "$PY" "$LIB/tunnel_bulk.py" send "$SINK_PORT" "$CONNECT_BYTES" "${via[@]}" || rc=$?
+                "$PY" "$LIB/tunnel_bulk.py" send "$sink" "$CONNECT_BYTES" "${via[@]}" || rc=$?
             read -r b1 s1 l1 <<<"$(core_ticks)"
             c1=$c0
             [[ ${#pids[@]} -gt 0 ]] && c1=$(cpu_ticks "${pids[@]}" 2>/dev/null || echo "$c0")
@@ -248,6 +261,7 @@ scenario_connect() {
     fwd_stop_all
     local notes=(--note "$CONNECT_ROUNDS interleaved rounds; each: a 64 MiB warm-up transfer, then \`taskset -c $LOAD_CPU bench/lib/tunnel_bulk.py send <sink port> $CONNECT_BYTES [<proxy port>]\` (CONNECT, send, half-close, wait for the sink's byte count)"
         --note "proxy pinned to cpu $PROXY_CPU, one worker each; the sink (bench/lib/tunnel_bulk.py sink) and the client on cpu $LOAD_CPU; 'direct' connects to the sink without a proxy"
+        --note "'direct-xcore': the client on cpu $LOAD_CPU connects without a proxy to a second sink on cpu $PROXY_CPU. Through any proxy the bytes leave the client's core and come back to it in the sink, out of cache; direct keeps them on one core, hot. direct-xcore has the cross-core cost without a proxy, so 'x xcore' is what the proxy itself costs in throughput"
         --note "proxy CPU s/GiB: utime+stime of the proxy process over the timed transfer, per GiB"
         --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
