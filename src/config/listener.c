@@ -607,10 +607,6 @@ static int check_tls_sites(struct cfg__ld *ld, const struct cfg_listener *l,
                             "is only sent over TLS and this listener has no "
                             "tls");
     }
-    if (l->tls != NULL && l->proxy_protocol)
-        return cfg__bad(ld, cfg__map_get(v, "proxy_protocol"),
-                        "cannot be combined with tls on one listener yet "
-                        "(the PROXY header would reach the TLS handshake)");
     const struct cfg__node *h2c = cfg__map_get(cfg__map_get(v, "http2"), "h2c");
     if (l->tls != NULL && l->http2.h2c)
         return cfg__bad(ld, h2c, "is for plain listeners; with tls, HTTP/2 "

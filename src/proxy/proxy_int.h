@@ -314,6 +314,11 @@ void stats_denied(struct worker *w, int id);
  * carries the client's address), 0 when more bytes are needed, -1 when the
  * connection was closed. */
 int pp_accept(struct conn *c);
+/* The same for a TLS listener, before the handshake: the header is read
+ * from the socket itself (peeked, then exactly its bytes taken). 1 when
+ * the header was taken, 0 when more must arrive, -1 when the connection
+ * was closed. */
+int pp_accept_raw(struct conn *c);
 /* Puts a PROXY header in front of t->uout when the upstream wants one.
  * 0 or -ENOMEM. */
 int pp_upstream(struct txn *t);

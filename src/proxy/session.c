@@ -263,6 +263,8 @@ static void conn_handshake(struct conn *c)
      * event after accept is often just "writable", before any ClientHello */
     if (!(c->hs_wants_write ? c->writable : c->readable))
         return;
+    if (UNLIKELY(c->pp_wait) && pp_accept_raw(c) <= 0)
+        return;
     unsigned want;
     int rc = tls_handshake(c->tls, &want);
     if (rc == -EAGAIN) {

@@ -43,36 +43,87 @@ void stats_denied(struct worker *w, int id)
         m_inc(w->m, (enum m_global)id);
 }
 
+/* A PROXY header that did not parse: logged, counted, the connection
+ * closed. Returns -1. */
+static int pp_refuse(struct conn *c)
+{
+    char ip[64];
+    sock_ntop(&c->peer.sa, ip, sizeof(ip));
+    log_warn("listener %s: client %s: no valid PROXY header; closing",
+             c->cl->addr.text, ip);
+    m_add(&m_slot(c->w->m, c->cl->mslot)->v[ML_PP_ERRORS], 1);
+    conn_close(c);
+    return -1;
+}
+
+/* The header parsed: its source is the client from now on. 1, or -1 when
+ * the connection was closed. */
+static int pp_apply(struct conn *c, const struct pp_info *pi)
+{
+    c->pp_wait = false;
+    if (pi->local)
+        return 1;
+    memcpy(&c->peer, &pi->src, sizeof(c->peer));
+    if (lim_conn_pp(c) < 0) { /* connections_per_address */
+        conn_close(c);
+        return -1;
+    }
+    /* kept only where a header carried it: 28 bytes an idle connection
+     * elsewhere does not pay for */
+    c->pp_dst = malloc(sizeof(*c->pp_dst));
+    if (c->pp_dst != NULL)
+        memcpy(c->pp_dst, &pi->dst, sizeof(*c->pp_dst));
+    return 1;
+}
+
 int pp_accept(struct conn *c)
 {
     struct pp_info pi;
     int rc = pp_parse(buf_head(&c->rbuf), buf_len(&c->rbuf), &pi);
     if (rc == -EAGAIN)
         return 0; /* a header fits in the buffer: PP_MAX_V2 < 16 KiB */
-    if (rc < 0) {
-        char ip[64];
-        sock_ntop(&c->peer.sa, ip, sizeof(ip));
-        log_warn("listener %s: client %s: no valid PROXY header; closing",
-                 c->cl->addr.text, ip);
-        m_add(&m_slot(c->w->m, c->cl->mslot)->v[ML_PP_ERRORS], 1);
+    if (rc < 0)
+        return pp_refuse(c);
+    buf_consume(&c->rbuf, (size_t)rc);
+    return pp_apply(c, &pi);
+}
+
+int pp_accept_raw(struct conn *c)
+{
+    /* the header comes before the ClientHello, in clear: look at what has
+     * arrived without taking it, then take exactly the header, so the TLS
+     * layer reads from the first byte after it */
+    char b[PP_MAX_V2];
+    ssize_t n = recv(c->ev.fd, b, sizeof(b), MSG_PEEK);
+    if (n == 0) {
         conn_close(c);
         return -1;
     }
-    buf_consume(&c->rbuf, (size_t)rc);
-    c->pp_wait = false;
-    if (!pi.local) {
-        memcpy(&c->peer, &pi.src, sizeof(c->peer));
-        if (lim_conn_pp(c) < 0) { /* connections_per_address */
-            conn_close(c);
-            return -1;
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+            c->readable = false;
+            return 0;
         }
-        /* kept only where a header carried it: 28 bytes an idle
-         * connection elsewhere does not pay for */
-        c->pp_dst = malloc(sizeof(*c->pp_dst));
-        if (c->pp_dst != NULL)
-            memcpy(c->pp_dst, &pi.dst, sizeof(*c->pp_dst));
+        conn_close(c);
+        return -1;
     }
-    return 1;
+    struct pp_info pi;
+    int rc = pp_parse(b, (size_t)n, &pi);
+    if (rc == -EAGAIN) {
+        /* the rest raises a new edge when it comes (peeked bytes stay
+         * queued, so a header longer than the buffer is refused instead) */
+        if ((size_t)n == sizeof(b))
+            return pp_refuse(c);
+        c->readable = false;
+        return 0;
+    }
+    if (rc < 0)
+        return pp_refuse(c);
+    if (recv(c->ev.fd, b, (size_t)rc, 0) != rc) { /* peeked: all there */
+        conn_close(c);
+        return -1;
+    }
+    return pp_apply(c, &pi);
 }
 
 int pp_upstream(struct txn *t)

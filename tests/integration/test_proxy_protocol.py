@@ -192,3 +192,87 @@ def test_sent_to_upstream(gatehouse, ver):
         assert wait_until(lambda: len(o.headers) == 2, 5), o.headers
     finally:
         o.close()
+
+
+# ---- PROXY header in front of TLS (an L4 balancer before a TLS listener) ----
+
+@pytest.fixture
+def pp_tls(origin, gatehouse, test_ca):
+    port, aport = free_port(), free_port()
+    cfg = ops_config(port, {"was": [origin.port]}, admin_port=aport)
+    lst = cfg["listeners"][0]
+    lst["proxy_protocol"] = True
+    lst["tls"] = {"certificates": [{"cert": test_ca.path("localhost.pem"),
+                                    "key": test_ca.path("localhost.key")}]}
+    return gatehouse(cfg, port)
+
+
+def tls_after(port, ca, header, pause=0.0):
+    """A TLS connection to <port> that first sends <header> in clear (byte
+    by byte with <pause> between bytes when given)."""
+    from lib.tls import client_context
+    raw = socket.create_connection((HOST, port), timeout=10)
+    if pause:
+        for i in range(len(header)):
+            raw.sendall(header[i:i + 1])
+            time.sleep(pause)
+    else:
+        raw.sendall(header)
+    return client_context(ca.path("ca.pem")).wrap_socket(
+        raw, server_hostname="localhost")
+
+
+def https_get(s, path="/echo"):
+    s.sendall(request_bytes("GET", path))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        k = s.recv(65536)
+        assert k, data
+        data += k
+    head, _, body = data.partition(b"\r\n\r\n")
+    n = int([ln.split(b":", 1)[1] for ln in head.split(b"\r\n")
+             if ln.lower().startswith(b"content-length:")][0])
+    while len(body) < n:
+        k = s.recv(65536)
+        assert k
+        body += k
+    return head.split(b"\r\n", 1)[0], body[:n]
+
+
+def test_tls_listener_takes_v1_and_v2_before_the_handshake(pp_tls, test_ca):
+    for hdr, src in [(b"PROXY TCP4 192.0.2.9 127.0.0.1 5000 443\r\n", "192.0.2.9"),
+                     (v2("203.0.113.77", 4000, dport=443), "203.0.113.77")]:
+        with tls_after(pp_tls.port, test_ca, hdr) as s:
+            status, body = https_get(s)
+            assert status.startswith(b"HTTP/1.1 200"), status
+            assert xff(body) == [src]
+            # the connection keeps the carried address
+            assert xff(https_get(s)[1]) == [src]
+    lines = pp_tls.wait_access_lines(lambda ls: len(ls) == 4)
+    assert [ln.split(" ", 1)[0] for ln in lines] == \
+        ["192.0.2.9", "192.0.2.9", "203.0.113.77", "203.0.113.77"], lines
+
+
+def test_tls_listener_header_in_pieces(pp_tls, test_ca):
+    with tls_after(pp_tls.port, test_ca, v2("198.51.100.8", 1234, dport=443),
+                   pause=0.003) as s:
+        assert xff(https_get(s)[1]) == ["198.51.100.8"]
+
+
+def test_curl_https_haproxy_protocol(pp_tls, test_ca):
+    r = curl("--haproxy-protocol", "--cacert", test_ca.path("ca.pem"),
+             "https://localhost:%d/echo" % pp_tls.port,
+             "--resolve", "localhost:%d:127.0.0.1" % pp_tls.port)
+    assert xff(r.stdout) == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("first", [
+    b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",  # a ClientHello, no header
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n",
+])
+def test_tls_listener_without_a_valid_header_closes(pp_tls, first):
+    with RawConn(pp_tls.port) as c:
+        c.send(first)
+        c.read_until_close(5)
+        assert c.eof
+    assert wait_until(lambda: "no valid PROXY header" in pp_tls.error_log_text(), 5)
