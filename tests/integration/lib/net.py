@@ -1,6 +1,7 @@
 """Sockets, free ports, a raw HTTP/1.1 client, curl, and the deterministic
 body pattern shared by the origin and the tests."""
 
+import collections
 import hashlib
 import os
 import socket
@@ -71,14 +72,25 @@ def file_sha256(path):
 # ---- ports ---------------------------------------------------------------
 
 
+_GIVEN = collections.deque(maxlen=256)
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0).
+    The kernel may hand out a port it just gave (the socket is closed at
+    once), so two calls in a row could return the same one: ports given out
+    recently by this process are skipped."""
+    for _ in range(64):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _GIVEN:
+            _GIVEN.append(port)
+            return port
+    raise RuntimeError("no fresh free port in 64 tries")
 
 
 def port_accepts(port, timeout=0.5):
