@@ -17,6 +17,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/macros.h"
@@ -42,7 +43,7 @@ struct sticktab {
 };
 
 static struct {
-    _Atomic uint64_t entries, hits, misses, learnt, expired, evicted;
+    _Atomic uint64_t entries, hits, misses, learnt, expired, evicted, fallbacks;
 } cnt;
 
 #define BUMP(f) atomic_fetch_add_explicit(&cnt.f, 1, memory_order_relaxed)
@@ -248,4 +249,46 @@ void sticktab_stats(struct sticktab_stats *out)
     out->learnt = atomic_load(&cnt.learnt);
     out->expired = atomic_load(&cnt.expired);
     out->evicted = atomic_load(&cnt.evicted);
+    out->fallbacks = atomic_load(&cnt.fallbacks);
+}
+
+void sticktab_note_fallback(void)
+{
+    BUMP(fallbacks);
+}
+
+size_t sticktab_stats_prometheus(char *buf, size_t cap)
+{
+    struct sticktab_stats st;
+    sticktab_stats(&st);
+    int n = snprintf(buf, cap,
+        "# HELP gatehouse_sticky_entries Sessions held in the stick tables.\n"
+        "# TYPE gatehouse_sticky_entries gauge\n"
+        "gatehouse_sticky_entries %llu\n"
+        "# HELP gatehouse_sticky_lookups_total Stick table lookups by result.\n"
+        "# TYPE gatehouse_sticky_lookups_total counter\n"
+        "gatehouse_sticky_lookups_total{result=\"hit\"} %llu\n"
+        "gatehouse_sticky_lookups_total{result=\"miss\"} %llu\n"
+        "# HELP gatehouse_sticky_learnt_total Sessions learnt or moved to "
+        "another server.\n"
+        "# TYPE gatehouse_sticky_learnt_total counter\n"
+        "gatehouse_sticky_learnt_total %llu\n"
+        "# HELP gatehouse_sticky_dropped_total Sessions dropped, by why.\n"
+        "# TYPE gatehouse_sticky_dropped_total counter\n"
+        "gatehouse_sticky_dropped_total{why=\"expired\"} %llu\n"
+        "gatehouse_sticky_dropped_total{why=\"evicted\"} %llu\n"
+        "# HELP gatehouse_sticky_redis_fallbacks_total Lookups Redis could "
+        "not answer (down or slow), decided by the local table.\n"
+        "# TYPE gatehouse_sticky_redis_fallbacks_total counter\n"
+        "gatehouse_sticky_redis_fallbacks_total %llu\n",
+        (unsigned long long)st.entries, (unsigned long long)st.hits,
+        (unsigned long long)st.misses, (unsigned long long)st.learnt,
+        (unsigned long long)st.expired, (unsigned long long)st.evicted,
+        (unsigned long long)st.fallbacks);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap > 0)
+            buf[0] = '\0';
+        return 0;
+    }
+    return (size_t)n;
 }

@@ -25,6 +25,8 @@ struct sticktab_stats {
     uint64_t learnt;   /* entries added or changed */
     uint64_t expired;  /* entries dropped because <ttl_ms> passed unused */
     uint64_t evicted;  /* entries dropped to make room (the table was full) */
+    uint64_t fallbacks; /* lookups the cluster (Redis) could not answer,
+                           decided by the local table */
 };
 
 /* A table of at most <cap> (>= 1) entries that expire <ttl_ms> (>= 1)
@@ -56,7 +58,15 @@ bool sticktab_del(struct sticktab *t, uint64_t key);
 /* Entries held (expired ones not yet dropped included). */
 size_t sticktab_count(struct sticktab *t);
 
+/* Counts a lookup the cluster could not answer (sticktab_stats). */
+void sticktab_note_fallback(void);
+
 /* Sums the counters of every table of the process into <out>. */
 void sticktab_stats(struct sticktab_stats *out);
+
+/* Writes them in the Prometheus text format (gatehouse_sticky_*) into
+ * <buf> (size <cap>, NUL-terminated). Returns the length, or 0 when it
+ * does not fit. */
+size_t sticktab_stats_prometheus(char *buf, size_t cap);
 
 #endif
