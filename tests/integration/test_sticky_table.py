@@ -348,3 +348,32 @@ def test_two_nodes_share_the_table_in_redis(gatehouse, wases, redis):
     for i in range(5):
         st, j = get(na.port, "/app/n%d" % i, sid)
         assert st == 200 and j["server"] == server and not j["new"], j
+
+
+def test_reload_keeps_the_table_and_forgets_removed_servers(gatehouse, wases):
+    """A reload keeps what was learnt (the same pool, the same table
+    settings); a server the new configuration removed is ignored: its
+    sessions are balanced over the others and re-learnt there."""
+    from lib.ops import status, write_config
+    ws = wases("a", "b", "c")
+    g = node(gatehouse, ws, {"learn": "JSESSIONID"}, workers=1)
+    sessions = [login(g.port) for _ in range(3)]
+    assert {s for s, _ in sessions} == {"a", "b", "c"}
+    gone = sessions[0][0]
+    cfg = ops_config(g.port, {"was": [w.address for w in ws if w.name != gone]},
+                     admin_port=g.aport, workers=1,
+                     upstream_opts={"was": {"sticky": {"learn": "JSESSIONID"},
+                                            "connect_timeout": "1s"}})
+    write_config(g, cfg)
+    g.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: status(g.aport)["config"]["generation"] >= 2, 10)
+    assert metric(g, "gatehouse_sticky_entries") == 3  # kept
+    for s, sid in sessions[1:]:
+        for i in range(5):
+            st, j = get(g.port, "/app/k%d" % i, sid)
+            assert st == 200 and j["server"] == s and not j["new"], j
+    st, j = get(g.port, "/app/moved", sessions[0][1])
+    assert st == 200 and j["server"] != gone and j["new"], j
+    for i in range(5):
+        st, j2 = get(g.port, "/app/m%d" % i, j["session"])
+        assert j2["server"] == j["server"] and not j2["new"], j2
