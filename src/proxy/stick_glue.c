@@ -12,6 +12,9 @@
  * node learnt to the wrong server. When Redis cannot answer (down, slow,
  * too busy), the local table and the balancer decide: a fallback counted
  * in /metrics and logged once until Redis answers again; never an error.
+ * A call that failed after being sent (no reply within the timeout, the
+ * connection lost) also quiets the lookups for QUIET_MS: a stalled Redis
+ * costs one request per second its timeout, not every request.
  *
  * What is learnt (a response head from the server, status < 500) goes into
  * the local table and, fire and forget, into Redis with the table's
@@ -33,9 +36,13 @@ struct stw {
     char key[UPS_STICK_KEYLEN + 1];
 };
 
+#define QUIET_MS 1000
+
 /* Process-wide: "falling back" is logged once per outage, not per worker
- * or per request. */
+ * or per request; after a failed call, no lookup asks Redis before
+ * <quiet_until> (loop ms). */
 static atomic_bool fell_back;
+static _Atomic int64_t quiet_until;
 
 static void fallback(const struct cfg_upstream *cu, int err)
 {
@@ -50,6 +57,7 @@ static void answered(struct shared_req *q, const struct shared_res *r)
     struct stw *sw = container_of(q, struct stw, q);
     struct txn *t = sw->t;
     if (r->err != 0) {
+        atomic_store(&quiet_until, loop_now(t->c->w->loop) + QUIET_MS);
         fallback(t->ups->cu, r->err);
     } else {
         if (atomic_exchange(&fell_back, false))
@@ -71,6 +79,10 @@ bool stglue_lookup(struct txn *t)
     if (w->shared == NULL || t->ups == NULL || !t->key.has_skey ||
         t->attempts > 0 || !ups_stick_table(t->ups))
         return false;
+    if (loop_now(w->loop) < atomic_load(&quiet_until)) {
+        fallback(t->ups->cu, -ETIMEDOUT); /* it failed a moment ago */
+        return false;
+    }
     struct stw *sw = pool_alloc(t->pool, sizeof(*sw));
     if (sw == NULL || pool_on_destroy(t->pool, forget, sw) < 0)
         return false; /* the local table's answer */
