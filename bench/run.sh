@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [scenario...]     scenarios: reverse idle load tls pools
 #                                  cache cache_mem evict static hardening
-#                                  forward connect (default: all)
+#                                  forward connect sticky (default: all)
 #
 # After the scenarios, bench/lib/report.py writes bench/results/REPORT.md
 # (every scenario's latest tables, the machine, gnuplot charts).
@@ -58,7 +58,7 @@ RESULTS=${BENCH_RESULTS:-$BENCH/results}
 DATE=$(date +%F)
 LOAD_LEVELS=${BENCH_LOAD_LEVELS:-1 4 16 64 256}
 LOAD_DURATION=${BENCH_LOAD_DURATION:-5}
-ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict static hardening forward connect)
+ALL_SCENARIOS=(reverse idle load tls pools cache cache_mem evict static hardening forward connect sticky)
 H2LOAD=/usr/bin/h2load
 CONF_SUFFIX=""   # "-tls": the peers' TLS configs (scenario tls)
 SCHEME=http
@@ -73,7 +73,7 @@ SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
     case $s in
-    reverse | idle | load | tls | pools | cache | cache_mem | evict | static | hardening | forward | connect) ;;
+    reverse | idle | load | tls | pools | cache | cache_mem | evict | static | hardening | forward | connect | sticky) ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})" ;;
     esac
@@ -925,6 +925,8 @@ scenario_static() {
 source "$LIB/forward.sh"
 # shellcheck source=bench/cache.sh
 source "$BENCH/cache.sh"
+# shellcheck source=bench/lib/sticky.sh
+source "$LIB/sticky.sh"
 
 say "bench: temp dir $TMP; open-file limit $NOFILE"
 for s in "${SCENARIOS[@]}"; do

@@ -20,6 +20,7 @@
 #include "admin/admin_int.h"
 #include "cluster/shared.h"
 #include "core/macros.h"
+#include "upstream/sticktab.h"
 
 #ifndef GH_VERSION
 #define GH_VERSION "0.1.0"
@@ -306,6 +307,17 @@ char *status_json(struct admin *a, size_t *len)
     return sb_take(&b, len);
 }
 
+/* True when some pool of <cfg> sticks through a table. */
+static bool sticky_tables(const struct cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if (cfg->upstreams[i].sticky.cookie == NULL &&
+            (cfg->upstreams[i].sticky.learn != NULL ||
+             cfg->upstreams[i].sticky.by == CFG_STICK_SOURCE))
+            return true;
+    return false;
+}
+
 void status_prometheus(struct admin *a, struct sbuf *b)
 {
     pthread_mutex_lock(&a->mu);
@@ -332,6 +344,11 @@ void status_prometheus(struct admin *a, struct sbuf *b)
               draining ? 1 : 0);
     sb_printf(b, "# HELP gatehouse_workers Worker threads.\n"
                  "# TYPE gatehouse_workers gauge\ngatehouse_workers %d\n", a->nworkers);
+    if (a->cfg != NULL && sticky_tables(a->cfg)) {
+        char st[2048];
+        if (sticktab_stats_prometheus(st, sizeof(st)) > 0)
+            sb_puts(b, st);
+    }
     if (a->cfg != NULL && a->cfg->cluster.redis.enabled) {
         char redis[2048];
         if (shared_stats_prometheus(redis, sizeof(redis)) > 0)

@@ -106,6 +106,10 @@ int shared_incr(struct shared *s, struct shared_req *q, struct str key,
 /* A small key/value table (sticky sessions): the value of <key>, or
  * r->str == NULL when there is none. Same returns as shared_gcra(). */
 int shared_get(struct shared *s, struct shared_req *q, struct str key);
+/* shared_get() that also restarts the key's expiry at <ttl_ms> when it is
+ * there (GETEX, Redis 6.2+): an entry used stays. */
+int shared_getex(struct shared *s, struct shared_req *q, struct str key,
+                 int64_t ttl_ms);
 /* Sets <key> to <val> for <ttl_ms> (0: no expiry). Fire and forget.
  * Returns 0, -ENOTCONN, -ENOBUFS or -ENAMETOOLONG. */
 int shared_set(struct shared *s, struct str key, struct str val,

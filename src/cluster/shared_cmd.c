@@ -251,6 +251,19 @@ int shared_get(struct shared *s, struct shared_req *q, struct str key)
     return send_call(s, q, K_GET, 2, argv, argvlen);
 }
 
+int shared_getex(struct shared *s, struct shared_req *q, struct str key,
+                 int64_t ttl_ms)
+{
+    char k[KEYBUF], a[24];
+    size_t klen;
+    int rc = mkkey(s, key, k, &klen);
+    if (rc < 0)
+        return rc;
+    const char *argv[4] = { "GETEX", k, "PX", a };
+    size_t argvlen[4] = { 5, klen, 2, fmt_i64(a, sizeof(a), MAX(ttl_ms, 1)) };
+    return send_call(s, q, K_GET, 4, argv, argvlen);
+}
+
 int shared_set(struct shared *s, struct str key, struct str val,
                int64_t ttl_ms)
 {

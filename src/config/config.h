@@ -101,10 +101,21 @@ struct cfg_retries {
     unsigned budget_min; /* ... but always this many per second; 10 */
 };
 
+enum cfg_sticky_by {
+    CFG_STICK_COOKIE = 0, /* a cookie the proxy sets names the server */
+    CFG_STICK_LEARN,      /* the table, learnt from the app's cookie */
+    CFG_STICK_SOURCE,     /* the table, by client address */
+};
+
 struct cfg_sticky {
-    const char *cookie;  /* cookie naming the server; NULL: no stickiness */
+    const char *cookie;  /* cookie naming the server; NULL: no proxy cookie */
     const char *path;    /* its Path; default "/" */
     cfg_ms max_age;      /* its Max-Age; 0: a session cookie (default) */
+    /* the stick table (learn or by: source; docs/upstreams.md) */
+    enum cfg_sticky_by by;
+    const char *learn;   /* the application's session cookie (LEARN) */
+    cfg_ms expire;       /* an entry unused this long is gone; 30m */
+    unsigned size;       /* entries at most, oldest evicted; 100000 */
 };
 
 struct tls_cli; /* src/tls/: the client context built from a cfg_upstream_tls */

@@ -474,13 +474,66 @@ static int set_sticky_path(struct cfg__ld *ld, const struct cfg__node *v,
     return 0;
 }
 
+static int set_sticky_learn(struct cfg__ld *ld, const struct cfg__node *v,
+                            void *obj)
+{
+    struct cfg_sticky *s = obj;
+    int rc = cfg__str(ld, v, false, &s->learn);
+    if (rc == 0 && !is_token(v->val))
+        return cfg__bad(ld, v, "\"%s\" is not a valid cookie name", s->learn);
+    if (rc == 0)
+        s->by = CFG_STICK_LEARN;
+    return rc;
+}
+
+static int set_sticky_by(struct cfg__ld *ld, const struct cfg__node *v,
+                         void *obj)
+{
+    static const char *const names[] = { "cookie", "source" };
+    struct cfg_sticky *s = obj;
+    size_t i;
+    int rc = cfg__enum(ld, v, names, ARRAY_LEN(names), &i);
+    if (rc == 0 && i == 1)
+        s->by = CFG_STICK_SOURCE;
+    return rc;
+}
+
 #define K struct cfg_sticky
 static const struct cfg__field sticky_fields[] = {
     CFG__F_FN("cookie", set_sticky_cookie),
     CFG__F_FN("path", set_sticky_path),
     CFG__F_MS("max_age", K, max_age, 1000, 3650 * CFG__DAY),
+    CFG__F_FN("learn", set_sticky_learn),
+    CFG__F_FN("by", set_sticky_by),
+    CFG__F_MS("expire", K, expire, 1000, 30 * CFG__DAY),
+    CFG__F_UINT("size", K, size, 1, 10000000),
 };
 #undef K
+
+/* One way to stick per pool: the proxy's cookie (cookie, path, max_age),
+ * the application's cookie (learn) or the client address (by: source);
+ * the table's keys (expire, size) only with the last two. */
+static int sticky_check(struct cfg__ld *ld, const struct cfg__node *v,
+                        struct cfg_sticky *s)
+{
+    const struct cfg__node *by = cfg__map_get(v, "by");
+    bool proxy_keys = cfg__map_get(v, "cookie") || cfg__map_get(v, "path") ||
+                      cfg__map_get(v, "max_age");
+    if (s->learn != NULL && by != NULL)
+        return cfg__fail(ld, by, "sticky \"by\" cannot be combined with "
+                                 "\"learn\" (learn is by the application's "
+                                 "cookie)");
+    if (s->by != CFG_STICK_COOKIE && proxy_keys)
+        return cfg__fail(ld, v, "sticky \"%s\" uses no proxy cookie: "
+                                "\"cookie\", \"path\" and \"max_age\" do not "
+                                "apply", s->learn != NULL ? "learn" : "by: source");
+    if (s->by == CFG_STICK_COOKIE &&
+        (cfg__map_get(v, "expire") || cfg__map_get(v, "size")))
+        return cfg__fail(ld, v, "sticky \"expire\" and \"size\" are for the "
+                                "table (\"learn\" or \"by: source\"), not "
+                                "the proxy cookie");
+    return 0;
+}
 
 static int set_sticky(struct cfg__ld *ld, const struct cfg__node *v,
                       void *obj)
@@ -489,10 +542,15 @@ static int set_sticky(struct cfg__ld *ld, const struct cfg__node *v,
     bool on = false;
     int rc = bool_or_map(ld, v, "sticky", sticky_fields,
                          ARRAY_LEN(sticky_fields), s, &on);
-    if (rc == 0 && on && s->cookie == NULL)
+    if (rc == 0 && on)
+        rc = sticky_check(ld, v, s);
+    if (rc == 0 && on && s->cookie == NULL && s->by == CFG_STICK_COOKIE)
         s->cookie = "GH_SRV";
-    if (rc == 0 && !on)
+    if (rc == 0 && !on) {
         s->cookie = NULL;
+        s->learn = NULL;
+        s->by = CFG_STICK_COOKIE;
+    }
     return rc;
 }
 
@@ -620,6 +678,8 @@ static void upstream_defaults(struct cfg_upstream *u)
     u->retries = (struct cfg_retries){ .tries = 0, .budget_pct = 20,
                                        .budget_min = 10 };
     u->sticky.path = "/";
+    u->sticky.expire = 30 * 60 * CFG__SEC;
+    u->sticky.size = 100000;
     u->resolve.min_ttl = 1 * CFG__SEC;
     u->resolve.max_ttl = 3600 * CFG__SEC;
 }

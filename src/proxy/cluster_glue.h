@@ -24,4 +24,15 @@ struct sec_key;
 bool clglue_limit(struct txn *t, const struct cfg_rate *rs, size_t n, size_t i,
                   int stage, const struct sec_key *k);
 
+/* The stick table (stick_glue.c). Before the first pick of a request to a
+ * pool with a table, when Redis is configured and the request has a key:
+ * asks the cluster which server the key sticks to and waits for the
+ * answer (at most cluster.redis.timeout), then txn_connect(). Returns true
+ * when it waits, false to connect at once (the local table's answer is
+ * already in t->key). */
+bool stglue_lookup(struct txn *t);
+/* A response head <resp> with <status> from the server the request holds:
+ * the table learns (locally, and in Redis when configured). */
+void stglue_learn(struct txn *t, const struct h1_msg *resp, int status);
+
 #endif

@@ -332,6 +332,8 @@ static void start_allowed(struct txn *t)
     }
     if (t->reqf.done) /* the header timeout is over: the head is in */
         cli_timer_stop(t);
+    if (stglue_lookup(t))
+        return; /* the cluster's stick table is asked first */
     txn_connect(t);
 }
 
@@ -650,6 +652,7 @@ static int start_response(struct txn *t)
     t->ustatus = status;
     t->status = status;
     pick_observe(t, status);
+    stglue_learn(t, r, status);
     if (status != 101 && (t->cx != NULL || c->w->cache != NULL)) {
         int crc = cglue_response(t, r);
         if (crc != 0)

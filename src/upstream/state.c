@@ -409,7 +409,7 @@ static int shared_init(struct ups_shared *sh, const struct cfg_upstream *cu,
     }
     carry_over(sh, prev);
     atomic_store_explicit(&sh->budget, (int64_t)cu->retries.budget_min * 1000, RLX);
-    if (cu->sticky.cookie != NULL && ups__sticky_init(sh) < 0)
+    if (ups__sticky_init(sh, prev) < 0)
         return -ENOMEM;
     if (cu->balance == CFG_BAL_HASH && ups__ring_build(sh) < 0)
         return -ENOMEM;

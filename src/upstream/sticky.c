@@ -19,7 +19,38 @@
 #include "http/h1.h"
 #include "upstream/ups_int.h"
 
-int ups__sticky_init(struct ups_shared *sh)
+/* The table of the pool of the same name in <prev>, when it has one made
+ * with the same settings. */
+static struct sticktab *prev_table(const struct ups_shared *sh,
+                                   const struct ups_state *prev)
+{
+    const struct cfg_sticky *k = &sh->cu->sticky;
+    for (size_t i = 0; prev != NULL && i < prev->n; i++) {
+        const struct ups_shared *ps = &prev->ups[i];
+        if (strcmp(ps->cu->name, sh->cu->name) != 0 || ps->stick == NULL)
+            continue;
+        if (ps->cu->sticky.by == k->by && sticktab_same(ps->stick, k->size, k->expire) &&
+            (k->learn == NULL || strcmp(k->learn, ps->cu->sticky.learn) == 0))
+            return sticktab_ref(ps->stick);
+    }
+    return NULL;
+}
+
+static int table_init(struct ups_shared *sh, const struct ups_state *prev)
+{
+    const struct cfg_upstream *cu = sh->cu;
+    const struct cfg_sticky *k = &cu->sticky;
+    char ns[160];
+    int n = snprintf(ns, sizeof(ns), "%s/%s", cu->name,
+                     k->by == CFG_STICK_SOURCE ? "source" : k->learn);
+    sh->stick_ns = ups__hash(ns, (size_t)MAX(n, 0), 0x57c4);
+    sh->stick = prev_table(sh, prev);
+    if (sh->stick == NULL)
+        sh->stick = sticktab_new(k->size, k->expire);
+    return sh->stick != NULL ? 0 : -ENOMEM;
+}
+
+int ups__sticky_init(struct ups_shared *sh, const struct ups_state *prev)
 {
     const struct cfg_upstream *cu = sh->cu;
     const struct cfg_sticky *k = &cu->sticky;
@@ -28,7 +59,10 @@ int ups__sticky_init(struct ups_shared *sh)
         char id[160];
         int n = snprintf(id, sizeof(id), "%s/%s", cu->name, s->ident);
         uint64_t h = ups__hash(id, (size_t)MAX(n, 0), 0x5eed);
+        s->tok = h != 0 ? h : 1; /* 0 means "none" in a ups_key */
         snprintf(s->token, sizeof(s->token), "%016llx", (unsigned long long)h);
+        if (k->cookie == NULL)
+            continue;
         char age[40] = "";
         if (k->max_age > 0)
             snprintf(age, sizeof(age), "; Max-Age=%lld",
@@ -40,6 +74,8 @@ int ups__sticky_init(struct ups_shared *sh)
         snprintf(s->set_cookie, cap, "Set-Cookie: %s=%s; Path=%s%s; HttpOnly\r\n",
                  k->cookie, s->token, k->path, age);
     }
+    if (k->cookie == NULL && (k->learn != NULL || k->by == CFG_STICK_SOURCE))
+        return table_init(sh, prev);
     return 0;
 }
 
@@ -47,6 +83,8 @@ void ups__sticky_free(struct ups_shared *sh)
 {
     for (size_t i = 0; i < sh->cu->nservers; i++)
         FREE_NULL(sh->srv[i].set_cookie);
+    sticktab_unref(sh->stick);
+    sh->stick = NULL;
 }
 
 int ups__sticky_find(const struct ups_shared *sh, struct str val)
@@ -102,4 +140,115 @@ const char *ups_sticky_cookie(struct ups *u, const struct ups_key *k,
     if (u->cu->sticky.cookie == NULL || k->sticky == (int)srv)
         return NULL;
     return u->sh->srv[srv].set_cookie;
+}
+
+/* ---- the stick table ---- */
+
+/* The server whose number token is <tok>, or -1. */
+static int find_tok(const struct ups_shared *sh, uint64_t tok)
+{
+    for (size_t i = 0; i < sh->cu->nservers; i++)
+        if (sh->srv[i].tok == tok)
+            return (int)i;
+    return -1;
+}
+
+static uint64_t value_key(const struct ups_shared *sh, struct str v)
+{
+    return ups__hash(v.p, v.len, sh->stick_ns);
+}
+
+bool ups_stick_table(const struct ups *u)
+{
+    return u->sh->stick != NULL;
+}
+
+void ups__stick_prepare(struct ups *u, const struct ups_req *r,
+                        uint64_t client, struct ups_key *k)
+{
+    const struct ups_shared *sh = u->sh;
+    if (sh->cu->sticky.by == CFG_STICK_SOURCE) {
+        if (r->client == NULL)
+            return;
+        k->skey = client ^ sh->stick_ns;
+    } else {
+        struct str v;
+        if (r->msg == NULL ||
+            !ups__cookie(r->msg, str_cstr(sh->cu->sticky.learn), &v) || v.len == 0)
+            return;
+        k->skey = value_key(sh, v);
+    }
+    k->has_skey = true;
+    uint64_t tok;
+    if (!sticktab_get(sh->stick, k->skey, loop_now(u->loop), &tok))
+        return;
+    k->sticky = find_tok(sh, tok); /* -1: that server was removed */
+    if (k->sticky >= 0)
+        k->stok = tok;
+}
+
+struct str ups_stick_rkey(const struct ups *u, uint64_t key, char *buf)
+{
+    snprintf(buf, UPS_STICK_KEYLEN + 1,
+             "s:%016llx%016llx", (unsigned long long)u->sh->stick_ns,
+             (unsigned long long)key);
+    return str_make(buf, UPS_STICK_KEYLEN);
+}
+
+struct str ups_stick_token(const struct ups *u, unsigned srv)
+{
+    return str_make(u->sh->srv[srv].token, 16);
+}
+
+void ups_stick_told(struct ups *u, struct ups_key *k, struct str tok)
+{
+    int srv = tok.p != NULL ? ups__sticky_find(u->sh, tok) : -1;
+    if (srv < 0) {
+        k->stok = 0; /* what the request learns goes to the cluster */
+        return;
+    }
+    k->sticky = srv;
+    k->stok = u->sh->srv[srv].tok;
+    sticktab_put(u->sh->stick, k->skey, k->stok, loop_now(u->loop));
+}
+
+/* The value of the first Set-Cookie of <m> that sets cookie <name> (not
+ * one that deletes it: an empty value). */
+static bool set_cookie(const struct h1_msg *m, struct str name, struct str *val)
+{
+    for (size_t i = 0; i < m->nfields; i++) {
+        const struct h1_field *f = &m->fields[i];
+        if (f->name.len != 10 || !str_ieq_lit(f->name, "set-cookie"))
+            continue;
+        const char *semi = memchr(f->value.p, ';', f->value.len);
+        size_t n = semi != NULL ? (size_t)(semi - f->value.p) : f->value.len;
+        if (pair_is(str_make(f->value.p, n), name, val) && val->len > 0)
+            return true;
+    }
+    return false;
+}
+
+size_t ups_stick_learn(struct ups *u, const struct ups_key *k, unsigned srv,
+                       const struct h1_msg *resp, uint64_t out[2])
+{
+    struct ups_shared *sh = u->sh;
+    if (sh->stick == NULL)
+        return 0;
+    uint64_t tok = sh->srv[srv].tok;
+    int64_t now = loop_now(u->loop);
+    size_t n = 0;
+    if (k->has_skey && k->stok != tok) {
+        sticktab_put(sh->stick, k->skey, tok, now);
+        out[n++] = k->skey;
+    }
+    struct str v;
+    if (sh->cu->sticky.by == CFG_STICK_LEARN && resp != NULL &&
+        set_cookie(resp, str_cstr(sh->cu->sticky.learn), &v)) {
+        uint64_t key = value_key(sh, v);
+        if (!k->has_skey || key != k->skey) {
+            sticktab_put(sh->stick, key, tok, now);
+            out[n++] = key;
+        }
+    }
+    return n;
 }

@@ -195,7 +195,7 @@ void ups_prepare(struct ups *u, const struct ups_req *r, struct ups_key *k)
         case CFG_HK_CLIENT:
             k->hash = client_hash(r->client);
             k->has_hash = r->client != NULL;
-            return;
+            break; /* stickiness still applies */
         case CFG_HK_URI:
             v = r->uri;
             break;
@@ -220,6 +220,8 @@ void ups_prepare(struct ups *u, const struct ups_req *r, struct ups_key *k)
         if (ups__cookie(r->msg, str_cstr(cu->sticky.cookie), &v))
             k->sticky = ups__sticky_find(u->sh, v);
     }
+    if (u->sh->stick != NULL)
+        ups__stick_prepare(u, r, client_hash(r->client), k);
 }
 
 /* Takes an in-flight slot of <srv>; false when max_conns is reached. */

@@ -171,7 +171,14 @@ struct ups_req {
 struct ups_key {
     uint64_t hash;
     bool has_hash;           /* hash balancing and the key was present */
-    int sticky;              /* server named by the sticky cookie, or -1 */
+    int sticky;              /* server named by the sticky cookie or the
+                                stick table, or -1 */
+    bool has_skey;           /* the pool has a stick table and the request
+                                a key for it */
+    uint64_t skey;           /* that key (hash of the session cookie's
+                                value, or of the client address) */
+    uint64_t stok;           /* the token of the server the table (or the
+                                cluster) named for it; 0: none */
 };
 
 /* Derives the hash key and the sticky server of <r> for pool <u>. */
@@ -211,6 +218,35 @@ bool ups_retry_allowed(struct ups *u);
  * text lives as long as the state. */
 const char *ups_sticky_cookie(struct ups *u, const struct ups_key *k,
                               unsigned srv);
+
+/* ---- the stick table (learn, by: source; sticky.c) ---- */
+
+/* True when <u> sticks through a table. */
+bool ups_stick_table(const struct ups *u);
+
+/* The Redis key of table key <key> of <u> ("s:" and 32 hex digits: the
+ * pool's name hashed, then the key), the same on every node with the same
+ * configuration. <buf> holds UPS_STICK_KEYLEN + 1 bytes. */
+#define UPS_STICK_KEYLEN 34
+struct str ups_stick_rkey(const struct ups *u, uint64_t key, char *buf);
+
+/* The token naming <srv> (16 hex digits, the value kept in Redis). */
+struct str ups_stick_token(const struct ups *u, unsigned srv);
+
+/* The cluster's answer for k->skey: <tok> names the server (STR_NULL: the
+ * cluster knows nothing). A known token replaces what the local table
+ * said, and the local table learns it; an unknown one (a server removed)
+ * or none leaves k->sticky as the local table set it, with k->stok cleared
+ * so that what this request learns is told to the cluster. */
+void ups_stick_told(struct ups *u, struct ups_key *k, struct str tok);
+
+/* A response head from <srv> (status < 500) to a request with <k>: the
+ * local table learns the keys that now stick to <srv>: the request's own
+ * key unless the table already sent it there (then its use was
+ * refreshed), and in learn mode the session cookie <resp> sets. Writes
+ * those the cluster must be told into <out> and returns how many (0..2). */
+size_t ups_stick_learn(struct ups *u, const struct ups_key *k, unsigned srv,
+                       const struct h1_msg *resp, uint64_t out[2]);
 
 /* Writes the current address of <srv> ("127.0.0.1:8080") into <buf> and
  * returns <buf>. */

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/str.h"
+#include "upstream/sticktab.h"
 #include "upstream/ups.h"
 
 #define RLX memory_order_relaxed
@@ -49,6 +50,7 @@ struct ups_srv_sh {
     _Atomic uint64_t aw[3];        /* ip (16 bytes), family|port|scope */
     _Atomic uint32_t gen;          /* bumped when the address changes */
     char token[20];                /* sticky cookie value (immutable) */
+    uint64_t tok;                  /* the same, as a number (immutable) */
     char *set_cookie;              /* "Set-Cookie: ...\r\n" (immutable) */
     char ident[80];                /* ring identity (immutable) */
 };
@@ -65,6 +67,8 @@ struct ups_shared {
     struct ups_srv_sh *srv;        /* cu->nservers entries */
     bool dns;                      /* some servers are DNS slots */
     struct ups_ring ring;          /* balance: hash (immutable) */
+    struct sticktab *stick;        /* learn / by: source (sticktab.h) */
+    uint64_t stick_ns;             /* the pool's part of the Redis key */
     alignas(64) _Atomic int64_t budget;  /* retry budget, 1/1000 retry */
     _Atomic int64_t budget_at;     /* ms of its last refill */
     _Atomic int32_t queued;        /* requests waiting, all workers */
@@ -142,12 +146,19 @@ unsigned ups__ring_pick(const struct ups_ring *r, uint64_t hash, uint64_t set);
 
 /* ---- sticky.c ---- */
 
-/* Makes the cookie value and Set-Cookie line of every server of <sh>.
- * Returns 0 or -ENOMEM. */
-int ups__sticky_init(struct ups_shared *sh);
+/* Makes the token of every server of <sh>, and its Set-Cookie line when
+ * the pool sets a cookie, or the pool's stick table (the one of the pool
+ * of the same name in <prev> when its settings are the same: a reload
+ * keeps what was learnt). Returns 0 or -ENOMEM. */
+int ups__sticky_init(struct ups_shared *sh, const struct ups_state *prev);
 void ups__sticky_free(struct ups_shared *sh);
 /* The server whose token is <val>, or -1. */
 int ups__sticky_find(const struct ups_shared *sh, struct str val);
+
+/* The stick table's key for <r> (<client>: the hash of its address) and
+ * what the local table says about it, into <k>. */
+void ups__stick_prepare(struct ups *u, const struct ups_req *r,
+                        uint64_t client, struct ups_key *k);
 
 /* The value of cookie <name> in the Cookie fields of <m>. */
 bool ups__cookie(const struct h1_msg *m, struct str name, struct str *val);

@@ -236,12 +236,64 @@ static void test_errors(void **state)
                        "(counting max_addresses of each resolved name)");
 }
 
+/* sticky: learn / by: source (issue 9, the stick table) */
+static void test_sticky_table(void **state)
+{
+    (void)state;
+    struct cfg *c = load("upstreams:\n  was: { servers: [127.0.0.1:1], "
+                         "sticky: { learn: JSESSIONID } }\n" LISTENER);
+    const struct cfg_sticky *k = &c->upstreams[0].sticky;
+    assert_int_equal(k->by, CFG_STICK_LEARN);
+    assert_string_equal(k->learn, "JSESSIONID");
+    assert_null(k->cookie); /* no proxy cookie */
+    assert_int_equal(k->expire, 30 * 60 * 1000);
+    assert_int_equal(k->size, 100000);
+    cfg_unref(c);
+    c = load("upstreams:\n  was: { servers: [127.0.0.1:1], "
+             "sticky: { by: source, expire: 10m, size: 500 } }\n" LISTENER);
+    k = &c->upstreams[0].sticky;
+    assert_int_equal(k->by, CFG_STICK_SOURCE);
+    assert_null(k->cookie);
+    assert_null(k->learn);
+    assert_int_equal(k->expire, 600000);
+    assert_int_equal(k->size, 500);
+    cfg_unref(c);
+    c = load("upstreams:\n  was: { servers: [127.0.0.1:1], "
+             "sticky: { by: cookie } }\n" LISTENER);
+    assert_string_equal(c->upstreams[0].sticky.cookie, "GH_SRV");
+    cfg_unref(c);
+
+#define UP "upstreams:\n  was: { servers: [127.0.0.1:1], sticky: "
+    expect_error(UP "{ learn: JSESSIONID, cookie: GH_SRV } }\n" LISTENER,
+                 "t.yaml:2:42: sticky \"learn\" uses no proxy cookie: \"cookie\", "
+                 "\"path\" and \"max_age\" do not apply");
+    expect_error(UP "{ learn: JSESSIONID, by: source } }\n" LISTENER,
+                 "t.yaml:2:67: sticky \"by\" cannot be combined with \"learn\" "
+                 "(learn is by the application's cookie)");
+    expect_error(UP "{ by: source, max_age: 1h } }\n" LISTENER,
+                 "t.yaml:2:42: sticky \"by: source\" uses no proxy cookie: "
+                 "\"cookie\", \"path\" and \"max_age\" do not apply");
+    expect_error(UP "{ cookie: X, expire: 1h } }\n" LISTENER,
+                 "t.yaml:2:42: sticky \"expire\" and \"size\" are for the table "
+                 "(\"learn\" or \"by: source\"), not the proxy cookie");
+    expect_error(UP "{ by: address } }\n" LISTENER,
+                 "t.yaml:2:48: \"by\": expected one of: cookie, source");
+    expect_error(UP "{ learn: \"a b\" } }\n" LISTENER,
+                 "t.yaml:2:51: \"learn\": \"a b\" is not a valid cookie name");
+    expect_error(UP "{ by: source, size: 0 } }\n" LISTENER,
+                 "t.yaml:2:62: \"size\": expected a number 1..10000000");
+    expect_error(UP "{ by: source, expire: 10ms } }\n" LISTENER,
+                 "t.yaml:2:64: \"expire\": must be 1s..30d");
+#undef UP
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_everything),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_sticky_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

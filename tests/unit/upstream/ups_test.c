@@ -280,6 +280,115 @@ static void test_cookies_and_sticky(void **state)
     teardown_(&f);
 }
 
+/* sticky: { learn } (issue 9): Set-Cookie parsing, what is learnt and
+ * told to the cluster, a removed or unknown token ignored. */
+static void test_stick_learn(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, "servers: [10.0.0.1:80, 10.0.0.2:80, 10.0.0.3:80], "
+              "sticky: { learn: JSESSIONID }");
+    assert_true(ups_stick_table(f.u));
+    assert_null(f.u->sh->srv[0].set_cookie); /* no proxy cookie */
+    loop_update_clock(f.loop);
+    /* a first request, no session: no key; the response sets one */
+    struct h1_field none[1] = { { STR_LIT("Accept"), STR_LIT("*/*") } };
+    struct h1_msg m;
+    h1_msg_init(&m, none, 1);
+    m.nfields = 1;
+    struct ups_req r = { NULL, STR_LIT("/"), &m };
+    struct ups_key k;
+    ups_prepare(f.u, &r, &k);
+    assert_false(k.has_skey);
+    struct h1_field rf[3] = {
+        { STR_LIT("Set-Cookie"), STR_LIT("JSESSIONID=; Max-Age=0") }, /* a delete */
+        { STR_LIT("Set-Cookie"), STR_LIT("OTHER=1; Path=/") },
+        { STR_LIT("set-cookie"), STR_LIT("JSESSIONID=\"s1\"; Path=/; HttpOnly") },
+    };
+    struct h1_msg resp;
+    h1_msg_init(&resp, rf, 3);
+    resp.nfields = 3;
+    uint64_t out[2];
+    assert_int_equal(ups_stick_learn(f.u, &k, 2, &resp, out), 1);
+    /* the next request carrying it goes to server 2, not the balancer's */
+    struct h1_field cf[1] = { { STR_LIT("Cookie"), STR_LIT("a=b; JSESSIONID=s1") } };
+    h1_msg_init(&m, cf, 1);
+    m.nfields = 1;
+    ups_prepare(f.u, &r, &k);
+    assert_true(k.has_skey);
+    assert_int_equal(k.skey, out[0]);
+    assert_int_equal(k.sticky, 2);
+    for (int i = 0; i < 4; i++) {
+        int p = ups_pick(f.u, &k, 0);
+        assert_int_equal(p, 2);
+        ups_unhold(f.u, 2);
+    }
+    /* routed by the table and no new cookie: nothing to tell */
+    h1_msg_init(&resp, rf, 0);
+    assert_int_equal(ups_stick_learn(f.u, &k, 2, &resp, out), 0);
+    /* server 2 is down: balanced elsewhere, then re-learnt there */
+    ups__set_down(f.u->sh, 2, true, 0);
+    int p = ups_pick(f.u, &k, 0);
+    assert_true(p == 0 || p == 1);
+    ups_unhold(f.u, (unsigned)p);
+    assert_int_equal(ups_stick_learn(f.u, &k, (unsigned)p, &resp, out), 1);
+    assert_int_equal(out[0], k.skey);
+    ups_prepare(f.u, &r, &k);
+    assert_int_equal(k.sticky, p);
+    /* the cluster names another server: it wins, and is learnt locally */
+    int q = p == 0 ? 1 : 0;
+    ups_stick_told(f.u, &k, ups_stick_token(f.u, (unsigned)q));
+    assert_int_equal(k.sticky, q);
+    ups_prepare(f.u, &r, &k);
+    assert_int_equal(k.sticky, q);
+    /* an unknown token (a server removed): the local answer stays, and what
+     * the request learns goes back to the cluster */
+    ups_stick_told(f.u, &k, STR_LIT("0123456789abcdef"));
+    assert_int_equal(k.sticky, q);
+    assert_int_equal(k.stok, 0);
+    assert_int_equal(ups_stick_learn(f.u, &k, (unsigned)q, &resp, out), 1);
+    /* the Redis key: the same for the same pool and key, 34 bytes */
+    char b1[UPS_STICK_KEYLEN + 1], b2[UPS_STICK_KEYLEN + 1];
+    struct str k1 = ups_stick_rkey(f.u, k.skey, b1);
+    struct str k2 = ups_stick_rkey(f.u, k.skey + 1, b2);
+    assert_int_equal(k1.len, 34);
+    assert_memory_equal(k1.p, "s:", 2);
+    assert_memory_not_equal(k1.p, k2.p, 34);
+    teardown_(&f);
+}
+
+/* sticky: { by: source }: the client address is the key. */
+static void test_stick_source(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, "servers: [10.0.0.1:80, 10.0.0.2:80], sticky: { by: source }");
+    loop_update_clock(f.loop);
+    struct sockaddr_in a = { .sin_family = AF_INET }, b = a;
+    inet_pton(AF_INET, "192.0.2.7", &a.sin_addr);
+    inet_pton(AF_INET, "192.0.2.8", &b.sin_addr);
+    struct h1_msg m;
+    h1_msg_init(&m, NULL, 0);
+    struct ups_req ra = { (struct sockaddr *)&a, STR_LIT("/"), &m };
+    struct ups_req rb = { (struct sockaddr *)&b, STR_LIT("/"), &m };
+    struct ups_key ka, kb;
+    ups_prepare(f.u, &ra, &ka);
+    ups_prepare(f.u, &rb, &kb);
+    assert_true(ka.has_skey && kb.has_skey);
+    assert_int_not_equal(ka.skey, kb.skey);
+    assert_int_equal(ka.sticky, -1);
+    uint64_t out[2];
+    assert_int_equal(ups_stick_learn(f.u, &ka, 1, NULL, out), 1);
+    ups_prepare(f.u, &ra, &ka);
+    ups_prepare(f.u, &rb, &kb);
+    assert_int_equal(ka.sticky, 1);
+    assert_int_equal(kb.sticky, -1);
+    a.sin_port = htons(5555); /* another connection, the same client */
+    ups_prepare(f.u, &ra, &ka);
+    assert_int_equal(ka.sticky, 1);
+    teardown_(&f);
+}
+
 static void test_ewma_avoids_slow(void **state)
 {
     (void)state;
@@ -333,6 +442,8 @@ int main(void)
         cmocka_unit_test(test_passive_ejection_doubles),
         cmocka_unit_test(test_retry_budget),
         cmocka_unit_test(test_cookies_and_sticky),
+        cmocka_unit_test(test_stick_learn),
+        cmocka_unit_test(test_stick_source),
         cmocka_unit_test(test_ewma_avoids_slow),
         cmocka_unit_test(test_state_carry_over),
     };
