@@ -90,6 +90,7 @@ test:
 	$(MAKE) BUILD=debug all unit-build
 	$(MAKE) BUILD=release all
 	$(MAKE) clang-check
+	scripts/checksrc.sh
 	if [ -n "$$FUZZ_SECONDS" ]; then $(MAKE) fuzz-build; fi
 	scripts/test.sh
 
