@@ -223,7 +223,7 @@ static void become_up(struct rconn *rc)
         shared__resubscribe(s);
 }
 
-static void auth_done(redisAsyncContext *ac, void *reply, void *priv)
+static void hello_done(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
     struct rconn *rc = priv;
@@ -233,8 +233,8 @@ static void auth_done(redisAsyncContext *ac, void *reply, void *priv)
         return; /* the connection is going: hook_cleanup */
     if (r->type == REDIS_REPLY_ERROR) {
         if (!rc->warned)
-            log_err("redis %s: AUTH refused (%s); using local state",
-                    rc->s->addr_text, r->str);
+            log_err("redis %s: %s refused (%s); using local state",
+                    rc->s->addr_text, rc->s->password ? "AUTH" : "PING", r->str);
         rc->warned = true;
         shared__rc_drop(rc, -EACCES); /* hiredis frees it after this call */
         return;
@@ -258,14 +258,19 @@ static void on_connect(const redisAsyncContext *cac, int status)
     /* a peer gone without a word (a partition) shows up within minutes
      * even on a quiet subscriber connection */
     (void)redisEnableKeepAlive((redisContext *)&cac->c);
-    if (s->password == NULL) {
-        become_up(rc);
-        return;
-    }
-    /* AUTH first; calls wait for its answer (the connect deadline runs on) */
+    /* AUTH (or PING) first, and up only once Redis answers it: a stopped
+     * Redis (SIGSTOP, a hung host) still completes TCP handshakes in the
+     * kernel, and a connection declared up at connect would send every
+     * call into the timeout again, backoff reset each time. Calls wait for
+     * the answer; the connect deadline runs on. */
     const char *argv[2] = { "AUTH", s->password };
-    size_t argvlen[2] = { 4, strlen(s->password) };
-    if (redisAsyncCommandArgv(rc->ac, auth_done, rc, 2, argv, argvlen) == REDIS_OK)
+    size_t argvlen[2] = { 4, s->password ? strlen(s->password) : 0 };
+    if (s->password == NULL) {
+        argv[0] = "PING";
+        argvlen[0] = 4;
+    }
+    if (redisAsyncCommandArgv(rc->ac, hello_done, rc, s->password ? 2 : 1, argv,
+                              argvlen) == REDIS_OK)
         rc->npend++;
 }
 

@@ -447,6 +447,44 @@ static void test_stalled_redis_times_out(void **state)
     loop_free(l);
 }
 
+/* A stopped Redis still completes TCP handshakes (the kernel does): after
+ * the first timeout the client reconnects, but is not up until Redis
+ * answers, so later calls fail at once instead of each waiting out the
+ * timeout. */
+static void test_stalled_redis_stays_down(void **state)
+{
+    (void)state;
+    struct loop *l = loop_new();
+    struct cfg_redis c = redis_cfg(fresh_prefix());
+    struct shared *a = shared_new(l, &c);
+    wait_up(l, a, 2000);
+    kill(redis_pid, SIGSTOP);
+    struct waiter w;
+    waiter_init(&w, l);
+    assert_int_equal(shared_gcra(a, &w.q, STR_LIT("rl"), 1000, 5), 0);
+    run_for(l, 3000);
+    assert_true(w.done);
+    assert_int_equal(w.res.err, -ETIMEDOUT);
+    /* reconnects go on in the background (backoff from 100 ms) */
+    int fast = 0, up = 0;
+    for (int i = 0; i < 10; i++) {
+        run_for(l, 150);
+        up += shared_up(a);
+        waiter_init(&w, l);
+        int rc = shared_gcra(a, &w.q, STR_LIT("rl"), 1000, 5);
+        if (rc == 0)
+            run_for(l, 1000);
+        if (rc != 0 || (w.done && w.res.err != -ETIMEDOUT))
+            fast++;
+    }
+    kill(redis_pid, SIGCONT); /* before judging: the next tests need it */
+    assert_int_equal(up, 0);
+    assert_int_equal(fast, 10);
+    wait_up(l, a, 3000);
+    shared_free(a);
+    loop_free(l);
+}
+
 /* Nothing listens: the client never blocks, never says up, and a call
  * fails at once. */
 static void test_no_redis(void **state)
@@ -610,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_pubsub_and_restart),
         cmocka_unit_test(test_stalled_redis_times_out),
+        cmocka_unit_test(test_stalled_redis_stays_down),
         cmocka_unit_test(test_no_redis),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_pending_cap_and_error_reply),
