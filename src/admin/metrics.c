@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin/metrics.h"
 #include "admin/sbuf.h"
@@ -242,6 +243,13 @@ enum m_srv_state metrics_server_state(struct metrics *m, const struct cfg_upstre
 {
     uint32_t id = s->mslot;
     uint64_t hc_ok = 0;
+    if (u->passive.on) { /* ejected by passive checks: out until it ends */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        if (metrics_slot_max(m, id, MS_EJECT_UNTIL_MS) > now)
+            return M_SRV_DOWN;
+    }
     if (u->health.on) {
         if (metrics_slot_sum(m, id, MS_HEALTH_DOWN) != 0)
             return M_SRV_DOWN;

@@ -89,6 +89,7 @@ enum {
     MS_HEALTH_DOWN,    /* 1 while active checks hold the server down */
     MS_HEALTH_LAST,    /* the last check: 0 none yet, M_HC_PASSED, M_HC_FAILED */
     MS_HEALTH_LAST_MS, /* wall clock of the last check (max) */
+    MS_EJECT_UNTIL_MS, /* wall clock a passive ejection ends (max) */
     MS_END,
 };
 

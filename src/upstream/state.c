@@ -260,6 +260,9 @@ static void eject(struct ups *u, unsigned srv, int64_t now, uint32_t fails)
     atomic_store_explicit(&s->eject_end, now + period, RLX);
     atomic_store_explicit(&s->back_at, now + period, RLX);
     atomic_store_explicit(&s->fails, 0, RLX);
+    if (u->srv[srv].m != NULL) /* for /status and /metrics: down until then */
+        m_max(&u->srv[srv].m->v[MS_EJECT_UNTIL_MS],
+              (uint64_t)(loop_wall_ms(u->loop) + period));
     char name[80], d[32];
     log_warn("upstream %s: server %s ejected for %s after %u failure%s in a "
              "row (ejection %u)", u->cu->name,

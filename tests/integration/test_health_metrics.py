@@ -161,3 +161,31 @@ def test_health_counts_go_on_across_a_reload(origins, gatehouse):
     assert wait_until(lambda: checks(aport, a)["ok"] >= before + 3, 10), checks(aport, a)
     c = checks(aport, a)
     assert c["failed"] == 0 and c["up"] == 1 and c["last"] == 1, c
+
+
+def test_passive_ejection_shows_as_down(origins, gatehouse):
+    """A server that answers 5xx connects fine (no failed connect says it is
+    down), but passive checks eject it: /status and /metrics show it down
+    while the ejection lasts, and up after."""
+    from lib.net import curl
+    o1, o2 = origins("p1"), origins("p2")
+    port, aport = free_port(), free_port()
+    cfg = ops_config(port, {"was": [o1.port, o2.port]}, admin_port=aport,
+                     upstream_opts={"was": {"passive": {
+                         "failures": 2, "window": "10s", "eject": "2s",
+                         "eject_max": "2s"}}})
+    g = gatehouse(cfg, port)
+    addrs = ["%s:%d" % (HOST, o.port) for o in (o1, o2)]
+    # 5xx from whichever server: a run of failures ejects one of them
+    for _ in range(6):
+        curl("http://%s:%d/status/503" % (HOST, port), check=False)
+    states = {a: server(aport, a)["state"] for a in addrs}
+    assert "down" in states.values(), states
+    out = [a for a in addrs if states[a] == "down"]
+    s = scrape(aport)
+    for a in out:
+        assert val(s, "gatehouse_upstream_up", upstream="was", server=a) == 0
+    assert "ejected" in g.error_log_text()
+    # the ejection ends: up again (its last connect succeeded)
+    assert wait_until(lambda: all(server(aport, a)["state"] == "up" for a in out), 6), \
+        [server(aport, a) for a in out]
