@@ -129,6 +129,7 @@ struct cfg_upstream_tls {
     const char *cert;  /* client certificate (PEM), or NULL */
     const char *key;   /* its key; default: the cert file */
     struct tls_cli *cli; /* built at load, freed with the snapshot */
+    bool alpn_h2;      /* offer ALPN "h2" only (the pool's protocol: h2) */
 };
 
 /* AJP settings of an upstream whose servers are ajp:// (docs/ajp.md). */
@@ -176,6 +177,9 @@ struct cfg_upstream {
     } resolve;
     enum cfg_proto proto;     /* of every server (one protocol per pool) */
     struct cfg_ajp ajp;       /* CFG_PROTO_AJP */
+    bool h2;                  /* "protocol: h2": HTTP/2 to the servers
+                                 (h2c, or ALPN h2 over TLS); false:
+                                 HTTP/1.1 (default). docs/h2-upstream.md */
 };
 
 enum cfg_xff {

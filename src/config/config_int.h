@@ -301,6 +301,12 @@ void cfg__upstream_web_defaults(struct cfg_upstream *u);
 /* After an upstream <v> was read: one protocol per pool, AJP has a secret. */
 int cfg__upstream_web_check(struct cfg__ld *ld, const struct cfg__node *v,
                             struct cfg_upstream *u);
+/* h2up.c: the upstream key "protocol", and its checks once the upstream
+ * <v> was read (before its TLS client context is built). */
+int cfg__upstream_protocol(struct cfg__ld *ld, const struct cfg__node *v,
+                           void *obj);
+int cfg__upstream_h2_check(struct cfg__ld *ld, const struct cfg__node *v,
+                           struct cfg_upstream *u);
 /* ---- security.c ---- */
 
 void cfg__security_defaults(struct cfg_security *s);

@@ -648,6 +648,7 @@ static const struct cfg__field upstream_fields[] = {
     CFG__F_FN("proxy_protocol", set_ups_proxy_protocol),
     CFG__F_FN("tls", cfg__upstream_tls),
     CFG__F_FN("ajp", cfg__upstream_ajp),
+    CFG__F_FN("protocol", cfg__upstream_protocol),
 };
 #undef U
 
@@ -758,6 +759,8 @@ int cfg__upstreams(struct cfg__ld *ld, const struct cfg__node *v, void *obj)
             rc = check_upstream(ld, it, u);
         if (rc == 0)
             rc = cfg__upstream_web_check(ld, it, u);
+        if (rc == 0)
+            rc = cfg__upstream_h2_check(ld, it, u);
         if (rc == 0 && u->tls != NULL)
             rc = cfg__upstream_tls_build(ld, it, u);
         if (rc != 0)

@@ -260,6 +260,35 @@ static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int
     return (ssize_t)n;
 }
 
+static nghttp2_nv *nv_array(const struct h2_nv *nv, size_t n, nghttp2_nv *stack)
+{
+    nghttp2_nv *nva = n <= NV_STACK ? stack : malloc(n * sizeof(*nva));
+    if (nva == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        nva[i] = (nghttp2_nv){ (uint8_t *)nv[i].name, (uint8_t *)nv[i].value, nv[i].nlen,
+                               nv[i].vlen, NGHTTP2_NV_FLAG_NONE };
+    return nva;
+}
+
+/* The owner's trailers of stream <id>, if any, as a trailing HEADERS
+ * (nghttp2 copies them). 0 when submitted, -1 when there are none. */
+static int submit_trailers(struct h2_sess *s, int32_t id, void *sud)
+{
+    const struct h2_nv *nv = NULL;
+    size_t n = s->cbs->trailers(sud, &nv);
+    if (n == 0)
+        return -1;
+    nghttp2_nv stack[NV_STACK];
+    nghttp2_nv *nva = nv_array(nv, n, stack);
+    if (nva == NULL)
+        return -1;
+    int rv = nghttp2_submit_trailer(s->ng, id, nva, n);
+    if (nva != stack)
+        free(nva);
+    return rv == 0 ? 0 : -1;
+}
+
 static ssize_t on_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                        uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -278,8 +307,11 @@ static ssize_t on_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
     }
     if (n < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
-    if (eof)
+    if (eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->cbs->trailers != NULL && submit_trailers(s, id, h->sud) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* HEADERS ends it */
+    }
     return n;
 }
 
@@ -416,12 +448,9 @@ int h2_submit(struct h2_sess *s, int32_t id, const struct h2_nv *nv, size_t n,
               bool body, bool interim)
 {
     nghttp2_nv stack[NV_STACK];
-    nghttp2_nv *nva = n <= NV_STACK ? stack : malloc(n * sizeof(*nva));
+    nghttp2_nv *nva = nv_array(nv, n, stack);
     if (nva == NULL)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        nva[i] = (nghttp2_nv){ (uint8_t *)nv[i].name, (uint8_t *)nv[i].value, nv[i].nlen,
-                               nv[i].vlen, NGHTTP2_NV_FLAG_NONE };
     int rv;
     if (interim) {
         rv = nghttp2_submit_headers(s->ng, NGHTTP2_FLAG_NONE, id, NULL, nva, n, NULL);

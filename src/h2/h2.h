@@ -90,6 +90,10 @@ struct h2_cbs {
      * number, with *eof set at the end of the body; or returns -EAGAIN when
      * none are ready (then h2_resume() when some are). */
     ssize_t (*pull)(void *sud, uint8_t *buf, size_t len, bool *eof);
+    /* Optional: after pull() said *eof, the response trailers to send as
+     * a trailing HEADERS frame; returns their number (0: none) with the
+     * array in *nv (copied before the call returns). */
+    size_t (*trailers)(void *sud, const struct h2_nv **nv);
 };
 
 /* A server session that has not seen the client's preface yet. Returns NULL

@@ -415,6 +415,15 @@ static ssize_t cb_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
     return n;
 }
 
+/* Response trailers of an HTTP/2 upstream (gRPC's grpc-status). */
+static size_t cb_trailers(void *sud, const struct h2_nv **nv)
+{
+    struct h2s *s = sud;
+    if (s->t == NULL || s->t->hx == NULL)
+        return 0;
+    return h2up_trailers(s->t, nv);
+}
+
 static const struct h2_cbs cbs = {
     .begin = cb_begin,
     .field = cb_field,
@@ -423,6 +432,7 @@ static const struct h2_cbs cbs = {
     .end = cb_end,
     .close = cb_close,
     .pull = cb_pull,
+    .trailers = cb_trailers,
 };
 
 /* ---- the client side of a transaction on a stream (cli_*) ---- */

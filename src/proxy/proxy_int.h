@@ -295,6 +295,7 @@ struct txn {
     bool splice;            /* a tunnel that may switch to splice(2) */
     struct fwd_txn *fx;     /* forward request state, or NULL */
     struct tunnel_splice *spl; /* a tunnel in splice mode, or NULL */
+    struct h2x *hx;         /* HTTP/2 upstream exchange (h2up.c), or NULL */
 };
 
 /* ---- server.c / worker.c ---- */
@@ -718,5 +719,20 @@ void ajp_attached(struct txn *t);
 ssize_t ajp_pull(struct txn *t, char *dst, size_t max, bool *eof);
 /* The upstream timer fired: true when it was a CPING probe's (handled). */
 bool ajp_timeout(struct txn *t);
+
+/* ---- h2up.c: HTTP/2 upstreams (protocol: h2) ---- */
+struct h2_nv;
+/* Builds the HEADERS of the request <req> (instead of hdr_request's
+ * HTTP/1.1 head, from which they are made). 0 or -ENOMEM. */
+int h2up_request(struct txn *t, const struct h1_msg *req);
+/* Drives the exchange on the upstream's h2 session (instead of the HTTP/1
+ * pumps). */
+void h2up_pump(struct txn *t);
+/* HTTP/2 client: up to <max> response body bytes into <dst>; -EAGAIN when
+ * none are ready; *eof at the end. */
+ssize_t h2up_pull(struct txn *t, char *dst, size_t max, bool *eof);
+/* The response trailers once the response ended: their number, the array
+ * in *nv (valid while <t> lives). */
+size_t h2up_trailers(struct txn *t, const struct h2_nv **nv);
 
 #endif

@@ -236,15 +236,16 @@ void txn_start(struct txn *t, struct h1_msg *req)
     /* Build the upstream head while the field views are still valid. */
     bool proxy = t->route != NULL && t->route->action == CFG_ACT_PROXY;
     bool ajp = proxy && t->route->upstream->proto == CFG_PROTO_AJP;
+    bool h2up = proxy && t->route->upstream->h2;
     if (proxy) {
         t->ups = ups_of(c->gen->ups, c->gen->cfg, t->route->upstream);
         struct ups_req ur = { &c->peer.sa, req->target, req };
         ups_prepare(t->ups, &ur, &t->key);
     }
     bool hit = false; /* answered from the cache: no upstream head */
-    int rc = c->w->cache != NULL ? cglue_request(t, req, proxy, &hit) : 0;
+    int rc = c->w->cache != NULL && !h2up ? cglue_request(t, req, proxy, &hit) : 0;
     if (rc == 0 && proxy && !hit)
-        rc = ajp ? ajp_request(t, req) : hdr_request(t, req);
+        rc = ajp ? ajp_request(t, req) : h2up ? h2up_request(t, req) : hdr_request(t, req);
     if (rc == 0 && proxy && !hit && !ajp)
         rc = pp_upstream(t);
     if (rc == 0 && t->route != NULL &&
@@ -922,6 +923,8 @@ ssize_t txn_pull(struct txn *t, char *dst, size_t max, bool *eof)
         return static_pull(t, dst, max, eof);
     if (t->aj != NULL && t->phase == T_RESPONSE)
         return ajp_pull(t, dst, max, eof);
+    if (t->hx != NULL && t->phase == T_RESPONSE)
+        return h2up_pull(t, dst, max, eof);
     if (t->phase == T_LOCAL) {
         n = MIN(max, t->local_len - t->local_off);
         memcpy(dst, t->local_body + t->local_off, n);
@@ -1072,6 +1075,10 @@ static void txn_pump(struct txn *t)
     case T_RESPONSE:
         if (t->aj != NULL) {
             ajp_pump(t);
+            return;
+        }
+        if (t->hx != NULL) {
+            h2up_pump(t);
             return;
         }
         if (pump_request(t) < 0)

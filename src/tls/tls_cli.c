@@ -73,7 +73,11 @@ struct tls_cli *tls_cli_new(const struct cfg_upstream_tls *ut, size_t nservers,
                                             SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
     static const unsigned char h11[] = "\x08http/1.1";
-    SSL_CTX_set_alpn_protos(ctx, h11, sizeof(h11) - 1);
+    static const unsigned char h2[] = "\x02h2";
+    if (ut->alpn_h2)
+        SSL_CTX_set_alpn_protos(ctx, h2, sizeof(h2) - 1);
+    else
+        SSL_CTX_set_alpn_protos(ctx, h11, sizeof(h11) - 1);
     if (ut->verify) {
         *what = "ca";
         if (ut->ca != NULL ? SSL_CTX_load_verify_locations(ctx, ut->ca, NULL) != 1

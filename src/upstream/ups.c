@@ -558,6 +558,9 @@ void ups_close(struct uconn *uc)
         uc->ev.fd = -1;
     }
     buf_put(&uc->rbuf);
+    if (uc->proto_free != NULL)
+        uc->proto_free(uc->proto);
+    uc->proto = NULL;
     uc->magic = 0;
     /* an event for it may still wait in this iteration's batch */
     loop_free_later(uc->ups->loop, uc);

@@ -57,6 +57,9 @@ struct uconn {
     struct tls_conn *tls; /* TLS to the server (cu->tls), else NULL */
     bool tls_started;     /* TCP connected, handshake under way */
     bool tls_ready;       /* its handshake completed */
+    void *proto;          /* protocol state living with the connection (the
+                             h2 session of a protocol: h2 pool), or NULL */
+    void (*proto_free)(void *proto); /* frees it with the connection */
 };
 
 struct ups_server {
