@@ -504,6 +504,7 @@ static int start_response(struct txn *t)
             r->flags |= H1_HAS_CL; /* nghttp2 checked it is digits */
     }
     r->head_len = hl;
+    r->body = (r->flags & H1_HAS_CL) ? H1_B_LENGTH : H1_B_EOF;
     t->ustatus = t->status = x->status;
     pick_observe(t, x->status);
     enum h1_body kind = h1_response_body(r, t->req.meth);
