@@ -17,6 +17,7 @@ TEST_PKGS=(
     chromium python3-prometheus-client testssl.sh libnss3-tools
     redis-server haproxy apache2-utils
     tomcat10 openjdk-17-jdk-headless python3-brotli python3-zstandard strace
+    python3-grpcio
 )
 BENCH_PKGS=(
     nginx haproxy varnish wrk util-linux gnuplot-nox nghttp2-client squid tinyproxy

@@ -38,6 +38,7 @@ struct h2_cli {
     size_t out_len, out_cap;
     int64_t goaway; /* the server's GOAWAY code, -1: none */
     bool broken;
+    uint8_t seen;  /* bytes of the server's first frame seen, up to 4 */
     struct cs *streams;
     size_t nstreams;
 };
@@ -269,6 +270,16 @@ int h2_cli_recv(struct h2_cli *c, const uint8_t *p, size_t len)
 {
     if (c->broken)
         return -EPROTO;
+    /* RFC 9113 §3.4: the server's first frame is SETTINGS; anything else
+     * (an HTTP/1.1 answer to our preface) is not HTTP/2 at all */
+    if (c->seen < 4 && len > 0) {
+        size_t k = 3 - c->seen;
+        if (k < len && p[k] != NGHTTP2_SETTINGS) {
+            c->broken = true;
+            return -EPROTO;
+        }
+        c->seen = (uint8_t)MIN(4u, c->seen + len);
+    }
     ssize_t rv = nghttp2_session_mem_recv(c->ng, p, len);
     if (rv < 0) {
         log_debug("h2 upstream: %s", nghttp2_strerror((int)rv));

@@ -249,3 +249,11 @@ def test_config_protocol_errors(tmp_path):
     cfg.write_text(base % "    protocol: h2\n")
     p = run_cli(["-t", "-c", str(cfg)])
     assert p.returncode == 0, p.stderr
+
+
+def test_http11_server_on_an_h2_pool_is_502(gatehouse, origin):
+    g = h2c_gatehouse(gatehouse, origin.port)
+    p = curl("-sS", "-D", "-", "--http1.1", "http://127.0.0.1:%d/echo" % g.port,
+             check=False)
+    out = p.stdout.decode(errors="replace")
+    assert out.startswith("HTTP/1.1 502"), out
