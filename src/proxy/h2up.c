@@ -55,6 +55,7 @@ struct h2x {
     int status;
     uint32_t code;         /* the stream's close code */
     bool head_in, ended, closed, deferred, cli_eof, eof_pulled, bad_head;
+    bool too_big;          /* the request body passed the route's limit */
 };
 
 /* ---- session callbacks ---- */
@@ -149,6 +150,12 @@ static ssize_t cb_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
     for (int i = 0; i < 4 && f->fwd == 0 && !f->done && buf_len(t->rb) > 0; i++)
         if (txn_flow_take(f, t->rb) < 0)
             return -EBADMSG; /* malformed chunked body: the stream is reset */
+    uint64_t limit = t->route->max_body ? t->route->max_body : t->c->cl->limits.body_bytes;
+    if (limit != 0 && f->bytes > limit) {
+        x->too_big = true; /* answered 413 by the pump */
+        x->deferred = true;
+        return -EAGAIN;
+    }
     size_t n = MIN(len, f->fwd);
     if (n > 0) {
         memcpy(buf, buf_head(t->rb), n);
@@ -453,6 +460,19 @@ static int read_up(struct txn *t)
 static int read_client(struct txn *t)
 {
     struct h2x *x = t->hx;
+    if (x->too_big) {
+        if (t->head_sent) {
+            t->reason = "request_body_too_large";
+            cli_abort(t);
+            return -1;
+        }
+        h2_cli_reset(x->cli, x->id, H2_CANCEL);
+        t->uc->rdhup = true;
+        t->keepalive = false;
+        pick_release(t, false);
+        txn_error(t, 413, "http_request_denied", "The request body is too large.");
+        return -1;
+    }
     if (!x->body || t->reqf.done || x->cli_eof)
         return 0;
     if (t->reqf.fwd == 0 && cli_readable(t)) {

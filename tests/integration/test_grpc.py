@@ -13,6 +13,7 @@ from lib.grpc_origin import GrpcOrigin, channel
 from lib.h2origin import H2Origin
 from lib.net import curl, free_port, parse_curl_headers
 from lib.proxy import reverse_config, run_cli
+from lib.tls import h2c
 
 MIB = 1024 * 1024
 
@@ -205,6 +206,8 @@ def test_curl_through_to_a_python_h2_origin(gatehouse, h2_origin):
     p = curl("-sS", "-D", "-", "--http1.1", "http://127.0.0.1:%d/b" % g.port)
     assert "te" not in h2_origin.requests[-1]
     assert p.stdout.endswith(b"\r\n\r\nhello from h2"), p.stdout
+    # one upstream connection carried them all, one after the other
+    assert h2_origin.conns == 1
 
 
 def test_stream_reset_goaway_and_timeout(gatehouse, h2_origin):
@@ -218,6 +221,25 @@ def test_stream_reset_goaway_and_timeout(gatehouse, h2_origin):
             want = "GOAWAY" if path == "/goaway" else "reset the HTTP/2 stream"
             assert want in out, (path, out)
     # a normal request still works afterwards (a fresh connection)
+    assert code_of(g.port, "/ok", "--http2-prior-knowledge") == "200"
+
+
+def test_body_limit_is_413(gatehouse, h2_origin):
+    port = free_port()
+    cfg = h2_config(port, h2_origin.port)
+    cfg["listeners"][0]["limits"] = {"body_bytes": "100KiB"}
+    cfg["listeners"][0]["http2"] = {"h2c": True}
+    g = gatehouse(cfg, port)
+    # no content-length: the limit is found while the body streams
+    c = h2c(port)
+    sid = c.request("POST", "/up", body=b"x" * 300000, scheme="http")
+    status, headers, _ = c.response(sid)
+    assert status == 413, headers
+    c.close()
+    p = curl("-sS", "-o", "/dev/null", "-w", "%{http_code}", "--http1.1", "-X", "POST",
+             "-T", "-", "http://127.0.0.1:%d/up" % port, input=b"x" * 300000,
+             check=False)
+    assert p.stdout == b"413", p
     assert code_of(g.port, "/ok", "--http2-prior-knowledge") == "200"
 
 
