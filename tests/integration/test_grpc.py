@@ -279,3 +279,20 @@ def test_http11_server_on_an_h2_pool_is_502(gatehouse, origin):
              check=False)
     out = p.stdout.decode(errors="replace")
     assert out.startswith("HTTP/1.1 502"), out
+
+
+def test_example_grpc_yaml_runs(gatehouse, grpc_origin):
+    """examples/grpc.yaml, its ports rewritten to free ones."""
+    import os
+    from lib.proxy import ROOT
+    text = open(os.path.join(ROOT, "examples", "grpc.yaml")).read()
+    o = grpc_origin()
+    port = free_port()
+    text = text.replace("127.0.0.1:50051", "127.0.0.1:%d" % o.port)
+    text = text.replace("127.0.0.1:8085", "127.0.0.1:%d" % port)
+    gatehouse(text, port)
+    ch = channel(port)
+    assert unary(ch, "Echo", b"example") == b"echo:example"
+    with pytest.raises(grpc.RpcError) as e:
+        unary(ch, "Echo", b"missing-example")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
