@@ -101,6 +101,39 @@ def test_large_messages_both_ways(grpc_gh, tls):
     assert len(resp) == len(req) and resp == req[::-1]
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
+def test_bidi_ping_pong(grpc_gh, tls):
+    """Each message is sent only after the answer to the previous one came
+    back: the request and the response stream at the same time."""
+    import queue
+    g = grpc_gh(tls=tls)
+    q = queue.Queue()
+
+    def requests():
+        for i in range(5):
+            yield b"m%d" % i
+            assert q.get(timeout=10) == b"re:m%d" % i
+
+    call = g.channel.stream_stream("/test.Svc/Chat")(requests(), timeout=30)
+    got = []
+    for r in call:
+        got.append(r)
+        q.put(r)
+    assert got == [b"re:m%d" % i for i in range(5)]
+    assert call.code() == grpc.StatusCode.OK
+
+
+def test_client_cancels_a_stream(grpc_gh):
+    g = grpc_gh()
+    call = g.channel.unary_stream("/test.Svc/Count")(b"1000000", timeout=30)
+    it = iter(call)
+    assert [next(it) for _ in range(3)] == [b"msg-0", b"msg-1", b"msg-2"]
+    call.cancel()
+    assert call.code() == grpc.StatusCode.CANCELLED
+    # gatehouse dropped that upstream stream and serves the next call
+    assert unary(g.channel, "Echo", b"after") == b"echo:after"
+
+
 def test_tls_upstream_with_alpn_h2(grpc_gh):
     g = grpc_gh(tls=False, up_tls=True)
     assert unary(g.channel, "Echo", b"over tls") == b"echo:over tls"

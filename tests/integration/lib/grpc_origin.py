@@ -6,6 +6,7 @@ Methods of service test.Svc:
          b"missing" aborts with NOT_FOUND and a message naming it
   Count  server streaming: request b"<n>" gives n messages b"msg-<i>"
   Big    unary: returns the request reversed (large messages)
+  Chat   bidirectional: answers each message b"re:" + message at once
 """
 
 from concurrent import futures
@@ -35,6 +36,11 @@ def _big(req, ctx):
     return req[::-1]
 
 
+def _chat(reqs, ctx):
+    for r in reqs:
+        yield b"re:" + r
+
+
 class GrpcOrigin:
     def __init__(self, tls=None):
         """<tls>: (cert_pem_bytes, key_pem_bytes) to serve TLS."""
@@ -45,6 +51,7 @@ class GrpcOrigin:
             "Echo": grpc.unary_unary_rpc_method_handler(_echo),
             "Count": grpc.unary_stream_rpc_method_handler(_count),
             "Big": grpc.unary_unary_rpc_method_handler(_big),
+            "Chat": grpc.stream_stream_rpc_method_handler(_chat),
         }
         self.server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler("test.Svc", h),))
