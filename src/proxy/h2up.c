@@ -12,9 +12,9 @@
  * trailers" (the one TE value HTTP/2 allows, RFC 9113 §8.2.2) is passed on
  * when the client sent it.
  *
- * One stream per upstream connection at a time: the session lives with the
- * connection (uc->proto) and goes back to the idle pool with it when the
- * stream ended cleanly. Flow control is backpressure both ways: response
+ * Many streams share one upstream connection (h2mux.c); a transaction
+ * holds a stream, never the connection. Flow control is backpressure both
+ * ways: response
  * DATA is acknowledged (WINDOW_UPDATE) only as it is passed to the client,
  * and request body bytes are pulled by the session only when the server's
  * windows have room.
@@ -25,38 +25,10 @@
 #include <sys/uio.h>
 
 #include "core/macros.h"
-#include "h2/h2_client.h"
-#include "proxy/proxy_int.h"
-#include "tls/tls.h"
+#include "proxy/h2up.h"
 
-#define STREAM_WINDOW (256u * 1024u)
-#define CONN_WINDOW (1024u * 1024u)
-#define OUT_CAP 16384
 #define MAX_TRAILERS 64
 #define ROUNDS 64
-
-struct h2x {
-    struct txn *t;
-    struct uconn *uc;      /* the connection the stream is on */
-    struct h2_cli *cli;    /* its session (uc->proto) */
-    struct h2_nv *nv;      /* the request head */
-    size_t nnv;
-    int32_t id;            /* 0: not submitted yet */
-    bool body;             /* the request has a body */
-    bool te_trailers;      /* the client sent TE: trailers */
-    uint8_t *ob;           /* frames not yet written upstream */
-    size_t olen, ooff;
-    struct buf rb;         /* response body not yet passed on */
-    struct h1_field *f;    /* the response head's fields */
-    size_t nf, maxf;
-    struct h2_nv *tr;      /* the response trailers */
-    size_t ntr;
-    struct outq tq;        /* HTTP/1.1: the last chunk and the trailers */
-    int status;
-    uint32_t code;         /* the stream's close code */
-    bool head_in, ended, closed, deferred, cli_eof, eof_pulled, bad_head;
-    bool too_big;          /* the request body passed the route's limit */
-};
 
 /* ---- session callbacks ---- */
 
@@ -108,6 +80,8 @@ static void cb_head(void *sud, int status, bool end)
     x->status = status;
     x->head_in = true;
     x->ended |= end;
+    x->up_prog = true;
+    h2mux_wake(x);
 }
 
 static void cb_data(void *sud, const uint8_t *p, size_t len)
@@ -117,20 +91,24 @@ static void cb_data(void *sud, const uint8_t *p, size_t len)
     /* our stream window bounds what can arrive unacknowledged */
     if (buf_get(b) < 0 || (buf_room(b) < len && (buf_compact(b), buf_room(b) < len) &&
                            buf_grow(b, buf_len(b) + len) < 0)) {
-        h2_cli_consume(x->cli, x->id, len);
-        h2_cli_reset(x->cli, x->id, H2_INTERNAL_ERROR);
-        x->closed = true;
+        h2_cli_consume(x->hc->cli, x->id, len);
+        x->closed = true; /* failed by the pump (502), which resets it */
         x->code = H2_INTERNAL_ERROR;
+        h2mux_wake(x);
         return;
     }
     memcpy(buf_tail(b), p, len);
     b->end += (uint32_t)len;
+    x->up_prog = true;
+    h2mux_wake(x);
 }
 
 static void cb_end(void *sud)
 {
     struct h2x *x = sud;
     x->ended = true;
+    x->up_prog = true;
+    h2mux_wake(x);
 }
 
 static void cb_close(void *sud, uint32_t code)
@@ -138,6 +116,7 @@ static void cb_close(void *sud, uint32_t code)
     struct h2x *x = sud;
     x->closed = true;
     x->code = code;
+    h2mux_wake(x);
 }
 
 /* The request body, as the server's windows allow. */
@@ -154,12 +133,14 @@ static ssize_t cb_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
     if (limit != 0 && f->bytes > limit) {
         x->too_big = true; /* answered 413 by the pump */
         x->deferred = true;
+        h2mux_wake(x);
         return -EAGAIN;
     }
     size_t n = MIN(len, f->fwd);
     if (n > 0) {
         memcpy(buf, buf_head(t->rb), n);
         txn_flow_sent(f, t->rb, n);
+        h2mux_wake(x); /* the client may send as much again */
     }
     if (f->kind == H1_B_EOF && x->cli_eof && f->fwd == 0 && buf_len(t->rb) == 0)
         f->done = true;
@@ -174,7 +155,7 @@ static ssize_t cb_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
     return (ssize_t)n;
 }
 
-static const struct h2_cli_cbs cbs = {
+const struct h2_cli_cbs h2up_cbs = {
     .field = cb_field,
     .head = cb_head,
     .data = cb_data,
@@ -223,9 +204,11 @@ static int build_nv(struct txn *t, struct h2x *x, const struct h1_msg *m,
     return 0;
 }
 
-static void rb_free(void *p)
+/* The transaction's arena is freed: its stream leaves the connection. */
+static void x_free(void *p)
 {
     struct h2x *x = p;
+    h2mux_detach(x);
     buf_put(&x->rb);
 }
 
@@ -252,10 +235,9 @@ int h2up_request(struct txn *t, const struct h1_msg *req)
     x->maxf = lim->header_count;
     x->f = pool_alloc(t->pool, x->maxf * sizeof(*x->f));
     x->tr = pool_alloc(t->pool, MAX_TRAILERS * sizeof(*x->tr));
-    x->ob = pool_alloc(t->pool, OUT_CAP);
-    if (x->f == NULL || x->tr == NULL || x->ob == NULL || build_nv(t, x, &m, req) < 0)
+    if (x->f == NULL || x->tr == NULL || build_nv(t, x, &m, req) < 0)
         return -ENOMEM;
-    if (pool_on_destroy(t->pool, rb_free, x) < 0)
+    if (pool_on_destroy(t->pool, x_free, x) < 0)
         return -ENOMEM;
     x->body = !t->reqf.done;
     if (t->h2 != NULL && t->reqf.kind == H1_B_CHUNKED) {
@@ -264,57 +246,19 @@ int h2up_request(struct txn *t, const struct h1_msg *req)
     } else {
         t->reqf.decode = true; /* DATA carries body bytes, not chunks */
     }
-    t->uout.head_off = t->uout.head_len; /* the HTTP/1.1 head is not sent */
     t->hx = x;
     return 0;
 }
 
-static void cli_free(void *p)
-{
-    h2_cli_free(p);
-}
-
-/* The stream is on a new connection (the first, or one after a failed
- * try): start over there. Returns 0 or -1 (the transaction ended). */
-static int setup(struct txn *t)
+/* A try of the request on server <srv>: a stream on one of its
+ * connections. 0, or -errno when none could be opened. */
+int h2up_connect(struct txn *t, unsigned srv)
 {
     struct h2x *x = t->hx;
-    struct uconn *uc = t->uc;
-    x->uc = uc;
-    x->id = 0;
-    t->uout.head_off = t->uout.head_len; /* a replay rewound it */
-    x->olen = x->ooff = 0;
     x->nf = x->ntr = 0;
     x->head_in = x->ended = x->closed = x->deferred = x->bad_head = false;
     buf_put(&x->rb);
-    if (uc->proto == NULL) {
-        const char *alpn = uc->tls != NULL ? tls_alpn(uc->tls) : "h2";
-        if (alpn == NULL || strcmp(alpn, "h2") != 0) {
-            pick_release(t, true);
-            txn_error(t, 502, "http_protocol_error",
-                      "The upstream server does not speak HTTP/2 (ALPN).");
-            return -1;
-        }
-        uc->proto = h2_cli_new(&cbs, STREAM_WINDOW, CONN_WINDOW);
-        if (uc->proto == NULL) {
-            txn_error(t, 503, "proxy_internal_error", "Out of memory.");
-            return -1;
-        }
-        uc->proto_free = cli_free;
-    }
-    x->cli = uc->proto;
-    int32_t id = h2_cli_request(x->cli, x->nv, x->nnv, x->body, x);
-    if (id == -EAGAIN) { /* a pooled session that takes no more streams */
-        uc->rdhup = true;
-        txn_upstream_failed(t, -ECONNRESET, false);
-        return -1;
-    }
-    if (id < 0) {
-        txn_error(t, 503, "proxy_internal_error", "Out of memory.");
-        return -1;
-    }
-    x->id = id;
-    return 0;
+    return h2mux_attach(t, srv);
 }
 
 /* ---- failures ---- */
@@ -323,9 +267,10 @@ static void fail(struct txn *t, const char *why, const char *msg)
 {
     struct h2x *x = t->hx;
     char name[80];
-    log_warn("upstream %s: server %s: %s", t->ups->cu->name,
-             ups_srv_name(t->ups, x->uc->srv, name, sizeof(name)), why);
-    t->uc->rdhup = true; /* never reused */
+    if (x->hc != NULL)
+        log_warn("upstream %s: server %s: %s", t->ups->cu->name,
+                 ups_srv_name(t->ups, x->hc->uc->srv, name, sizeof(name)), why);
+    h2mux_detach(x);
     if (t->head_sent) {
         t->reason = "upstream_stream_error";
         cli_abort(t);
@@ -340,7 +285,8 @@ static void stream_failed(struct txn *t)
 {
     struct h2x *x = t->hx;
     char why[96];
-    if (x->code == H2_REFUSED_STREAM && h2_cli_goaway(x->cli) >= 0) {
+    if (x->code == H2_REFUSED_STREAM && x->hc != NULL && x->hc->cli != NULL &&
+        h2_cli_goaway(x->hc->cli) >= 0) {
         fail(t, "GOAWAY: the stream was not processed",
              "The upstream server is going away (GOAWAY) and did not process "
              "the request.");
@@ -352,96 +298,68 @@ static void stream_failed(struct txn *t)
                      : "The upstream server reset the HTTP/2 stream.");
 }
 
-/* ---- upstream I/O ---- */
+/* ---- upstream events ---- */
 
-/* Writes the session's frames. 1 on progress, 0 when blocked or idle, -1
- * when the transaction ended. */
-static int flush_up(struct txn *t)
+void h2up_conn_failed(struct h2x *x, int err, bool connecting, bool goaway)
 {
-    struct h2x *x = t->hx;
-    struct uconn *uc = t->uc;
-    int prog = 0;
-    for (int i = 0; i < ROUNDS; i++) {
-        if (x->ooff == x->olen) {
-            ssize_t n = h2_cli_send(x->cli, x->ob, OUT_CAP);
-            if (n < 0) {
-                fail(t, "HTTP/2 session error while sending",
-                     "The HTTP/2 session with the upstream server failed.");
-                return -1;
-            }
-            if (n == 0)
-                break;
-            x->olen = (size_t)n;
-            x->ooff = 0;
-        }
-        if (!uc->writable)
-            break;
-        struct iovec iov = { x->ob + x->ooff, x->olen - x->ooff };
-        ssize_t w = ups_sendv(uc, &iov, 1);
-        if (w == -EAGAIN)
-            break;
-        if (w < 0) {
-            if (t->head_sent) {
-                fail(t, "connection broke", "");
-                return -1;
-            }
-            txn_upstream_failed(t, (int)w, false);
-            return -1;
-        }
-        x->ooff += (size_t)w;
-        prog = 1;
-    }
-    return prog;
-}
-
-/* The connection ended (EOF or an error <err>) before the response did. */
-static void up_broke(struct txn *t, int err)
-{
-    struct h2x *x = t->hx;
-    if (h2_cli_goaway(x->cli) >= 0 || t->head_sent || t->resp_started) {
-        fail(t, "HTTP/2 connection closed in the middle of a response",
-             "The upstream server closed the HTTP/2 connection (GOAWAY) before "
-             "it answered.");
+    struct txn *t = x->t;
+    if (t->head_sent) {
+        t->reason = "upstream_connection_broke";
+        cli_abort(t);
         return;
     }
-    txn_upstream_failed(t, err, false);
+    const char *msg = err == -ENOPROTOOPT ? "The upstream server does not speak HTTP/2 (ALPN)."
+                      : err == -EBADMSG   ? "The upstream server broke the HTTP/2 protocol."
+                      : goaway ? "The upstream server closed the HTTP/2 connection "
+                                 "(GOAWAY) before it answered."
+                               : NULL;
+    if (msg != NULL) {
+        pick_release(t, true);
+        txn_error(t, 502, "http_protocol_error", msg);
+        return;
+    }
+    txn_upstream_failed(t, err, connecting); /* another server, or 502/504 */
 }
 
-/* Feeds what the server sent to the session. 1 on progress, 0 when
- * nothing, -1 when the transaction ended. */
-static int read_up(struct txn *t)
+static void x_timeout(struct loop *l, struct timer *tm)
+{
+    (void)l;
+    struct h2x *x = container_of(tm, struct h2x, timer);
+    struct txn *t = x->t;
+    char name[80];
+    log_warn("upstream %s: server %s: %s timed out", t->ups->cu->name,
+             ups_srv_name(t->ups, x->hc->uc->srv, name, sizeof(name)),
+             x->head_in ? "reading the response" : "waiting for the response");
+    h2mux_detach(x);
+    txn_timeout(t, false); /* another server, 504, or the client cut */
+}
+
+void h2up_arm(struct h2x *x)
+{
+    struct txn *t = x->t;
+    if (x->hc == NULL)
+        return;
+    struct loop *l = t->c->w->loop;
+    if (x->ended) {
+        timer_cancel(l, &x->timer);
+        return;
+    }
+    if (!x->up_prog && timer_armed(&x->timer))
+        return;
+    x->up_prog = false;
+    const struct cfg_upstream *cu = t->ups->cu;
+    bool sending = x->body && !t->reqf.done && !x->head_in;
+    timer_set(l, &x->timer, sending ? cu->send_timeout : cu->read_timeout, x_timeout);
+}
+
+/* What the session said about the stream. 0, or -1 when the transaction
+ * ended. */
+static int check_stream(struct txn *t)
 {
     struct h2x *x = t->hx;
-    struct uconn *uc = t->uc;
-    int prog = 0;
-    for (int i = 0; i < 16 && uc->readable; i++) {
-        /* backpressure: what arrived waits for the client first */
-        if (buf_len(&x->rb) >= STREAM_WINDOW)
-            break;
-        ssize_t n = txn_ups_read(uc);
-        if (n == -EAGAIN)
-            break;
-        if (n <= 0) {
-            if (x->ended) {
-                uc->rdhup = true;
-                break;
-            }
-            up_broke(t, n == 0 ? -ECONNRESET : (int)n);
-            return -1;
-        }
-        int rc = h2_cli_recv(x->cli, (const uint8_t *)buf_head(&uc->rbuf), (size_t)n);
-        buf_consume(&uc->rbuf, (size_t)n);
-        if (rc < 0) {
-            fail(t, "HTTP/2 protocol error", "The upstream server broke the "
-                                             "HTTP/2 protocol.");
-            return -1;
-        }
-        prog = 1;
-    }
     if (x->head_in)
         t->resp_started = true;
     if (x->bad_head) {
-        h2_cli_reset(x->cli, x->id, H2_PROTOCOL_ERROR);
         fail(t, "response head or trailers too large",
              "The upstream server sent too many header fields.");
         return -1;
@@ -450,7 +368,7 @@ static int read_up(struct txn *t)
         stream_failed(t);
         return -1;
     }
-    return prog;
+    return 0;
 }
 
 /* ---- the client side ---- */
@@ -466,8 +384,7 @@ static int read_client(struct txn *t)
             cli_abort(t);
             return -1;
         }
-        h2_cli_reset(x->cli, x->id, H2_CANCEL);
-        t->uc->rdhup = true;
+        h2mux_detach(x);
         t->keepalive = false;
         pick_release(t, false);
         txn_error(t, 413, "http_request_denied", "The request body is too large.");
@@ -487,7 +404,7 @@ static int read_client(struct txn *t)
     }
     if (x->deferred && (buf_len(t->rb) > 0 || x->cli_eof)) {
         x->deferred = false;
-        h2_cli_resume(x->cli, x->id);
+        h2_cli_resume(x->hc->cli, x->id);
         return 1;
     }
     return 0;
@@ -550,23 +467,16 @@ static void consume(struct txn *t, size_t n)
 {
     struct h2x *x = t->hx;
     buf_consume(&x->rb, n);
-    h2_cli_consume(x->cli, x->id, n);
+    if (x->hc != NULL)
+        h2_cli_consume(x->hc->cli, x->id, n);
     t->resf.bytes += n;
 }
 
-/* The response ended: the connection goes back to the pool when its
- * session is clean. */
+/* The response ended: the stream leaves its connection (reset when the
+ * server still reads a request body nobody wants), the transaction ends. */
 static void finish(struct txn *t)
 {
-    struct h2x *x = t->hx;
-    struct uconn *uc = t->uc;
-    if (!x->closed)
-        h2_cli_reset(x->cli, x->id, H2_CANCEL); /* the request was not read */
-    if (flush_up(t) < 0)
-        return;
-    if (!x->closed || x->ooff != x->olen || h2_cli_want_write(x->cli) ||
-        !h2_cli_usable(x->cli) || h2_cli_streams(x->cli) > 0)
-        uc->rdhup = true;
+    h2mux_detach(t->hx);
     t->resf.done = true;
     t->reqf.done = true;
     t->reqf.fwd = 0;
@@ -723,30 +633,22 @@ static int to_client(struct txn *t)
 void h2up_pump(struct txn *t)
 {
     struct h2x *x = t->hx;
-    if (t->uc == NULL)
+    if (x->hc == NULL || x->id == 0 ||
+        (t->phase != T_REQUEST && t->phase != T_RESPONSE))
         return;
-    if (x->uc != t->uc && setup(t) < 0)
-        return;
-    bool got = false;
+    struct h2uc *hc = x->hc;
     for (int i = 0; i < ROUNDS; i++) {
         int a = read_client(t);
-        if (a < 0)
+        if (a < 0 || check_stream(t) < 0)
             return;
-        int b = flush_up(t);
-        if (b < 0)
-            return;
-        int c = read_up(t);
-        if (c < 0)
-            return;
-        got |= c > 0;
         int d = to_client(t);
         if (d < 0)
             return;
-        if (a + b + c + d == 0)
+        if (a + d == 0)
             break;
     }
-    if (got || x->ooff != x->olen || !x->head_in)
-        txn_arm_timers(t, true, false);
+    h2up_arm(x);
+    h2mux_flush_later(hc); /* resumed, consumed: frames to write */
 }
 
 ssize_t h2up_pull(struct txn *t, char *dst, size_t max, bool *eof)

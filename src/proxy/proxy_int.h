@@ -725,8 +725,10 @@ struct h2_nv;
 /* Builds the HEADERS of the request <req> (instead of hdr_request's
  * HTTP/1.1 head, from which they are made). 0 or -ENOMEM. */
 int h2up_request(struct txn *t, const struct h1_msg *req);
-/* Drives the exchange on the upstream's h2 session (instead of the HTTP/1
- * pumps). */
+/* A try on server <srv> (instead of a connection of its own): a stream on
+ * a shared HTTP/2 connection. 0, or -errno when none could be opened. */
+int h2up_connect(struct txn *t, unsigned srv);
+/* Drives the transaction's stream (instead of the HTTP/1 pumps). */
 void h2up_pump(struct txn *t);
 /* HTTP/2 client: up to <max> response body bytes into <dst>; -EAGAIN when
  * none are ready; *eof at the end. */

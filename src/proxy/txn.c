@@ -372,6 +372,19 @@ void txn_connect(struct txn *t)
             break;
         /* a tunnel needs a connection of its own: a pooled one has
          * carried HTTP and the server expects more of it */
+        if (t->hx != NULL) { /* HTTP/2: a stream on a shared connection */
+            int err = h2up_connect(t, (unsigned)srv);
+            if (err == 0)
+                return;
+            char name[80];
+            log_warn("upstream %s: server %s: connect failed: %s", cu->name,
+                     ups_srv_name(t->ups, (unsigned)srv, name, sizeof(name)),
+                     strerror(-err));
+            t->last_err = err;
+            pick_release(t, true);
+            pick_retry(t, PF_REFUSED);
+            continue;
+        }
         struct uconn *uc = t->req.meth == H1_M_CONNECT
                                ? NULL
                                : ups_take_idle(t->ups, (unsigned)srv);

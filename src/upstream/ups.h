@@ -67,6 +67,8 @@ struct ups_server {
     int64_t cw;          /* smooth WRR current weight (per worker) */
     struct uconn *idle;  /* most recently used first */
     unsigned nidle;
+    void *h2;            /* HTTP/2 connections carrying streams (owned by
+                            src/proxy/h2mux.c; empty when none is busy) */
 };
 
 /* A request waiting for a max_conns slot (embedded in the transaction). */

@@ -142,11 +142,18 @@ def test_tls_upstream_with_alpn_h2(grpc_gh):
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_concurrent_calls(grpc_gh):
+def test_concurrent_calls_share_one_upstream_connection(grpc_gh):
     g = grpc_gh()
     futs = [g.channel.unary_unary("/test.Svc/Echo").future(b"n%d" % i, timeout=30)
-            for i in range(20)]
-    assert [f.result() for f in futs] == [b"echo:n%d" % i for i in range(20)]
+            for i in range(50)]
+    assert [f.result() for f in futs] == [b"echo:n%d" % i for i in range(50)]
+    # multiplexed: one connection to the server carried the 50 streams
+    assert len(g.origin.peers) == 50 and len(set(g.origin.peers)) == 1, \
+        set(g.origin.peers)
+    # and it is kept for the next calls
+    for i in range(5):
+        assert unary(g.channel, "Echo", b"seq") == b"echo:seq"
+    assert len(set(g.origin.peers)) == 1
 
 
 def grpc_frame(msg):

@@ -47,8 +47,14 @@ class GrpcOrigin:
         self.port = free_port()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
                                   options=OPTS)
+        self.peers = []  # the client address of every Echo call
+
+        def echo(req, ctx):
+            self.peers.append(ctx.peer())
+            return _echo(req, ctx)
+
         h = {
-            "Echo": grpc.unary_unary_rpc_method_handler(_echo),
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
             "Count": grpc.unary_stream_rpc_method_handler(_count),
             "Big": grpc.unary_unary_rpc_method_handler(_big),
             "Chat": grpc.stream_stream_rpc_method_handler(_chat),
