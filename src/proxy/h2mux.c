@@ -285,6 +285,8 @@ static void link_stream(struct h2uc *hc, struct h2x *x)
     hc->streams = x;
     hc->n++;
     hc->uc->nreq++;
+    if (hc->n > 1) /* the first was counted when the connection was taken */
+        m_add(&server_of(hc)->m->v[MS_REQUESTS], 1);
 }
 
 /* ---- connecting ---- */

@@ -1,6 +1,6 @@
 /*
  * Proxying to an HTTP/2 upstream ("protocol: h2", docs/h2-upstream.md),
- * for gRPC: the request becomes one stream on the connection's h2 session
+ * for gRPC: the request becomes one stream of an h2 session
  * (src/h2/h2_client.c), its response becomes the client's, and the
  * response trailers (grpc-status, grpc-message) reach the client: as a
  * trailing HEADERS frame on HTTP/2, as chunked trailers for an HTTP/1.1

@@ -123,6 +123,45 @@ def test_bidi_ping_pong(grpc_gh, tls):
     assert call.code() == grpc.StatusCode.OK
 
 
+def test_mixed_calls_on_one_connection(grpc_gh):
+    """Failing calls, streams, a cancelled stream and plain calls at once on
+    the shared upstream connection: each gets its own outcome."""
+    g = grpc_gh()
+    ok = [g.channel.unary_unary("/test.Svc/Echo").future(b"ok%d" % i, timeout=30)
+          for i in range(10)]
+    bad = [g.channel.unary_unary("/test.Svc/Echo").future(b"missing%d" % i, timeout=30)
+           for i in range(10)]
+    streams = [g.channel.unary_stream("/test.Svc/Count")(b"50", timeout=30)
+               for _ in range(3)]
+    endless = g.channel.unary_stream("/test.Svc/Count")(b"1000000", timeout=30)
+    it = iter(endless)
+    next(it)
+    endless.cancel()
+    assert [f.result() for f in ok] == [b"echo:ok%d" % i for i in range(10)]
+    for i, f in enumerate(bad):
+        assert f.exception().code() == grpc.StatusCode.NOT_FOUND
+        assert f.exception().details() == "no such thing: missing%d" % i
+    for c in streams:
+        assert list(c) == [b"msg-%d" % i for i in range(50)]
+    assert endless.code() == grpc.StatusCode.CANCELLED
+    assert len(set(g.origin.peers)) == 1
+
+
+def test_upstream_dies_with_streams_in_flight(grpc_gh):
+    g = grpc_gh()
+    calls = [g.channel.unary_stream("/test.Svc/Count")(b"100000000", timeout=30)
+             for _ in range(4)]
+    its = [iter(c) for c in calls]
+    for it in its:
+        next(it)
+    g.origin.server.stop(grace=None)  # the connection drops under them
+    for c in calls:
+        with pytest.raises(grpc.RpcError) as e:
+            for _ in c:
+                pass
+        assert e.value.code() != grpc.StatusCode.OK
+
+
 def test_client_cancels_a_stream(grpc_gh):
     g = grpc_gh()
     call = g.channel.unary_stream("/test.Svc/Count")(b"1000000", timeout=30)
