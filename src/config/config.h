@@ -179,7 +179,7 @@ struct cfg_upstream {
     struct cfg_ajp ajp;       /* CFG_PROTO_AJP */
     bool h2;                  /* "protocol: h2": HTTP/2 to the servers
                                  (h2c, or ALPN h2 over TLS); false:
-                                 HTTP/1.1 (default). docs/tls.md, "HTTP/2 to upstream servers" */
+                                 HTTP/1.1 (default). docs/tls.md */
 };
 
 enum cfg_xff {

@@ -1,5 +1,6 @@
 /*
- * Proxying to an HTTP/2 upstream ("protocol: h2", docs/tls.md, "HTTP/2 to upstream servers"),
+ * Proxying to an HTTP/2 upstream ("protocol: h2"; docs/tls.md, "HTTP/2
+ * to upstream servers"),
  * for gRPC: the request becomes one stream of an h2 session
  * (src/h2/h2_client.c), its response becomes the client's, and the
  * response trailers (grpc-status, grpc-message) reach the client: as a
