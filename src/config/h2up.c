@@ -1,8 +1,8 @@
 /*
  * The upstream key "protocol" (docs/tls.md, "HTTP/2 to upstream
- * servers"): what the pool's
- * HTTP servers speak, "http/1.1" (default) or "h2" (HTTP/2 with prior
- * knowledge on http:// servers, ALPN "h2" on TLS ones), for gRPC.
+ * servers"): what the pool's HTTP servers speak, "http/1.1" (default) or
+ * "h2" (HTTP/2 with prior knowledge on http:// servers, ALPN "h2" on TLS
+ * ones), for gRPC.
  */
 #include "config/config_int.h"
 
