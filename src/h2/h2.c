@@ -145,8 +145,11 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     struct h2_sess *s = ud;
     if (s->ended != H2_END_NONE)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: checked by nghttp2, not forwarded */
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    bool trailer = f->headers.cat != NGHTTP2_HCAT_REQUEST;
+    if (trailer && s->cbs->trailer == NULL)
+        return 0; /* checked by nghttp2, not forwarded */
     struct hs *h = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (h == NULL || h->sud == NULL || h->too_big)
         return 0;
@@ -156,7 +159,10 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
         h->too_big = true;
         return glitch(s);
     }
-    s->cbs->field(h->sud, (const char *)name, nlen, (const char *)value, vlen);
+    if (trailer)
+        s->cbs->trailer(h->sud, (const char *)name, nlen, (const char *)value, vlen);
+    else
+        s->cbs->field(h->sud, (const char *)name, nlen, (const char *)value, vlen);
     return 0;
 }
 

@@ -94,6 +94,10 @@ struct h2_cbs {
      * a trailing HEADERS frame; returns their number (0: none) with the
      * array in *nv (copied before the call returns). */
     size_t (*trailers)(void *sud, const struct h2_nv **nv);
+    /* Optional: one field of the request's trailers (counted against the
+     * same limits as the head; pseudo-fields are refused by nghttp2). */
+    void (*trailer)(void *sud, const char *name, size_t nlen, const char *value,
+                    size_t vlen);
 };
 
 /* A server session that has not seen the client's preface yet. Returns NULL

@@ -173,6 +173,35 @@ static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int
     return (ssize_t)n;
 }
 
+static nghttp2_nv *nv_array(const struct h2_nv *nv, size_t n, nghttp2_nv *stack)
+{
+    nghttp2_nv *nva = n <= NV_STACK ? stack : malloc(n * sizeof(*nva));
+    if (nva == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        nva[i] = (nghttp2_nv){ (uint8_t *)nv[i].name, (uint8_t *)nv[i].value, nv[i].nlen,
+                               nv[i].vlen, NGHTTP2_NV_FLAG_NONE };
+    return nva;
+}
+
+/* The owner's request trailers of stream <id>, if any (nghttp2 copies
+ * them). 0 when submitted, -1 when there are none. */
+static int submit_trailers(struct h2_cli *c, int32_t id, void *sud)
+{
+    const struct h2_nv *nv = NULL;
+    size_t n = c->cbs->trailers(sud, &nv);
+    if (n == 0)
+        return -1;
+    nghttp2_nv stack[NV_STACK];
+    nghttp2_nv *nva = nv_array(nv, n, stack);
+    if (nva == NULL)
+        return -1;
+    int rv = nghttp2_submit_trailer(c->ng, id, nva, n);
+    if (nva != stack)
+        free(nva);
+    return rv == 0 ? 0 : -1;
+}
+
 static ssize_t on_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                        uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -189,8 +218,11 @@ static ssize_t on_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
         return NGHTTP2_ERR_DEFERRED;
     if (n < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
-    if (eof)
+    if (eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (c->cbs->trailers != NULL && submit_trailers(c, id, s->sud) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* HEADERS ends it */
+    }
     return n;
 }
 
@@ -317,15 +349,14 @@ int32_t h2_cli_request(struct h2_cli *c, const struct h2_nv *nv, size_t n, bool 
         return -EAGAIN;
     struct cs *s = calloc(1, sizeof(*s));
     nghttp2_nv stack[NV_STACK];
-    nghttp2_nv *nva = n <= NV_STACK ? stack : malloc(n * sizeof(*nva));
+    nghttp2_nv *nva = nv_array(nv, n, stack);
     if (s == NULL || nva == NULL) {
         free(s);
+        if (nva != stack)
+            free(nva);
         return -ENOMEM;
     }
     s->sud = sud;
-    for (size_t i = 0; i < n; i++)
-        nva[i] = (nghttp2_nv){ (uint8_t *)nv[i].name, (uint8_t *)nv[i].value, nv[i].nlen,
-                               nv[i].vlen, NGHTTP2_NV_FLAG_NONE };
     nghttp2_data_provider dp = { .source.ptr = NULL, .read_callback = on_read };
     int32_t id = nghttp2_submit_request(c->ng, NULL, nva, n, body ? &dp : NULL, s);
     if (nva != stack)

@@ -43,6 +43,10 @@ struct h2_cli_cbs {
     /* Request body: copies up to <len> bytes into <buf>, sets *eof at the
      * end; or -EAGAIN when none are ready (then h2_cli_resume()). */
     ssize_t (*pull)(void *sud, uint8_t *buf, size_t len, bool *eof);
+    /* Optional: after pull() said *eof, the request trailers to send as a
+     * trailing HEADERS frame: their number (0: none), the array in *nv
+     * (copied before the call returns). */
+    size_t (*trailers)(void *sud, const struct h2_nv **nv);
 };
 
 /* A session that has sent nothing yet: its preface and SETTINGS

@@ -424,6 +424,15 @@ static size_t cb_trailers(void *sud, const struct h2_nv **nv)
     return h2up_trailers(s->t, nv);
 }
 
+/* A request trailer field: passed on to an HTTP/2 upstream, else dropped. */
+static void cb_trailer(void *sud, const char *name, size_t nlen, const char *value,
+                       size_t vlen)
+{
+    struct h2s *s = sud;
+    if (s->t != NULL && s->t->hx != NULL)
+        h2up_req_trailer(s->t, name, nlen, value, vlen);
+}
+
 static const struct h2_cbs cbs = {
     .begin = cb_begin,
     .field = cb_field,
@@ -433,6 +442,7 @@ static const struct h2_cbs cbs = {
     .close = cb_close,
     .pull = cb_pull,
     .trailers = cb_trailers,
+    .trailer = cb_trailer,
 };
 
 /* ---- the client side of a transaction on a stream (cli_*) ---- */

@@ -289,6 +289,22 @@ def test_curl_through_to_a_python_h2_origin(gatehouse, h2_origin):
     assert h2_origin.conns == 1
 
 
+def test_request_trailers_reach_the_h2_origin(gatehouse, h2_origin):
+    from lib.tls import END_HEADERS, END_STREAM, HEADERS, frame
+    g = h2c_gatehouse(gatehouse, h2_origin.port)
+    c = h2c(g.port)
+    sid = c.request("POST", "/t", body=b"body", scheme="http", end=False,
+                    extra=[("te", "trailers")])
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, sid,
+                 c.enc.encode([("x-checksum", "abc123")])))
+    status, headers, body = c.response(sid)
+    assert status == 200 and body == b"hello from h2", headers
+    assert headers.get("x-trailer") == "yes"  # the response's, on HTTP/2
+    assert h2_origin.bodies[-1] == 4
+    assert h2_origin.trailers == [{"x-checksum": "abc123"}]
+    c.close()
+
+
 def test_stream_reset_goaway_and_timeout(gatehouse, h2_origin):
     g = h2c_gatehouse(gatehouse, h2_origin.port)
     for path in ("/rst", "/goaway"):

@@ -7,7 +7,8 @@ Paths:
   /silent  never answers
   other    200 "hello from h2" with the trailer x-trailer: yes
 Every request head is kept in .requests (a list of dicts, pseudo-fields
-included), with the body length in .bodies."""
+included), with the body length in .bodies and request trailers in
+.trailers."""
 
 import socket
 import threading
@@ -26,6 +27,7 @@ class H2Origin:
         self.port = self.sock.getsockname()[1]
         self.requests = []
         self.bodies = []
+        self.trailers = []  # request trailers, a dict per request that had them
         self.conns = 0
         self.stopped = False
 
@@ -79,6 +81,8 @@ class H2Origin:
                             c.reset_stream(ev.stream_id, error_code=2)
                         elif path == "/goaway":
                             c.close_connection(error_code=0, last_stream_id=0)
+                    elif isinstance(ev, h2.events.TrailersReceived):
+                        self.trailers.append(dict(ev.headers))
                     elif isinstance(ev, h2.events.DataReceived):
                         sizes[ev.stream_id] = sizes.get(ev.stream_id, 0) + len(ev.data)
                         c.acknowledge_received_data(ev.flow_controlled_length,

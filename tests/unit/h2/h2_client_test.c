@@ -27,6 +27,8 @@ struct srv {
     int32_t id;
     char fields[2048];
     size_t flen;
+    char trailers[256];
+    size_t tlen;
     size_t body;
     bool head, end;
     enum answer answer;
@@ -119,8 +121,14 @@ static size_t s_trailers(void *sud, const struct h2_nv **nv)
     return 2;
 }
 
+static void s_trailer(void *sud, const char *n, size_t nl, const char *v, size_t vl)
+{
+    (void)sud;
+    rec(S.trailers, sizeof(S.trailers), &S.tlen, n, nl, v, vl);
+}
+
 static const struct h2_cbs scbs = { s_begin, s_field, s_head, s_data, s_end,
-                                    s_close, s_pull, s_trailers };
+                                    s_close, s_pull, s_trailers, s_trailer };
 
 static const struct h2_limits lim = {
     .max_streams = 100, .stream_window = 65536, .conn_window = 1 << 20,
@@ -200,7 +208,16 @@ static ssize_t c_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
     return (ssize_t)n;
 }
 
-static const struct h2_cli_cbs ccbs = { c_field, c_head, c_data, c_end, c_close, c_pull };
+static size_t c_trailers(void *sud, const struct h2_nv **nv)
+{
+    (void)sud;
+    static const struct h2_nv tr[] = { { "x-req-trailer", 13, "yes", 3 } };
+    *nv = tr;
+    return C.body > 0 ? 1 : 0;
+}
+
+static const struct h2_cli_cbs ccbs = { c_field, c_head, c_data, c_end, c_close, c_pull,
+                                        c_trailers };
 
 /* ---- the wire ---- */
 
@@ -259,6 +276,7 @@ static void test_request_response_trailers(void **state)
     assert_int_equal(S.body, 200000);
     assert_non_null(strstr(S.fields, ":path=/svc/M;"));
     assert_non_null(strstr(S.fields, "te=trailers;"));
+    assert_string_equal(S.trailers, "x-req-trailer=yes;"); /* after the body */
     assert_int_equal(C.heads, 1);
     assert_int_equal(C.status, 200);
     assert_false(C.head_end);

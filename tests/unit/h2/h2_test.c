@@ -97,7 +97,7 @@ static ssize_t cb_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
 }
 
 static const struct h2_cbs cbs = { cb_begin, cb_field, cb_head, cb_data,
-                                   cb_end, cb_close, cb_pull, NULL };
+                                   cb_end, cb_close, cb_pull, NULL, NULL };
 
 static const struct h2_limits lim = {
     .max_streams = 100, .stream_window = 65536, .conn_window = 1 << 20,
