@@ -55,6 +55,8 @@ struct h2s {
     int status;             /* 431 from the session, 400 from us */
     bool queued, started, head_done, end_seen, has_cl, closed;
     bool no_body;           /* END_STREAM came with the head */
+    struct h2_nv *tr;       /* request trailers (in the arena) */
+    size_t ntr;
 };
 
 struct h2c {
@@ -424,13 +426,27 @@ static size_t cb_trailers(void *sud, const struct h2_nv **nv)
     return h2up_trailers(s->t, nv);
 }
 
-/* A request trailer field: passed on to an HTTP/2 upstream, else dropped. */
+/* A request trailer field: kept for an HTTP/2 upstream (h2s_trailers),
+ * which may not be chosen yet; the HTTP/1.1 pipeline ignores them. */
 static void cb_trailer(void *sud, const char *name, size_t nlen, const char *value,
                        size_t vlen)
 {
     struct h2s *s = sud;
-    if (s->t != NULL && s->t->hx != NULL)
-        h2up_req_trailer(s->t, name, nlen, value, vlen);
+    if (s->t == NULL || s->ntr >= 64)
+        return;
+    if (s->tr == NULL)
+        s->tr = pool_alloc(s->t->pool, 64 * sizeof(*s->tr));
+    char *n = pool_strndup(s->t->pool, name, nlen);
+    char *v = pool_strndup(s->t->pool, value, vlen);
+    if (s->tr != NULL && n != NULL && v != NULL)
+        s->tr[s->ntr++] = (struct h2_nv){ n, nlen, v, vlen };
+}
+
+size_t h2s_trailers(struct txn *t, const struct h2_nv **nv)
+{
+    struct h2s *s = t->h2;
+    *nv = s->tr;
+    return s->ntr;
 }
 
 static const struct h2_cbs cbs = {

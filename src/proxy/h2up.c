@@ -156,24 +156,11 @@ static ssize_t cb_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
     return (ssize_t)n;
 }
 
+/* The request trailers, for HTTP/2 clients (HTTP/1.1 ones are dropped). */
 static size_t cb_trailers(void *sud, const struct h2_nv **nv)
 {
     struct h2x *x = sud;
-    *nv = x->rtr;
-    return x->nrtr;
-}
-
-void h2up_req_trailer(struct txn *t, const char *name, size_t nlen, const char *value,
-                      size_t vlen)
-{
-    struct h2x *x = t->hx;
-    if (x->rtr == NULL)
-        x->rtr = pool_alloc(t->pool, MAX_TRAILERS * sizeof(*x->rtr));
-    if (x->rtr == NULL || x->nrtr >= MAX_TRAILERS)
-        return; /* dropped */
-    struct str n = dup(t, name, nlen), v = dup(t, value, vlen);
-    if (n.p != NULL && v.p != NULL)
-        x->rtr[x->nrtr++] = (struct h2_nv){ n.p, n.len, v.p, v.len };
+    return x->t->h2 != NULL ? h2s_trailers(x->t, nv) : 0;
 }
 
 const struct h2_cli_cbs h2up_cbs = {

@@ -34,8 +34,6 @@ struct h2x {
     size_t nf, maxf;
     struct h2_nv *tr;      /* the response trailers */
     size_t ntr;
-    struct h2_nv *rtr;     /* the request trailers (HTTP/2 clients) */
-    size_t nrtr;
     struct outq tq;        /* HTTP/1.1: the last chunk and the trailers */
     int status;
     uint32_t code;         /* the stream's close code */

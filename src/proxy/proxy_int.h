@@ -736,8 +736,7 @@ ssize_t h2up_pull(struct txn *t, char *dst, size_t max, bool *eof);
 /* The response trailers once the response ended: their number, the array
  * in *nv (valid while <t> lives). */
 size_t h2up_trailers(struct txn *t, const struct h2_nv **nv);
-/* One request trailer field from an HTTP/2 client: kept to be sent on. */
-void h2up_req_trailer(struct txn *t, const char *name, size_t nlen, const char *value,
-                      size_t vlen);
+/* h2conn.c: the request trailers of an HTTP/2 client's stream. */
+size_t h2s_trailers(struct txn *t, const struct h2_nv **nv);
 
 #endif
