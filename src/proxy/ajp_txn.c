@@ -177,7 +177,7 @@ static int next_packet(struct txn *t)
     if (!aj->first_pending && aj->asked == 0)
         return 0;
     if (t->reqf.fwd == 0 && !t->reqf.done && buf_len(t->rb) > 0) {
-        if (txn_flow_take(&t->reqf, t->rb) < 0) {
+        if (flow_take(&t->reqf, t->rb) < 0) {
             t->keepalive = false;
             txn_error(t, 400, "http_request_error", "Malformed chunked request body.");
             return -1;
@@ -244,7 +244,7 @@ static int write_packet(struct txn *t)
     left -= h;
     if (left > 0) {
         aj->pkt_left -= left;
-        txn_flow_sent(&t->reqf, t->rb, left);
+        flow_sent(&t->reqf, t->rb, left);
     }
     if (aj->ph_off == aj->ph_len && aj->pkt_left == 0)
         aj->in_pkt = false;
@@ -259,7 +259,7 @@ static int pump_up(struct txn *t)
         if (t->uout.head_off < t->uout.head_len) {
             if (!uc->writable)
                 return 0;
-            ssize_t n = txn_send_up(uc, &t->uout, NULL, 0);
+            ssize_t n = uconn_send(uc, &t->uout, NULL, NULL, 0);
             if (n == -EAGAIN) {
                 uc->writable = false;
                 return 0;

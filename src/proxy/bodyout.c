@@ -5,7 +5,7 @@
  * Content-Length).
  *
  * The plain proxy path never comes here: it writes the upstream's bytes
- * with one writev (txn.c send_out). A struct bodyout exists only for the
+ * with one writev (flow.c uconn_send). A struct bodyout exists only for the
  * responses that need it, so that path keeps its cost.
  *
  * Framing is done with writev and no copy: a chunk is its header (hex size

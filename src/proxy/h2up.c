@@ -128,7 +128,7 @@ static ssize_t cb_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
     struct flow *f = &t->reqf;
     *eof = false;
     for (int i = 0; i < 4 && f->fwd == 0 && !f->done && buf_len(t->rb) > 0; i++)
-        if (txn_flow_take(f, t->rb) < 0)
+        if (flow_take(f, t->rb) < 0)
             return -EBADMSG; /* malformed chunked body: the stream is reset */
     uint64_t limit = t->route->max_body ? t->route->max_body : t->c->cl->limits.body_bytes;
     if (limit != 0 && f->bytes > limit) {
@@ -140,7 +140,7 @@ static ssize_t cb_pull(void *sud, uint8_t *buf, size_t len, bool *eof)
     size_t n = MIN(len, f->fwd);
     if (n > 0) {
         memcpy(buf, buf_head(t->rb), n);
-        txn_flow_sent(f, t->rb, n);
+        flow_sent(f, t->rb, n);
         h2mux_wake(x); /* the client may send as much again */
     }
     if (f->kind == H1_B_EOF && x->cli_eof && f->fwd == 0 && buf_len(t->rb) == 0)

@@ -605,15 +605,38 @@ int tunnel_splice_start(struct txn *t);
 /* Moves bytes both ways. 1 when something moved, 0 when blocked, -1 when
  * a socket broke. Sets c_shut/u_shut as FINs are passed on. */
 int tunnel_splice_pump(struct txn *t);
+/* A tunnel after 101 Switching Protocols or a CONNECT's 200: the head
+ * first, then bytes both ways, buffered until both buffers are empty,
+ * then by splice when the transaction may (t->splice). */
+void tunnel_pump(struct txn *t);
 
 /* ---- accesslog.c ---- */
 void alog_write(struct txn *t);
 
-/* ---- txn.c, for the other pipelines (static.c, ajp_txn.c) ---- */
-/* writev of the pending head and <len> bytes at <data> to an upstream
- * socket. Returns the number of <data> bytes written (>= 0), -EAGAIN or
- * -errno. (The client side goes through cli_send.) */
-ssize_t txn_send_up(struct uconn *uc, struct outq *q, const char *data, size_t len);
+/* ---- flow.c: body framing and the upstream write path ---- */
+void flow_init(struct flow *f, enum h1_body kind, uint64_t len);
+/* Classifies the bytes at the start of <b> as body bytes to send on (fwd)
+ * and framing to drop (skip). Call only when fwd and skip are both 0.
+ * Returns 0 or -EBADMSG. */
+int flow_take(struct flow *f, struct buf *b);
+/* encode: the source ended; queue the last chunk. */
+void flow_end_chunks(struct flow *f);
+/* After <n> bytes of fwd were written. */
+void flow_sent(struct flow *f, struct buf *b, size_t n);
+static inline bool outq_pending(const struct outq *q)
+{
+    return q->head_off < q->head_len;
+}
+/* Advances <q> by up to <w> written bytes; returns what is left of <w>. */
+size_t outq_advance(struct outq *q, size_t w);
+/* writev of the pending head <q>, the pending chunk framing <ch> (or NULL)
+ * and <len> bytes at <data> to an upstream (plain or TLS). Returns the
+ * number of <data> bytes written (>= 0), -EAGAIN or -errno. (The client
+ * side goes through cli_send.) */
+ssize_t uconn_send(struct uconn *uc, struct outq *q, struct outq *ch,
+                   const char *data, size_t len);
+
+/* ---- txn.c, for the other pipelines (static.c, ajp_txn.c, h2up.c) ---- */
 /* The upstream connection broke or could not be made (see txn.c). */
 void txn_upstream_failed(struct txn *t, int err, bool connecting);
 /* Picks a server and connects again (the current one was dropped). */
@@ -621,9 +644,6 @@ void txn_reconnect(struct txn *t);
 /* Reads from the upstream into uc->rbuf: bytes, 0 on EOF, -EAGAIN, -errno */
 ssize_t txn_ups_read(struct uconn *uc);
 void txn_arm_timers(struct txn *t, bool upstream, bool client_sending);
-/* Classifies body bytes of <f> at the start of <b> (see struct flow). */
-int txn_flow_take(struct flow *f, struct buf *b);
-void txn_flow_sent(struct flow *f, struct buf *b, size_t n);
 /* The response is complete: upstream connection back to the pool (or
  * closed), then conn_txn_done(). */
 void txn_done_upstream(struct txn *t);

@@ -4,7 +4,7 @@
  * copying them through our buffers (two copies per byte saved, and no
  * 16 KiB buffer per direction held while the tunnel idles).
  *
- * A tunnel starts in buffered mode (txn.c pump_tunnel): the 200 goes out
+ * A tunnel starts in buffered mode (tunnel_pump(), at the end of this file): the 200 goes out
  * first, and bytes the client sent along with its CONNECT are already in
  * our read buffer. Once both buffers are empty it switches here for good.
  * A client side behind TLS (c->tls) never switches: its bytes must pass
@@ -153,4 +153,108 @@ int tunnel_splice_pump(struct txn *t)
     if (b < 0)
         return -1;
     return a | b;
+}
+
+/* ---- buffered mode (and the 101 head, before splice) ---- */
+
+/* One direction of raw bytes from <b>, written to the client of <t>, or to
+ * the upstream <uc> when <t> is NULL; <bytes> counts them. Returns 1 on
+ * progress, 0 when blocked, -1 on a broken socket. */
+static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fwd,
+                      uint64_t *bytes)
+{
+    if (*fwd == 0)
+        *fwd = buf_len(b);
+    if (*fwd == 0 || !(t != NULL ? cli_writable(t) : uc->writable))
+        return 0;
+    struct outq none = { 0 };
+    ssize_t n = t != NULL ? cli_send(t, &none, buf_head(b), *fwd)
+                          : uconn_send(uc, &none, NULL, buf_head(b), *fwd);
+    if (n == -EAGAIN)
+        return 0;
+    if (n < 0)
+        return -1;
+    *fwd -= (size_t)n;
+    *bytes += (uint64_t)n;
+    buf_consume(b, (size_t)n);
+    return 1;
+}
+
+void tunnel_pump(struct txn *t)
+{
+    struct conn *c = t->c;
+    struct uconn *uc = t->uc;
+    bool progress = false;
+    for (;;) {
+        bool moved = false;
+        if (outq_pending(&t->cout)) { /* the 101 head first */
+            if (!cli_writable(t))
+                break;
+            ssize_t n = cli_send(t, &t->cout, NULL, 0);
+            if (n == -EAGAIN)
+                break;
+            if (n < 0)
+                goto Broken;
+            continue;
+        }
+        if (t->splice && t->spl == NULL && buf_len(&c->rbuf) == 0 &&
+            buf_len(&uc->rbuf) == 0)
+            (void)tunnel_splice_start(t);
+        if (t->spl != NULL) {
+            int r = tunnel_splice_pump(t);
+            if (r < 0)
+                goto Broken;
+            moved = r > 0;
+            goto Moved;
+        }
+        /* client -> upstream */
+        int r = tunnel_dir(NULL, uc, &c->rbuf, &t->reqf.fwd, &t->reqf.bytes);
+        if (r < 0)
+            goto Broken;
+        moved |= r > 0;
+        if (buf_len(&c->rbuf) == 0 && !t->c_shut) {
+            if (c->eof) {
+                ups_shutdown(uc);
+                t->c_shut = true;
+            } else if (c->readable) {
+                ssize_t n = conn_read(c);
+                if (n > 0 || n == 0)
+                    moved = true;
+                else if (n != -EAGAIN)
+                    goto Broken;
+            }
+        }
+        /* upstream -> client */
+        r = tunnel_dir(t, NULL, &uc->rbuf, &t->resf.fwd, &t->resf.bytes);
+        if (r < 0)
+            goto Broken;
+        moved |= r > 0;
+        if (buf_len(&uc->rbuf) == 0 && !t->u_shut) {
+            if (t->up_eof) {
+                conn_shutdown(c);
+                t->u_shut = true;
+            } else if (uc->readable) {
+                ssize_t n = txn_ups_read(uc);
+                if (n == 0)
+                    t->up_eof = true;
+                if (n >= 0)
+                    moved = true;
+                else if (n != -EAGAIN)
+                    goto Broken;
+            }
+        }
+    Moved:
+        if (t->c_shut && t->u_shut) {
+            txn_done_upstream(t);
+            return;
+        }
+        if (!moved)
+            break;
+        progress = true;
+    }
+    if (progress)
+        txn_arm_upstream(t, t->ups->cu->read_timeout);
+    return;
+Broken:
+    txn_done_upstream(t);
 }

@@ -30,128 +30,6 @@ static void txn_pump(struct txn *t);
 static void ups_event(struct loop *l, struct ev *e, uint32_t events);
 static void ups_timeout(struct loop *l, struct timer *tm);
 
-/* ---- body framing ---- */
-
-static void flow_init(struct flow *f, enum h1_body kind, uint64_t len)
-{
-    memset(f, 0, sizeof(*f));
-    f->kind = kind;
-    f->left = len;
-    h1_chunked_init(&f->ch);
-    f->done = (kind == H1_B_NONE) || (kind == H1_B_LENGTH && len == 0);
-}
-
-/* Classifies the bytes at the start of <b> as body bytes to send on (fwd)
- * and framing to drop (skip). Call only when fwd and skip are both 0.
- * Returns 0 or -EBADMSG. */
-static int flow_take(struct flow *f, struct buf *b)
-{
-    size_t avail = buf_len(b);
-    char *p = buf_head(b);
-    switch (f->kind) {
-    case H1_B_NONE:
-        f->done = true;
-        return 0;
-    case H1_B_LENGTH: {
-        size_t n = avail < f->left ? avail : (size_t)f->left;
-        f->fwd = n;
-        f->left -= n;
-        f->done = f->left == 0;
-        break;
-    }
-    case H1_B_CHUNKED: {
-        if (f->encode) { /* raw bytes: frame them as one chunk */
-            int n = snprintf(f->chunk_buf, sizeof(f->chunk_buf), "%s%zx\r\n",
-                             f->bytes > 0 ? "\r\n" : "", avail);
-            f->chunk = (struct outq){ f->chunk_buf, (size_t)n, 0 };
-            f->fwd = avail;
-            break;
-        }
-        size_t dlen = 0;
-        ssize_t n = h1_chunked_scan(&f->ch, p, avail, f->decode ? p : NULL,
-                                    f->decode ? &dlen : NULL);
-        if (n < 0)
-            return -EBADMSG;
-        if (f->decode) {
-            f->fwd = dlen;
-            f->skip = (size_t)n - dlen;
-        } else {
-            f->fwd = (size_t)n;
-        }
-        f->done = f->ch.state == H1_CH_DONE;
-        break;
-    }
-    case H1_B_EOF:
-        f->fwd = avail;
-        break;
-    }
-    f->bytes += f->fwd;
-    if (f->fwd == 0 && f->skip > 0) {
-        buf_consume(b, f->skip);
-        f->skip = 0;
-    }
-    return 0;
-}
-
-/* encode: the source ended; queue the last chunk. */
-static void flow_end_chunks(struct flow *f)
-{
-    int n = snprintf(f->chunk_buf, sizeof(f->chunk_buf), "%s0\r\n\r\n",
-                     f->bytes > 0 ? "\r\n" : "");
-    f->chunk = (struct outq){ f->chunk_buf, (size_t)n, 0 };
-    f->term = true;
-}
-
-/* After <n> bytes of fwd were written. */
-static void flow_sent(struct flow *f, struct buf *b, size_t n)
-{
-    f->fwd -= n;
-    if (f->fwd == 0 && f->skip > 0) {
-        n += f->skip;
-        f->skip = 0;
-    }
-    buf_consume(b, n);
-}
-
-static inline bool outq_pending(const struct outq *q)
-{
-    return q->head_off < q->head_len;
-}
-
-/* Advances <q> by up to <w> written bytes; returns what is left of <w>. */
-static size_t outq_advance(struct outq *q, size_t w)
-{
-    size_t n = MIN(w, q->head_len - q->head_off);
-    q->head_off += n;
-    return w - n;
-}
-
-/* writev of the pending head, the pending chunk framing <ch> (or NULL) and
- * <len> bytes at <data> to an upstream (plain or TLS). Returns the number
- * of <data> bytes written (>= 0), -EAGAIN or -errno. */
-static ssize_t send_out(struct uconn *uc, struct outq *q, struct outq *ch,
-                        const char *data, size_t len)
-{
-    struct iovec iov[3];
-    int n = 0;
-    size_t hl = q->head_len - q->head_off;
-    if (hl > 0)
-        iov[n++] = (struct iovec){ q->head + q->head_off, hl };
-    if (ch != NULL && outq_pending(ch))
-        iov[n++] = (struct iovec){ ch->head + ch->head_off, ch->head_len - ch->head_off };
-    if (len > 0)
-        iov[n++] = (struct iovec){ (void *)data, len };
-    if (n == 0)
-        return 0;
-    ssize_t w = ups_sendv(uc, iov, n);
-    if (w < 0)
-        return w;
-    size_t left = outq_advance(q, (size_t)w);
-    if (ch != NULL)
-        left = outq_advance(ch, left);
-    return (ssize_t)left;
-}
-
 /* ---- start ---- */
 
 static bool idempotent(enum h1_method m)
@@ -589,7 +467,7 @@ static int pump_request(struct txn *t)
         if (outq_pending(&t->uout) || t->reqf.fwd > 0 || outq_pending(&t->reqf.chunk)) {
             if (!uc->writable)
                 break;
-            ssize_t n = send_out(uc, &t->uout, &t->reqf.chunk, buf_head(rb),
+            ssize_t n = uconn_send(uc, &t->uout, &t->reqf.chunk, buf_head(rb),
                                  t->reqf.fwd);
             if (n == -EAGAIN)
                 break;
@@ -956,110 +834,6 @@ ssize_t txn_pull(struct txn *t, char *dst, size_t max, bool *eof)
     return (ssize_t)n;
 }
 
-/* ---- tunnel (after 101 Switching Protocols) ---- */
-
-/* One direction of raw bytes from <b>, written to the client of <t>, or to
- * the upstream <uc> when <t> is NULL; <bytes> counts them. Returns 1 on
- * progress, 0 when blocked, -1 on a broken socket. */
-static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fwd,
-                      uint64_t *bytes)
-{
-    if (*fwd == 0)
-        *fwd = buf_len(b);
-    if (*fwd == 0 || !(t != NULL ? cli_writable(t) : uc->writable))
-        return 0;
-    struct outq none = { 0 };
-    ssize_t n = t != NULL ? cli_send(t, &none, buf_head(b), *fwd)
-                          : send_out(uc, &none, NULL, buf_head(b), *fwd);
-    if (n == -EAGAIN)
-        return 0;
-    if (n < 0)
-        return -1;
-    *fwd -= (size_t)n;
-    *bytes += (uint64_t)n;
-    buf_consume(b, (size_t)n);
-    return 1;
-}
-
-static void pump_tunnel(struct txn *t)
-{
-    struct conn *c = t->c;
-    struct uconn *uc = t->uc;
-    bool progress = false;
-    for (;;) {
-        bool moved = false;
-        if (outq_pending(&t->cout)) { /* the 101 head first */
-            if (!cli_writable(t))
-                break;
-            ssize_t n = cli_send(t, &t->cout, NULL, 0);
-            if (n == -EAGAIN)
-                break;
-            if (n < 0)
-                goto Broken;
-            continue;
-        }
-        if (t->splice && t->spl == NULL && buf_len(&c->rbuf) == 0 &&
-            buf_len(&uc->rbuf) == 0)
-            (void)tunnel_splice_start(t);
-        if (t->spl != NULL) {
-            int r = tunnel_splice_pump(t);
-            if (r < 0)
-                goto Broken;
-            moved = r > 0;
-            goto Moved;
-        }
-        /* client -> upstream */
-        int r = tunnel_dir(NULL, uc, &c->rbuf, &t->reqf.fwd, &t->reqf.bytes);
-        if (r < 0)
-            goto Broken;
-        moved |= r > 0;
-        if (buf_len(&c->rbuf) == 0 && !t->c_shut) {
-            if (c->eof) {
-                ups_shutdown(uc);
-                t->c_shut = true;
-            } else if (c->readable) {
-                ssize_t n = conn_read(c);
-                if (n > 0 || n == 0)
-                    moved = true;
-                else if (n != -EAGAIN)
-                    goto Broken;
-            }
-        }
-        /* upstream -> client */
-        r = tunnel_dir(t, NULL, &uc->rbuf, &t->resf.fwd, &t->resf.bytes);
-        if (r < 0)
-            goto Broken;
-        moved |= r > 0;
-        if (buf_len(&uc->rbuf) == 0 && !t->u_shut) {
-            if (t->up_eof) {
-                conn_shutdown(c);
-                t->u_shut = true;
-            } else if (uc->readable) {
-                ssize_t n = ups_read(uc);
-                if (n == 0)
-                    t->up_eof = true;
-                if (n >= 0)
-                    moved = true;
-                else if (n != -EAGAIN)
-                    goto Broken;
-            }
-        }
-    Moved:
-        if (t->c_shut && t->u_shut) {
-            txn_finish(t);
-            return;
-        }
-        if (!moved)
-            break;
-        progress = true;
-    }
-    if (progress)
-        timer_set(c->w->loop, &uc->timer, t->ups->cu->read_timeout, ups_timeout);
-    return;
-Broken:
-    txn_finish(t);
-}
-
 /* ---- driving ---- */
 
 /* The client hung up while we wait for the upstream: like nginx, take EOF
@@ -1114,7 +888,7 @@ static void txn_pump(struct txn *t)
         break;
     }
     if (t->phase == T_TUNNEL)
-        pump_tunnel(t);
+        tunnel_pump(t);
 }
 
 void txn_client_event(struct txn *t)
@@ -1202,11 +976,6 @@ void txn_timeout(struct txn *t, bool client_side)
 
 /* ---- for the other pipelines (static.c, ajp_txn.c) ---- */
 
-ssize_t txn_send_up(struct uconn *uc, struct outq *q, const char *data, size_t len)
-{
-    return send_out(uc, q, NULL, data, len);
-}
-
 void txn_upstream_failed(struct txn *t, int err, bool connecting)
 {
     upstream_failed(t, err, connecting);
@@ -1228,16 +997,6 @@ void txn_arm_timers(struct txn *t, bool upstream, bool client_sending)
         arm_upstream_timer(t);
     if (client_sending)
         arm_client_timer(t, true);
-}
-
-int txn_flow_take(struct flow *f, struct buf *b)
-{
-    return flow_take(f, b);
-}
-
-void txn_flow_sent(struct flow *f, struct buf *b, size_t n)
-{
-    flow_sent(f, b, n);
 }
 
 void txn_done_upstream(struct txn *t)
