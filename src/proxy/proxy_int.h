@@ -636,6 +636,14 @@ size_t outq_advance(struct outq *q, size_t w);
 ssize_t uconn_send(struct uconn *uc, struct outq *q, struct outq *ch,
                    const char *data, size_t len);
 
+/* ---- txn_resp.c: upstream -> client ---- */
+/* Reads the response head, then streams it and the body to the client.
+ * Returns 0, or -1 when the transaction ended. */
+int txn_pump_response(struct txn *t);
+/* The exchange is over: upstream connection back to the pool (or closed),
+ * then cli_done(). */
+void txn_finish(struct txn *t);
+
 /* ---- txn.c, for the other pipelines (static.c, ajp_txn.c, h2up.c) ---- */
 /* The upstream connection broke or could not be made (see txn.c). */
 void txn_upstream_failed(struct txn *t, int err, bool connecting);
