@@ -4,9 +4,10 @@
  * copying them through our buffers (two copies per byte saved, and no
  * 16 KiB buffer per direction held while the tunnel idles).
  *
- * A tunnel starts in buffered mode (tunnel_pump(), at the end of this file): the 200 goes out
- * first, and bytes the client sent along with its CONNECT are already in
- * our read buffer. Once both buffers are empty it switches here for good.
+ * A tunnel starts in buffered mode (tunnel_pump(), at the end of this
+ * file): the 200 goes out first, and bytes the client sent along with its
+ * CONNECT are already in our read buffer. When the tunnel may splice, no
+ * more is read into the buffers; once they are empty it switches for good.
  * A client side behind TLS (c->tls) never switches: its bytes must pass
  * through the TLS layer.
  *
@@ -197,9 +198,12 @@ void tunnel_pump(struct txn *t)
                 goto Broken;
             continue;
         }
+        /* splice wanted: nothing more is read into the buffers (below),
+         * so they empty and the switch happens right after what came with
+         * the CONNECT, not whenever a busy stream happens to pause */
         if (t->splice && t->spl == NULL && buf_len(&c->rbuf) == 0 &&
-            buf_len(&uc->rbuf) == 0)
-            (void)tunnel_splice_start(t);
+            buf_len(&uc->rbuf) == 0 && tunnel_splice_start(t) < 0)
+            t->splice = false; /* no pipes: stay buffered */
         if (t->spl != NULL) {
             int r = tunnel_splice_pump(t);
             if (r < 0)
@@ -216,7 +220,7 @@ void tunnel_pump(struct txn *t)
             if (c->eof) {
                 ups_shutdown(uc);
                 t->c_shut = true;
-            } else if (c->readable) {
+            } else if (c->readable && !t->splice) {
                 ssize_t n = conn_read(c);
                 if (n > 0 || n == 0)
                     moved = true;
@@ -233,7 +237,7 @@ void tunnel_pump(struct txn *t)
             if (t->up_eof) {
                 conn_shutdown(c);
                 t->u_shut = true;
-            } else if (uc->readable) {
+            } else if (uc->readable && !t->splice) {
                 ssize_t n = txn_ups_read(uc);
                 if (n == 0)
                     t->up_eof = true;
