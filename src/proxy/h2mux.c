@@ -25,11 +25,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/uio.h>
 
 #include "core/macros.h"
-#include "core/sock.h"
 #include "proxy/h2up.h"
 #include "tls/tls.h"
 
@@ -338,32 +336,16 @@ static void hc_event(struct loop *l, struct ev *e, uint32_t events)
         return;
     CHECK_OBJ(uc, UCONN_MAGIC);
     struct h2uc *hc = uc->owner;
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        uc->readable = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        uc->writable = true;
-    if (events & EPOLLRDHUP)
-        uc->rdhup = true;
+    int rc = ups_ready(uc, events, !hc->connected);
+    if (rc > 0)
+        return;
+    if (rc < 0) {
+        fail_all(hc, rc, true);
+        return;
+    }
     if (!hc->connected) {
-        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !uc->tls_started)
-            return;
-        int err = uc->tls_started ? 0 : sock_error(uc->ev.fd);
-        if (err != 0) {
-            fail_all(hc, -err, true);
-            return;
-        }
-        if (uc->tls != NULL) { /* within connect_timeout */
-            uc->tls_started = true;
-            int rc = ups_handshake(uc);
-            if (rc == -EAGAIN)
-                return;
-            if (rc < 0) {
-                fail_all(hc, rc, true);
-                return;
-            }
-        }
         hc->busy++;
-        int rc = hc_up(hc);
+        rc = hc_up(hc);
         hc->busy--;
         if (rc < 0) {
             hc_settle(hc); /* closes it */

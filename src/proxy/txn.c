@@ -15,13 +15,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/macros.h"
-#include "core/sock.h"
 #include "proxy/cache_glue.h"
 #include "proxy/cluster_glue.h"
 #include "proxy/proxy_int.h"
@@ -372,30 +370,14 @@ static void ups_event(struct loop *l, struct ev *e, uint32_t events)
         return;
     CHECK_OBJ(uc, UCONN_MAGIC);
     struct txn *t = uc->owner;
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        uc->readable = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        uc->writable = true;
-    if (events & EPOLLRDHUP)
-        uc->rdhup = true;
+    int rc = ups_ready(uc, events, !uc->connected);
+    if (rc > 0)
+        return;
+    if (rc < 0) {
+        upstream_failed(t, rc, true);
+        return;
+    }
     if (!uc->connected) {
-        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !uc->tls_started)
-            return;
-        int err = uc->tls_started ? 0 : sock_error(uc->ev.fd);
-        if (err != 0) {
-            upstream_failed(t, -err, true);
-            return;
-        }
-        if (uc->tls != NULL) { /* TLS: the handshake first, within connect_timeout */
-            uc->tls_started = true;
-            int rc = ups_handshake(uc);
-            if (rc == -EAGAIN)
-                return;
-            if (rc < 0) {
-                upstream_failed(t, rc, true);
-                return;
-            }
-        }
         ups_note_connect(uc->ups, uc->srv, 0);
         uc->connected = true;
         timer_cancel(l, &uc->timer);

@@ -656,6 +656,34 @@ int ups_handshake(struct uconn *uc)
     return why != NULL ? -EKEYREJECTED : -EPROTO;
 }
 
+int ups_ready(struct uconn *uc, uint32_t events, bool connecting)
+{
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        uc->readable = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        uc->writable = true;
+    if (events & EPOLLRDHUP)
+        uc->rdhup = true;
+    if (!connecting)
+        return 0;
+    if (!uc->tls_started) {
+        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+            return 1;
+        int err = sock_error(uc->ev.fd);
+        if (err != 0)
+            return -err;
+    }
+    if (uc->tls != NULL) {
+        uc->tls_started = true;
+        int rc = ups_handshake(uc);
+        if (rc == -EAGAIN)
+            return 1;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 void ups_shutdown(struct uconn *uc)
 {
     if (uc->tls != NULL)

@@ -297,6 +297,13 @@ ssize_t ups_sendv(struct uconn *uc, const struct iovec *iov, int n);
  * reason is logged). */
 int ups_handshake(struct uconn *uc);
 
+/* An epoll event on <uc>: records its readiness and, while <connecting>,
+ * takes the connection one step (the connect's result, then the TLS
+ * handshake, all within connect_timeout). 0 when the connection is usable
+ * (it was already, or this event finished it), 1 when the connect is not
+ * done yet (wait for the next event), -errno when it failed. */
+int ups_ready(struct uconn *uc, uint32_t events, bool connecting);
+
 /* Ends our sending side (TLS close_notify, then FIN). */
 void ups_shutdown(struct uconn *uc);
 

@@ -66,33 +66,6 @@ def have_tools():
     return None
 
 
-_features = {}
-
-
-def feature(name):
-    """Whether the gatehouse binary accepts a configuration feature:
-    "admin" (/healthz on an admin listener) or "proxy_protocol"."""
-    if name not in _features:
-        probe = {
-            "admin": {"admin": {"listen": "127.0.0.1:2"}},
-            "proxy_protocol": {},
-        }[name]
-        lst = {"listen": "127.0.0.1:1",
-               "sites": [{"default": True, "routes": [
-                   {"path": "/", "return": {"status": 200, "body": "x"}}]}]}
-        if name == "proxy_protocol":
-            lst["proxy_protocol"] = True
-        cfg = dict(probe, listeners=[lst])
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-            f.write(to_yaml(cfg))
-            f.flush()
-            r = subprocess.run([binary(), "-t", "-c", f.name],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=proc_env())
-        _features[name] = r.returncode == 0
-    return _features[name]
-
-
 class Proc:
     """A process started inside one of the bed's hosts."""
 
@@ -158,8 +131,6 @@ class Bed:
         self.rate = rate        # a listener rate limit, e.g. {by, rate, burst}
         self.dir = tempfile.mkdtemp(prefix="gh-bed-%s-" % self.id)
         self.procs = {}
-        self.healthz = feature("admin")
-        self.proxy_v2 = feature("proxy_protocol")
         self._up = False
 
     # ---- names ----
@@ -280,9 +251,8 @@ class Bed:
             cfg["cluster"]["redis"] = {"address": "%s:%d" % (REDIS_ADDR, REDIS_PORT),
                                        "timeout": "200ms",
                                        "reconnect_max": "1s"}
-        if self.healthz:
-            cfg["admin"] = {"listen": "%s:%d" % (node_addr(i), ADMIN_PORT),
-                            "allow": ["10.77.2.0/24"]}
+        cfg["admin"] = {"listen": "%s:%d" % (node_addr(i), ADMIN_PORT),
+                        "allow": ["10.77.2.0/24"]}
         route = {"path": "/", "upstream": "was"}
         if self.cache:
             route["cache"] = True
@@ -304,8 +274,7 @@ class Bed:
             route = {"path": "/", "upstream": "peers"}
         lst = {"listen": "%s:%d" % (node_addr(i), NODE_PORT),
                "sites": [{"default": True, "routes": [route]}]}
-        if self.proxy_v2:
-            lst["proxy_protocol"] = True
+        lst["proxy_protocol"] = True
         if self.rate:
             lst["rate_limits"] = [self.rate]
         cfg["listeners"] = [lst] + ([peer_lst] if peer_lst else [])
@@ -356,12 +325,9 @@ class Bed:
             "    balance %s" % self.balance,
         ]
         opts = "check inter %dms fall 2 rise 2" % self.check_inter
-        if self.healthz:
-            lines += ["    option httpchk GET /healthz",
-                      "    http-check expect status 200"]
-            opts += " port %d" % ADMIN_PORT
-        if self.proxy_v2:
-            opts += " send-proxy-v2"
+        lines += ["    option httpchk GET /healthz",
+                  "    http-check expect status 200"]
+        opts += " port %d send-proxy-v2" % ADMIN_PORT
         lines.append("    default-server %s" % opts)
         for i in range(1, self.nnodes + 1):
             lines.append("    server n%d %s:%d" % (i, node_addr(i), NODE_PORT))
@@ -420,8 +386,7 @@ class Bed:
         name: value}, body)."""
         argv = ["ip", "netns", "exec", self.ns("lb"), "curl", "-s", "-m", "5",
                 "-D", "-", "-X", method, "-H", "Host: cluster.test"]
-        if self.proxy_v2:
-            argv.append("--haproxy-protocol")
+        argv.append("--haproxy-protocol")
         for h in headers:
             argv += ["-H", h]
         argv.append("http://%s:%d%s" % (node_addr(i), NODE_PORT, target))

@@ -43,10 +43,9 @@ def test_drain_one_node_under_load_fails_nothing(bed):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        env=proc_env(), text=True, timeout=20)
     assert r.returncode == 0, r.stderr
-    t_down = None
-    if b.healthz:  # the balancer notices through /healthz, before n1 stops
-        t_down = b.wait_server("n1", "DOWN", timeout=5)
-        assert b.node(1).alive(), "n1 exited before the balancer noticed"
+    # the balancer notices through /healthz, before n1 stops
+    t_down = b.wait_server("n1", "DOWN", timeout=5)
+    assert b.node(1).alive(), "n1 exited before the balancer noticed"
     rc = b.node(1).wait(15)
     t_exit = time.time()
     assert rc == 0, "n1 exit status %r" % rc
@@ -103,8 +102,7 @@ def test_redis_stopped_mid_run_fails_nothing(bed):
     b = bed(nodes=2, was=2, redis=True,
             rate={"by": "address", "rate": "1000000/s", "burst": 1000000})
     time.sleep(0.5)
-    if b.healthz:
-        assert b.metrics(1).get("gatehouse_redis_up") == 1
+    assert b.metrics(1).get("gatehouse_redis_up") == 1
     redis = b.procs["redis"]
     load = b.load_start(11, **LOAD)
     time.sleep(2)
@@ -114,19 +112,18 @@ def test_redis_stopped_mid_run_fails_nothing(bed):
     time.sleep(1.5)
     redis.stop(signal.SIGKILL)  # gone: calls fail at once
     time.sleep(1)
-    if b.healthz:  # /metrics says so too
-        m = b.metrics(1)
-        assert m.get("gatehouse_redis_up") == 0, m
-        assert m.get('gatehouse_redis_connections_total{event="lost"}', 0) >= 1, m
-        assert m.get("gatehouse_redis_fallbacks_total", 0) > 0, m
-        assert m.get("gatehouse_redis_timeouts_total", 0) > 0, m
+    # /metrics says so too
+    m = b.metrics(1)
+    assert m.get("gatehouse_redis_up") == 0, m
+    assert m.get('gatehouse_redis_connections_total{event="lost"}', 0) >= 1, m
+    assert m.get("gatehouse_redis_fallbacks_total", 0) > 0, m
+    assert m.get("gatehouse_redis_timeouts_total", 0) > 0, m
     time.sleep(1.5)
     t_back = time.time()
     b.start_redis()
     res = b.load_result(load)
-    if b.healthz:
-        m = b.metrics(1)
-        assert m.get("gatehouse_redis_up") == 1, m
+    m = b.metrics(1)
+    assert m.get("gatehouse_redis_up") == 1, m
     report("redis-down", res, redis="stalled 1.5s, then down 2.5s")
     assert res["failed"] == 0, res["failures"][:10]
     for i in (1, 2):
@@ -166,10 +163,6 @@ def test_client_address_survives_the_l4_hop(bed):
     """HAProxy sends PROXY v2: the node sees the client (10.77.1.10), not
     the balancer (10.77.2.2), in X-Forwarded-For and its access log."""
     import json
-    import pytest
-    from bed import feature
-    if not feature("proxy_protocol"):
-        pytest.skip("needs proxy_protocol on listeners (issue 8)")
     b = bed(nodes=2, was=1)
     seen = set()
     for _ in range(4):  # round robin: both nodes
