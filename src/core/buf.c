@@ -5,6 +5,7 @@
 #include "core/buf.h"
 
 #define BUF_CACHE_MAX 128
+#define BULK_CACHE_MAX 4
 
 struct free_blk {
     struct free_blk *next;
@@ -12,6 +13,8 @@ struct free_blk {
 
 static _Thread_local struct free_blk *cache;
 static _Thread_local unsigned ncache;
+static _Thread_local struct free_blk *bulk_cache;
+static _Thread_local unsigned nbulk;
 
 int buf_get(struct buf *b)
 {
@@ -40,6 +43,11 @@ void buf_put(struct buf *b)
         f->next = cache;
         cache = f;
         ncache++;
+    } else if (b->cap == BUF_BULK && nbulk < BULK_CACHE_MAX) {
+        struct free_blk *f = (struct free_blk *)(void *)b->data;
+        f->next = bulk_cache;
+        bulk_cache = f;
+        nbulk++;
     } else {
         free(b->data);
     }
@@ -51,9 +59,14 @@ int buf_grow(struct buf *b, size_t cap)
 {
     if (b->data != NULL && b->cap >= cap)
         return 0;
-    char *m = malloc(cap);
-    if (m == NULL)
+    char *m;
+    if (cap == BUF_BULK && bulk_cache != NULL) {
+        m = (char *)bulk_cache;
+        bulk_cache = bulk_cache->next;
+        nbulk--;
+    } else if ((m = malloc(cap)) == NULL) {
         return -ENOMEM;
+    }
     size_t len = 0;
     if (b->data != NULL) {
         len = buf_len(b);
@@ -85,4 +98,10 @@ void buf_thread_cleanup(void)
         free(f);
     }
     ncache = 0;
+    while (bulk_cache != NULL) {
+        struct free_blk *f = bulk_cache;
+        bulk_cache = f->next;
+        free(f);
+    }
+    nbulk = 0;
 }

@@ -14,6 +14,11 @@
 
 #define BUF_SIZE 16384
 
+/* Bulk streams (tunnels moving megabytes) read into buffers of this size:
+ * fewer, larger system calls and, on loopback, far fewer wakeups of the
+ * ends (bench/README.md, scenario "connect"). A few are kept per thread. */
+#define BUF_BULK (1024 * 1024)
+
 struct buf {
     char *data; /* NULL when no memory is attached */
     uint32_t cap, start, end;

@@ -264,6 +264,7 @@ struct txn {
     bool upgrade;           /* websocket upgrade requested */
     bool resp_started;      /* any response byte read from upstream */
     bool up_eof, c_shut, u_shut; /* tunnel half-closes */
+    bool c_bulk, u_bulk;         /* tunnel directions reading BUF_BULK */
     bool rdhup_seen;        /* the client's hang-up was looked at */
     /* upstream pools (pick.c) */
     struct ups_key key;     /* hash key and sticky server of the request */

@@ -181,6 +181,33 @@ static int tunnel_dir(struct txn *t, struct uconn *uc, struct buf *b, size_t *fw
     return 1;
 }
 
+/* A read that fills a tunnel's buffer marks its direction bulk: from then
+ * on it reads into a BUF_BULK buffer (fewer system calls, fewer wakeups of
+ * both ends), until a read brings less than a small buffer's worth. */
+static void bulk_before_read(struct buf *b, bool bulk)
+{
+    if (bulk && buf_len(b) == 0)
+        (void)buf_grow(b, BUF_BULK); /* no memory: read small */
+}
+
+static void bulk_after_read(struct buf *b, ssize_t n, bool *bulk)
+{
+    if (n <= 0)
+        return;
+    if (buf_room(b) == 0 && b->cap < BUF_BULK)
+        *bulk = true;
+    else if (b->cap == BUF_BULK && (size_t)n < BUF_SIZE)
+        *bulk = false;
+}
+
+/* Bulk buffers are big: an empty one goes back to the thread's cache
+ * whenever the tunnel waits, so an idle tunnel holds none. */
+static void bulk_idle(struct buf *b)
+{
+    if (b->cap == BUF_BULK)
+        buf_release_if_empty(b);
+}
+
 void tunnel_pump(struct txn *t)
 {
     struct conn *c = t->c;
@@ -221,7 +248,9 @@ void tunnel_pump(struct txn *t)
                 ups_shutdown(uc);
                 t->c_shut = true;
             } else if (c->readable && !t->splice) {
+                bulk_before_read(&c->rbuf, t->c_bulk);
                 ssize_t n = conn_read(c);
+                bulk_after_read(&c->rbuf, n, &t->c_bulk);
                 if (n > 0 || n == 0)
                     moved = true;
                 else if (n != -EAGAIN)
@@ -238,7 +267,9 @@ void tunnel_pump(struct txn *t)
                 conn_shutdown(c);
                 t->u_shut = true;
             } else if (uc->readable && !t->splice) {
+                bulk_before_read(&uc->rbuf, t->u_bulk);
                 ssize_t n = txn_ups_read(uc);
+                bulk_after_read(&uc->rbuf, n, &t->u_bulk);
                 if (n == 0)
                     t->up_eof = true;
                 if (n >= 0)
@@ -256,6 +287,8 @@ void tunnel_pump(struct txn *t)
             break;
         progress = true;
     }
+    bulk_idle(&c->rbuf);
+    bulk_idle(&uc->rbuf);
     if (progress)
         txn_arm_upstream(t, t->ups->cu->read_timeout);
     return;

@@ -297,6 +297,56 @@ def test_many_tunnels_at_once(forward, servers):
     assert len(srv.wait_results(24)) == 24
 
 
+def test_bulk_buffers_given_back_when_tunnels_idle(forward, servers):
+    """Buffered tunnels read bulk streams into 1 MiB buffers; a tunnel
+    that goes quiet gives them back. 24 tunnels, one after another, each
+    receives 6 MiB (bulk) and then echoes small messages (the direction is
+    interactive again), and all stay open: the proxy's RSS must not hold a
+    bulk buffer per tunnel (24 MiB and more if it did)."""
+    n = 6 * MiB
+
+    def handler(s):
+        send_pattern(s, n)
+        while True:
+            k = s.recv(100)
+            if not k:
+                return True
+            s.sendall(k)
+
+    srv = servers(handler)
+    g = forward({"connect_ports": [srv.port], "splice": False})
+    warm = open_tunnel(g, srv.port)  # the first one warms the allocator
+    held = [warm]
+    got, buf = 0, bytearray(MiB)
+    while got < n:
+        got += warm.recv_into(buf)
+    before = g.vm_rss_kib()
+    for i in range(24):
+        s = open_tunnel(g, srv.port)
+        h, got = hashlib.sha256(), 0
+        while got < n:
+            k = s.recv_into(buf, min(MiB, n - got))
+            assert k > 0
+            h.update(memoryview(buf)[:k])
+            got += k
+        assert h.hexdigest() == pattern_sha256(n)
+        for j in range(3):
+            msg = b"ping %d %d" % (i, j)
+            s.sendall(msg)
+            echo = b""
+            while len(echo) < len(msg):
+                k = s.recv(100)
+                assert k, "closed during the echo"
+                echo += k
+            assert echo == msg
+        held.append(s)
+    time.sleep(0.2)
+    grown = g.vm_rss_kib() - before
+    assert grown < 12 * 1024, "RSS grew %d KiB over 24 idle tunnels" % grown
+    for s in held:
+        s.close()
+
+
 def test_connect_refused_502_and_closed(forward):
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
