@@ -299,18 +299,20 @@ def report_connect(rows):
            for p, ds in per.items()}
     direct = med.get("direct")
     xcore = med.get("direct-xcore")
-    head = ["peer", "rounds", "MB/s", "x direct", "x xcore", "proxy CPU s/GiB",
-            "core 0 s/GiB", "core 1 s/GiB"]
+    relay = med.get("relay")
+    head = ["peer", "rounds", "MB/s", "x direct", "x xcore", "x relay",
+            "proxy CPU s/GiB", "core 0 s/GiB", "core 1 s/GiB"]
     out = []
     for p in peers_in(rows):
         m = med.get(p)
         if not m:
-            out.append([p, "0", "failed", "", "", "", "", ""])
+            out.append([p, "0", "failed", "", "", "", "", "", ""])
             continue
         proxy = not p.startswith("direct")
         out.append([p, str(len(per[p])), fmt(m["mbs"], 0),
                     ratio(m["mbs"], direct["mbs"]) if direct else "n/a",
                     ratio(m["mbs"], xcore["mbs"]) if xcore else "n/a",
+                    ratio(m["mbs"], relay["mbs"]) if relay and proxy else "-",
                     fmt(m["cpu_gib"], 3) if proxy else "-",
                     fmt(m["core_gib"], 3), fmt(m["load_gib"], 3)])
     ratios = []
@@ -475,7 +477,8 @@ def cmd_report(argv):
                "MB/s: bytes / seconds from the first byte sent to the sink's "
                "byte count received (10^6 bytes). x direct: MB/s over the "
                "direct connection's; x xcore: over the cross-core direct "
-               "connection's (see the notes).", "", md_table(head, out), ""]
+               "connection's; x relay: over the reference relay's (see the "
+               "notes).", "", md_table(head, out), ""]
         if ratios:
             rh = ["ratio", "proxy CPU s/GiB", "MB/s"]
             print()

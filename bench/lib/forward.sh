@@ -8,16 +8,21 @@
 #   connect   CONNECT bulk throughput: BENCH_CONNECT_BYTES (1 GiB) sent
 #             through a tunnel to a sink (bench/lib/tunnel_bulk.py), client
 #             and sink on the load core; MB/s and proxy CPU seconds per GiB,
-#             with a direct connection (no proxy) as the reference
+#             with a direct connection (no proxy) as the reference, and
+#             two more: gatehouse with `splice: false` (gatehouse-copy) and
+#             bench/lib/connect_relay.c, the least a CONNECT relay can do
+#             (relay: read/write through 1 MiB; relay-splice: a 1 MiB pipe)
 #
 # Knobs: BENCH_FWD_PEERS="gatehouse squid tinyproxy",
-# BENCH_CONNECT_BYTES=1073741824, BENCH_CONNECT_ROUNDS=3.
+# BENCH_CONNECT_BYTES=1073741824, BENCH_CONNECT_ROUNDS=3,
+# BENCH_SINK_CPU (default: the load cpu).
 
 SQUID=/usr/sbin/squid
 TINYPROXY=/usr/bin/tinyproxy
 read -ra FWD_PEERS <<<"${BENCH_FWD_PEERS:-gatehouse squid tinyproxy}"
 CONNECT_BYTES=${BENCH_CONNECT_BYTES:-1073741824}
 CONNECT_ROUNDS=${BENCH_CONNECT_ROUNDS:-3}
+SINK_CPU=${BENCH_SINK_CPU:-$LOAD_CPU} # a third core, where there is one
 SINK_PORT=
 SINK_PID=
 XSINK_PORT= # a second sink on the proxy's cpu: the cross-core reference
@@ -44,7 +49,7 @@ sink_on() {
 }
 
 start_sink() {
-    sink_on "$LOAD_CPU" sink
+    sink_on "$SINK_CPU" sink
     SINK_PID=$LAST_PID
     SINK_PORT=$(<"$TMP/sink.port")
     sink_on "$PROXY_CPU" xsink
@@ -204,14 +209,58 @@ scenario_forward() {
 }
 
 # ------------------------------------------------------------ connect
+# connect_start_extras: gatehouse-copy and the reference relays join PEERS
+# (fwd_stop_all stops them with the others).
+connect_start_extras() {
+    local ports i name
+    read -ra ports <<<"$($PY "$LIB/benchlib.py" ports 1)"
+    if [[ " ${PEERS[*]} " == *" gatehouse "* ]]; then
+        render "$BENCH/conf/forward.gatehouse.yaml" "$TMP/fwd-gatehouse-copy.yaml" \
+            "PORT=${ports[0]}" "SINK_PORT=$SINK_PORT"
+        sed -i 's/^\(      connect_ports: .*\)$/\1\n      splice: false/' "$TMP/fwd-gatehouse-copy.yaml"
+        start "$TMP/gatehouse-copy.out" taskset -c "$PROXY_CPU" "$GH_BIN" -c "$TMP/fwd-gatehouse-copy.yaml"
+        PEER_PID[gatehouse-copy]=$LAST_PID
+        PEER_PORT[gatehouse-copy]=${ports[0]}
+        if fwd_ready "$LAST_PID" "${ports[0]}" 20; then
+            PEERS+=(gatehouse-copy)
+        else
+            stop "$LAST_PID"
+            say "bench: gatehouse-copy did not come up; left out"
+        fi
+    fi
+    if ! cc -std=c17 -O2 -Wall -o "$TMP/connect_relay" "$LIB/connect_relay.c" 2>"$TMP/relay-build.txt"; then
+        tail_logs "$TMP/relay-build.txt"
+        say "bench: bench/lib/connect_relay.c did not build; the relay rows are left out"
+        return 0
+    fi
+    for name in relay relay-splice; do
+        rm -f "$TMP/$name.port"
+        start "$TMP/$name.out" taskset -c "$PROXY_CPU" "$TMP/connect_relay" "$TMP/$name.port" \
+            "$([[ $name == relay-splice ]] && echo splice || echo copy)"
+        for ((i = 0; i < 50; i++)); do
+            [[ -s $TMP/$name.port ]] && break
+            sleep 0.1
+        done
+        PEER_PID[$name]=$LAST_PID
+        if [[ -s $TMP/$name.port ]]; then
+            PEER_PORT[$name]=$(<"$TMP/$name.port")
+            PEERS+=("$name")
+        else
+            stop "$LAST_PID"
+            say "bench: $name did not start; left out"
+        fi
+    done
+}
+
 scenario_connect() {
     local raw=$TMP/connect.tsv r p pids c0 c1 b0 b1 s0 s1 l0 l1 rc status out
     local waited la_start nbytes secs mib=$((CONNECT_BYTES / 1048576))
     fwd_check_tools
     say ""
-    say "== connect: $mib MiB through a CONNECT tunnel (client and sink on cpu $LOAD_CPU, proxy on cpu $PROXY_CPU), direct as reference; $CONNECT_ROUNDS rounds"
+    say "== connect: $mib MiB through a CONNECT tunnel (client on cpu $LOAD_CPU, sink on cpu $SINK_CPU, proxy on cpu $PROXY_CPU), direct as reference; $CONNECT_ROUNDS rounds"
     la_start=$(cut -d' ' -f1-3 /proc/loadavg)
     fwd_start_all
+    connect_start_extras
     printf 'round\tpeer\tbytes\tseconds\tcpu_ticks\tcore_busy_ticks\tcore_steal_ticks\tload_busy_ticks\tloadavg\tquiet_wait_s\tstatus\n' >"$raw"
     for ((r = 1; r <= CONNECT_ROUNDS; r++)); do
         for p in direct direct-xcore "${PEERS[@]}"; do
@@ -260,8 +309,9 @@ scenario_connect() {
     done
     fwd_stop_all
     local notes=(--note "$CONNECT_ROUNDS interleaved rounds; each: a 64 MiB warm-up transfer, then \`taskset -c $LOAD_CPU bench/lib/tunnel_bulk.py send <sink port> $CONNECT_BYTES [<proxy port>]\` (CONNECT, send, half-close, wait for the sink's byte count)"
-        --note "proxy pinned to cpu $PROXY_CPU, one worker each; the sink (bench/lib/tunnel_bulk.py sink) and the client on cpu $LOAD_CPU; 'direct' connects to the sink without a proxy"
+        --note "proxy pinned to cpu $PROXY_CPU, one worker each; the sink (bench/lib/tunnel_bulk.py sink) on cpu $SINK_CPU and the client on cpu $LOAD_CPU; 'direct' connects to the sink without a proxy"
         --note "'direct-xcore': the client on cpu $LOAD_CPU connects without a proxy to a second sink on cpu $PROXY_CPU. Through any proxy the bytes leave the client's core and come back to it in the sink, out of cache; direct keeps them on one core, hot. direct-xcore has the cross-core cost without a proxy, so 'x xcore' is what the proxy itself costs in throughput"
+        --note "gatehouse-copy: gatehouse with \`splice: false\` (bulk directions read 1 MiB at a time). relay / relay-splice: bench/lib/connect_relay.c, one blocking tunnel, no event loop, no rules: read/write through a 1 MiB buffer, or splice through a 1 MiB pipe. They are what any relay costs on this machine; 'x relay' of a proxy is its throughput over theirs"
         --note "proxy CPU s/GiB: utime+stime of the proxy process over the timed transfer, per GiB"
         --note "load average at start: $la_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)")
     [[ -n $GH_NOTE ]] && notes+=(--note "$GH_NOTE")
