@@ -70,6 +70,8 @@ struct server {
     struct cache *cache;       /* shared by the workers; NULL: no caching
                                   (built at start: a reload keeps it) */
     bool sandboxed;      /* the seccomp sandbox is on: no exec (upgrade) */
+    int inited, started; /* workers prepared / running (for the teardown) */
+    bool admin_up;       /* the admin thread runs */
 };
 
 /* ---- listeners ---- */
@@ -252,7 +254,6 @@ static int reload_prepare(struct server *s, struct cfg *n, int *fds,
                  strerror(-rc));
         goto Close;
     }
-    /* TLS (issue 6): build the snapshot's certificate contexts here. */
     *alog_fd = access_log_for(s, n);
     if (*alog_fd == -2) {
         snprintf(why, whylen, "cannot open the access log %s", n->log.access);
@@ -267,6 +268,50 @@ Close:
         if (fds[k] >= 0)
             close(fds[k]);
     return rc;
+}
+
+/* The new snapshot <n> goes to every worker with its listening sockets
+ * (<fds>, worker x listener), and becomes the current one. Nothing here
+ * fails in a way that keeps the old snapshot. */
+static void reload_commit(struct server *s, struct cfg *n, const int *fds, int *lfds,
+                          int admin_fd, int alog_fd, struct ups_state *st,
+                          struct ups_health *health)
+{
+    size_t nl = n->nlisteners;
+    track_listeners(s, n, fds, lfds);
+    if (admin_fd >= 0 || admin_fd == -2)
+        s->admin_fd = admin_fd >= 0 ? admin_fd : -1;
+    s->gen++;
+    for (int w = 0; w < s->n; w++) {
+        struct reload_msg *m = calloc(1, sizeof(*m));
+        int *wfds = malloc((nl ? nl : 1) * sizeof(*wfds));
+        AN(m); /* a few bytes: out of memory here is fatal, as at start */
+        AN(wfds);
+        memcpy(wfds, fds + (size_t)w * nl, nl * sizeof(*wfds));
+        *m = (struct reload_msg){ .cfg = cfg_ref(n), .st = st, .id = s->gen,
+                                  .fds = wfds, .alog_fd = alog_fd,
+                                  .alog_fmt = n->log.format };
+        worker_post(&s->ws[w], m);
+    }
+    if (is_file(n->log.access)) {
+        s->alog_fd = alog_fd;
+        s->alog_path = n->log.access;
+    }
+    log_set_level(n->log.level);
+    admin_commit(s->admin, n, admin_fd);
+    /* the old generations keep their state until their last connection
+     * goes; its health thread stops now. The state points into its
+     * snapshot (and holds no reference): let go of it first. */
+    ups_health_stop(s->health);
+    ups_state_unref(s->st);
+    s->st = st;
+    s->health = health;
+    cfg_unref(s->cur);
+    s->cur = n;
+    if (!is_file(n->log.access) && s->alog_path != NULL)
+        s->alog_path = NULL; /* its fd stays open, unused */
+    log_info("reloaded %s: generation %u", n->file, s->gen);
+    admin_note_reload(s->admin, true, s->gen, NULL);
 }
 
 static void reload_config(struct server *s)
@@ -316,42 +361,8 @@ static void reload_config(struct server *s)
         cfg_unref(n);
         return;
     }
-    /* Commit: nothing below fails in a way that keeps the old snapshot. */
-    track_listeners(s, n, fds, lfds);
-    if (admin_fd >= 0 || admin_fd == -2)
-        s->admin_fd = admin_fd >= 0 ? admin_fd : -1;
-    s->gen++;
-    for (int w = 0; w < s->n; w++) {
-        struct reload_msg *m = calloc(1, sizeof(*m));
-        int *wfds = malloc((nl ? nl : 1) * sizeof(*wfds));
-        AN(m); /* a few bytes: out of memory here is fatal, as at start */
-        AN(wfds);
-        memcpy(wfds, fds + (size_t)w * nl, nl * sizeof(*wfds));
-        *m = (struct reload_msg){ .cfg = cfg_ref(n), .st = st, .id = s->gen,
-                                  .fds = wfds, .alog_fd = alog_fd,
-                                  .alog_fmt = n->log.format };
-        worker_post(&s->ws[w], m);
-    }
+    reload_commit(s, n, fds, lfds, admin_fd, alog_fd, st, health);
     free(fds);
-    if (is_file(n->log.access)) {
-        s->alog_fd = alog_fd;
-        s->alog_path = n->log.access;
-    }
-    log_set_level(n->log.level);
-    admin_commit(s->admin, n, admin_fd);
-    /* the old generations keep their state until their last connection
-     * goes; its health thread stops now. The state points into its
-     * snapshot (and holds no reference): let go of it first. */
-    ups_health_stop(s->health);
-    ups_state_unref(s->st);
-    s->st = st;
-    s->health = health;
-    cfg_unref(s->cur);
-    s->cur = n;
-    if (!is_file(n->log.access) && s->alog_path != NULL)
-        s->alog_path = NULL; /* its fd stays open, unused */
-    log_info("reloaded %s: generation %u", n->file, s->gen);
-    admin_note_reload(s->admin, true, s->gen, NULL);
 }
 
 /* SIGHUP, told to systemd (Type=notify) as it happens. */
@@ -522,23 +533,14 @@ static void log_tls(const struct cfg *cfg)
                                          "OpenSSL does the records");
 }
 
-int server_run(struct cfg *cfg, const char *file, char **argv)
+/* The access log, and the paths a reopen (SIGUSR1) needs. */
+static int open_access_log(struct server *s, const struct cfg *cfg)
 {
-    int status = 1;
-    struct server srv = { .file = file, .n = cfg->workers, .gen = 1,
-                          .argv = argv, .admin_fd = -1 };
-    struct server *s = &srv;
     int off = 0;
-    struct guard gd;
-    if (harden_prepare(&gd, cfg) < 0) { /* open-file limit, tables, user */
-        harden_fini(&gd);
-        return 1;
-    }
     s->alog_fd = log_open(cfg->log.access, &off);
     if (s->alog_fd < 0 && !off) {
         log_err("access log %s: %s", cfg->log.access, strerror(-s->alog_fd));
-        harden_fini(&gd);
-        return 1;
+        return -1;
     }
     if (off)
         s->alog_fd = -1;
@@ -546,54 +548,48 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
         s->alog_path = cfg->log.access;
     if (is_file(cfg->log.error))
         s->elog_path = cfg->log.error;
-    sigset_t set;
-    block_signals(&set);
-    upgrade_inherit_init();
-    int nrc = notify_init();
-    if (nrc < 0)
-        log_warn("NOTIFY_SOCKET: %s; systemd will not hear from us", strerror(-nrc));
+    return 0;
+}
 
-    s->cur = cfg_ref(cfg);
+/* What the workers share: metrics, the admin listener, the upstream state
+ * (health, in flight) and the cache. */
+static int make_shared(struct server *s, struct cfg *cfg, struct guard *gd)
+{
     s->ws = calloc((size_t)s->n, sizeof(*s->ws));
     s->m = metrics_new(s->n);
-    int started = 0, inited = 0;
-    bool admin_up = false;
     if (s->ws == NULL || s->m == NULL || metrics_register(s->m, cfg) < 0)
-        goto Exit;
+        return -1;
     for (int i = 0; i < s->n; i++)
-        s->ws[i].gd = &gd;
+        s->ws[i].gd = gd;
     s->admin = admin_new(s->m, cfg, s->n,
                          cfg->admin.enabled ? upgrade_take("@admin", &cfg->admin.addr) : -1);
     if (s->admin == NULL)
-        goto Exit;
+        return -1;
     s->admin_fd = admin_listen_fd(s->admin);
-    /* upstream state shared by the workers and the health thread */
     s->st = ups_state_new(cfg, NULL);
     if (s->st == NULL)
-        goto Exit;
+        return -1;
     ups_state_set_metrics(s->st, metrics_health(s->m));
-    if (cfg->cache.enabled && (s->cache = cglue_cache_new(cfg, &gd.plan)) == NULL)
-        goto Exit;
-    if (start_workers(s, cfg, &inited) < 0)
-        goto Exit;
-    upgrade_inherit_done();
-    if (write_pid(cfg->pid_file) < 0 || harden_drop(&gd, cfg) < 0)
-        goto Exit; /* chroot, user, no_new_privs: listeners are bound */
-    for (; started < s->n; started++) {
-        int rc = pthread_create(&s->ws[started].thread, NULL, worker_main,
-                                &s->ws[started]);
+    if (cfg->cache.enabled && (s->cache = cglue_cache_new(cfg, &gd->plan)) == NULL)
+        return -1;
+    return 0;
+}
+
+/* The worker threads, each in its sandbox, then this thread's sandbox,
+ * then the health and admin threads, which inherit it. On a failure the
+ * workers already running are told to stop. */
+static int start_threads(struct server *s, struct cfg *cfg, struct guard *gd)
+{
+    for (; s->started < s->n; s->started++) {
+        int rc = pthread_create(&s->ws[s->started].thread, NULL, worker_main,
+                                &s->ws[s->started]);
         if (rc != 0) {
             log_err("cannot start worker: %s", strerror(rc));
-            notify_workers(s, WSTOP_NOW);
-            goto Exit;
+            goto Fail;
         }
     }
-    /* every worker in its sandbox, then this thread in its own; the admin
-     * thread, started after, inherits this one's */
-    if (harden_main(&gd, cfg, s->n) < 0) {
-        notify_workers(s, WSTOP_NOW);
-        goto Exit;
-    }
+    if (harden_main(gd, cfg, s->n) < 0)
+        goto Fail;
     s->sandboxed = cfg->security.sandbox;
     /* The health thread probes servers and may resolve their names: it
      * runs in the main thread's list, inherited, as those a reload starts
@@ -601,39 +597,35 @@ int server_run(struct cfg *cfg, const char *file, char **argv)
     int hrc = ups_health_start(s->st, &s->health);
     if (hrc < 0) {
         log_err("cannot start the health thread: %s", strerror(-hrc));
-        notify_workers(s, WSTOP_NOW);
-        goto Exit;
+        goto Fail;
     }
-    if (admin_start(s->admin) < 0) {
-        notify_workers(s, WSTOP_NOW);
-        goto Exit;
-    }
-    admin_up = true;
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        log_info("listening on %s%s (%d workers)", cfg->listeners[i].addr.text,
-                 cfg->listeners[i].tls != NULL ? " with TLS" : "", s->n);
-    log_tls(cfg);
-    upgrade_ready();
-    /* after an upgrade this is a new process: systemd follows it (the
-     * unit says NotifyAccess=all), the old one then exits */
-    notify_send("MAINPID=%ld\nREADY=1\nSTATUS=generation 1", (long)getpid());
-    wait_signals(s, &set);
-    status = 0;
-Exit:
-    for (int i = 0; i < started; i++)
+    if (admin_start(s->admin) < 0)
+        goto Fail;
+    s->admin_up = true;
+    return 0;
+Fail:
+    notify_workers(s, WSTOP_NOW);
+    return -1;
+}
+
+/* Undoes whatever part of server_run's start happened. */
+static void server_teardown(struct server *s, const struct cfg *cfg, struct guard *gd,
+                            bool clean)
+{
+    for (int i = 0; i < s->started; i++)
         pthread_join(s->ws[i].thread, NULL);
     ups_health_stop(s->health);
-    if (admin_up)
+    if (s->admin_up)
         admin_stop(s->admin);
     admin_free(s->admin);
-    for (int i = 0; i < inited; i++)
+    for (int i = 0; i < s->inited; i++)
         worker_fini(&s->ws[i]);
     ups_state_unref(s->st);
     cache_free(s->cache); /* after the workers: writes what is queued for disk */
     free(s->ws);
     metrics_free(s->m);
-    harden_fini(&gd);
-    if (cfg->pid_file != NULL && status == 0 && !s->upgraded &&
+    harden_fini(gd);
+    if (cfg->pid_file != NULL && clean && !s->upgraded &&
         unlink(cfg->pid_file) == -1) /* it was written as root, maybe */
         log_warn("pid file %s: %s", cfg->pid_file, strerror(errno));
     upgrade_inherit_done();
@@ -641,6 +633,45 @@ Exit:
     cfg_unref(s->cur);
     if (s->alog_fd > 2)
         close(s->alog_fd);
+}
+
+int server_run(struct cfg *cfg, const char *file, char **argv)
+{
+    struct server srv = { .file = file, .n = cfg->workers, .gen = 1,
+                          .argv = argv, .admin_fd = -1 };
+    struct server *s = &srv;
+    struct guard gd;
+    if (harden_prepare(&gd, cfg) < 0 || /* open-file limit, tables, user */
+        open_access_log(s, cfg) < 0) {
+        harden_fini(&gd);
+        return 1;
+    }
+    sigset_t set;
+    block_signals(&set);
+    upgrade_inherit_init();
+    int nrc = notify_init();
+    if (nrc < 0)
+        log_warn("NOTIFY_SOCKET: %s; systemd will not hear from us", strerror(-nrc));
+    s->cur = cfg_ref(cfg);
+    bool ok = make_shared(s, cfg, &gd) == 0 && start_workers(s, cfg, &s->inited) == 0;
+    if (ok) {
+        upgrade_inherit_done();
+        /* chroot, user, no_new_privs: listeners are bound */
+        ok = write_pid(cfg->pid_file) == 0 && harden_drop(&gd, cfg) == 0 &&
+             start_threads(s, cfg, &gd) == 0;
+    }
+    if (ok) {
+        for (size_t i = 0; i < cfg->nlisteners; i++)
+            log_info("listening on %s%s (%d workers)", cfg->listeners[i].addr.text,
+                     cfg->listeners[i].tls != NULL ? " with TLS" : "", s->n);
+        log_tls(cfg);
+        upgrade_ready();
+        /* after an upgrade this is a new process: systemd follows it (the
+         * unit says NotifyAccess=all), the old one then exits */
+        notify_send("MAINPID=%ld\nREADY=1\nSTATUS=generation 1", (long)getpid());
+        wait_signals(s, &set);
+    }
+    server_teardown(s, cfg, &gd, ok);
     log_info("stopped");
-    return status;
+    return ok ? 0 : 1;
 }
