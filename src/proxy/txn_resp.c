@@ -182,6 +182,77 @@ static int body_end(struct txn *t)
     return rc;
 }
 
+/* Response bytes wait for the client: the head, framed body bytes, or
+ * what the compressor holds. */
+static bool resp_pending(struct txn *t)
+{
+    return outq_pending(&t->cout) || t->resf.fwd > 0 ||
+           (t->bo != NULL && bodyout_pending(t));
+}
+
+/* Frames the next piece of the body (chunked: the next chunk's bytes) and
+ * hands it to the cache too. -1: malformed, the transaction ended. */
+static int resp_frame(struct txn *t)
+{
+    struct uconn *uc = t->uc;
+    if (flow_take(&t->resf, &uc->rbuf) < 0) {
+        char name[80];
+        log_warn("upstream %s: server %s: malformed chunked body",
+                 t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
+        t->reason = "http_response_transfer_coding";
+        cli_abort(t);
+        return -1;
+    }
+    if (t->cx != NULL && t->resf.fwd > 0)
+        cglue_tee(t, buf_head(&uc->rbuf), t->resf.fwd); /* store too */
+    return 0;
+}
+
+/* Sends what is pending to the client: 1 some went, 0 it cannot take
+ * more now, -1 it is gone (the transaction ended). */
+static int resp_send(struct txn *t)
+{
+    struct uconn *uc = t->uc;
+    if (!cli_writable(t))
+        return 0;
+    ssize_t n = t->bo == NULL ? cli_send(t, &t->cout, buf_head(&uc->rbuf), t->resf.fwd)
+                              : bodyout_write(t, buf_head(&uc->rbuf), t->resf.fwd);
+    if (n == -EAGAIN)
+        return 0;
+    if (n < 0) {
+        t->reason = "client_closed";
+        cli_abort(t);
+        return -1;
+    }
+    flow_sent(&t->resf, &uc->rbuf, (size_t)n);
+    return 1;
+}
+
+/* Reads more of the body from the server: 1 some came, 2 its end (a body
+ * delimited by the close), 0 nothing yet, -1 the transaction ended (cut
+ * short). */
+static int resp_read(struct txn *t)
+{
+    struct uconn *uc = t->uc;
+    ssize_t n = uc->readable ? txn_ups_read(uc) : -EAGAIN;
+    if (n == -EAGAIN)
+        return t->bo != NULL && body_stall(t) < 0 ? -1 : 0;
+    if (n == 0 && t->resf.kind == H1_B_EOF) {
+        t->resf.done = true;
+        uc->rdhup = true;
+        return 2;
+    }
+    if (n <= 0) {
+        char name[80];
+        log_warn("upstream %s: server %s: response body cut short",
+                 t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
+        t->reason = "http_response_incomplete";
+        cli_abort(t);
+        return -1;
+    }
+    return 1;
+}
+
 /* Streams the response head and body to the client. Returns 0, or -1 when
  * the transaction ended. */
 int txn_pump_response(struct txn *t)
@@ -197,33 +268,14 @@ int txn_pump_response(struct txn *t)
     bool cprog = false, uprog = false;
     for (;;) {
         if (t->head_sent && t->resf.fwd == 0 && !t->resf.done &&
-            buf_len(&uc->rbuf) > 0) {
-            if (flow_take(&t->resf, &uc->rbuf) < 0) {
-                char name[80];
-                log_warn("upstream %s: server %s: malformed chunked body",
-                         t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
-                t->reason = "http_response_transfer_coding";
-                cli_abort(t);
+            buf_len(&uc->rbuf) > 0 && resp_frame(t) < 0)
+            return -1;
+        if (resp_pending(t)) {
+            int r = resp_send(t);
+            if (r < 0)
                 return -1;
-            }
-            if (t->cx != NULL && t->resf.fwd > 0)
-                cglue_tee(t, buf_head(&uc->rbuf), t->resf.fwd); /* store too */
-        }
-        if (outq_pending(&t->cout) || t->resf.fwd > 0 ||
-            (t->bo != NULL && bodyout_pending(t))) {
-            if (!cli_writable(t))
+            if (r == 0)
                 break;
-            ssize_t n = t->bo == NULL
-                            ? cli_send(t, &t->cout, buf_head(&uc->rbuf), t->resf.fwd)
-                            : bodyout_write(t, buf_head(&uc->rbuf), t->resf.fwd);
-            if (n == -EAGAIN)
-                break;
-            if (n < 0) {
-                t->reason = "client_closed";
-                cli_abort(t);
-                return -1;
-            }
-            flow_sent(&t->resf, &uc->rbuf, (size_t)n);
             cprog = true;
             continue;
         }
@@ -241,35 +293,16 @@ int txn_pump_response(struct txn *t)
             txn_finish(t);
             return -1;
         }
-        if (!uc->readable) {
-            if (t->bo != NULL && body_stall(t) < 0)
-                return -1;
-            break;
-        }
-        ssize_t n = txn_ups_read(uc);
-        if (n == -EAGAIN) {
-            if (t->bo != NULL && body_stall(t) < 0)
-                return -1;
-            break;
-        }
-        if (n == 0 && t->resf.kind == H1_B_EOF) {
-            t->resf.done = true;
-            uc->rdhup = true;
-            continue;
-        }
-        if (n <= 0) {
-            char name[80];
-            log_warn("upstream %s: server %s: response body cut short",
-                     t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
-            t->reason = "http_response_incomplete";
-            cli_abort(t);
+        int r = resp_read(t);
+        if (r < 0)
             return -1;
-        }
-        uprog = true;
+        if (r == 0)
+            break;
+        uprog |= r == 1; /* at the end, no upstream timer to re-arm */
     }
     if (uprog)
         txn_arm_timers(t, true, false);
-    if (outq_pending(&t->cout) || t->resf.fwd > 0 || (t->bo != NULL && bodyout_pending(t)))
+    if (resp_pending(t))
         txn_arm_timers(t, false, true);
     else if (cprog)
         cli_timer_stop(t);
