@@ -208,6 +208,55 @@ static void bulk_idle(struct buf *b)
         buf_release_if_empty(b);
 }
 
+/* Buffered, client -> upstream: what the buffer holds, then the client's
+ * FIN or a fresh read. 1 progress, 0 blocked, -1 a socket broke. */
+static int pump_up(struct txn *t)
+{
+    struct conn *c = t->c;
+    struct uconn *uc = t->uc;
+    int r = tunnel_dir(NULL, uc, &c->rbuf, &t->reqf.fwd, &t->reqf.bytes);
+    if (r < 0 || buf_len(&c->rbuf) > 0 || t->c_shut)
+        return r;
+    if (c->eof) {
+        ups_shutdown(uc);
+        t->c_shut = true;
+    } else if (c->readable && !t->splice) {
+        bulk_before_read(&c->rbuf, t->c_bulk);
+        ssize_t n = conn_read(c);
+        bulk_after_read(&c->rbuf, n, &t->c_bulk);
+        if (n >= 0)
+            return 1;
+        if (n != -EAGAIN)
+            return -1;
+    }
+    return r;
+}
+
+/* Buffered, upstream -> client: the same the other way. */
+static int pump_down(struct txn *t)
+{
+    struct conn *c = t->c;
+    struct uconn *uc = t->uc;
+    int r = tunnel_dir(t, NULL, &uc->rbuf, &t->resf.fwd, &t->resf.bytes);
+    if (r < 0 || buf_len(&uc->rbuf) > 0 || t->u_shut)
+        return r;
+    if (t->up_eof) {
+        conn_shutdown(c);
+        t->u_shut = true;
+    } else if (uc->readable && !t->splice) {
+        bulk_before_read(&uc->rbuf, t->u_bulk);
+        ssize_t n = txn_ups_read(uc);
+        bulk_after_read(&uc->rbuf, n, &t->u_bulk);
+        if (n == 0)
+            t->up_eof = true;
+        if (n >= 0)
+            return 1;
+        if (n != -EAGAIN)
+            return -1;
+    }
+    return r;
+}
+
 void tunnel_pump(struct txn *t)
 {
     struct conn *c = t->c;
@@ -238,46 +287,10 @@ void tunnel_pump(struct txn *t)
             moved = r > 0;
             goto Moved;
         }
-        /* client -> upstream */
-        int r = tunnel_dir(NULL, uc, &c->rbuf, &t->reqf.fwd, &t->reqf.bytes);
-        if (r < 0)
+        int up = pump_up(t), down = up < 0 ? 0 : pump_down(t);
+        if (up < 0 || down < 0)
             goto Broken;
-        moved |= r > 0;
-        if (buf_len(&c->rbuf) == 0 && !t->c_shut) {
-            if (c->eof) {
-                ups_shutdown(uc);
-                t->c_shut = true;
-            } else if (c->readable && !t->splice) {
-                bulk_before_read(&c->rbuf, t->c_bulk);
-                ssize_t n = conn_read(c);
-                bulk_after_read(&c->rbuf, n, &t->c_bulk);
-                if (n > 0 || n == 0)
-                    moved = true;
-                else if (n != -EAGAIN)
-                    goto Broken;
-            }
-        }
-        /* upstream -> client */
-        r = tunnel_dir(t, NULL, &uc->rbuf, &t->resf.fwd, &t->resf.bytes);
-        if (r < 0)
-            goto Broken;
-        moved |= r > 0;
-        if (buf_len(&uc->rbuf) == 0 && !t->u_shut) {
-            if (t->up_eof) {
-                conn_shutdown(c);
-                t->u_shut = true;
-            } else if (uc->readable && !t->splice) {
-                bulk_before_read(&uc->rbuf, t->u_bulk);
-                ssize_t n = txn_ups_read(uc);
-                bulk_after_read(&uc->rbuf, n, &t->u_bulk);
-                if (n == 0)
-                    t->up_eof = true;
-                if (n >= 0)
-                    moved = true;
-                else if (n != -EAGAIN)
-                    goto Broken;
-            }
-        }
+        moved = up > 0 || down > 0;
     Moved:
         if (t->c_shut && t->u_shut) {
             txn_done_upstream(t);
