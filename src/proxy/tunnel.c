@@ -24,6 +24,7 @@
 #include "proxy/proxy_int.h"
 
 #define PIPE_BYTES (256 * 1024)
+#define PIPE_MIN_BYTES (64 * 1024) /* the kernel's default pipe */
 
 struct spdir {
     int p[2];
@@ -55,8 +56,15 @@ static int open_pipe(struct spdir *d)
     /* fewer, larger splices for bulk transfers; the kernel may refuse (a
      * user's pipe-buffer quota), which only costs more system calls */
     (void)fcntl(d->p[1], F_SETPIPE_SZ, PIPE_BYTES);
+    /* Once the quota (fs.pipe-user-pages-soft) is spent, new pipes get two
+     * pages, and each splice moves two pages at most: the buffered path
+     * does better. */
+    if (fcntl(d->p[1], F_GETPIPE_SZ) < PIPE_MIN_BYTES)
+        return -ENOBUFS;
     return 0;
 }
+
+static _Thread_local bool quota_told; /* said once per worker */
 
 int tunnel_splice_start(struct txn *t)
 {
@@ -70,8 +78,16 @@ int tunnel_splice_start(struct txn *t)
     int rc = open_pipe(&s->up);
     if (rc == 0)
         rc = open_pipe(&s->down);
-    if (rc < 0)
-        return rc; /* buffered mode goes on; the cleanup closes what opened */
+    if (rc < 0) { /* buffered mode goes on, without holding pipe quota */
+        close_pipes(s);
+        s->up = s->down = (struct spdir){ { -1, -1 }, 0 };
+        if (rc == -ENOBUFS && !quota_told) {
+            log_warn("splice: this user's pipe quota (fs.pipe-user-pages-soft) "
+                     "is spent; new CONNECT tunnels copy their bytes instead");
+            quota_told = true;
+        }
+        return rc;
+    }
     t->spl = s;
     buf_put(&t->c->rbuf);
     buf_put(&t->uc->rbuf);

@@ -347,6 +347,65 @@ def test_bulk_buffers_given_back_when_tunnels_idle(forward, servers):
         s.close()
 
 
+def test_pipe_quota_spent_tunnels_copy_instead(forward, servers):
+    """Started as root, gatehouse runs as "nobody", whose pipes count
+    against fs.pipe-user-pages-soft. Once that is spent the kernel hands
+    out two-page pipes, which would splice two pages per call: those
+    tunnels copy instead (no pipes held, a warning in the error log), and
+    every tunnel, spliced or not, still carries its bytes."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to start gatehouse as root and drop to nobody")
+    with open("/proc/sys/fs/pipe-user-pages-soft") as f:
+        soft = int(f.read())
+    if soft == 0:
+        pytest.skip("fs.pipe-user-pages-soft is 0: no pipe quota to spend")
+    # 256 KiB pipes, two per tunnel: 128 pages a tunnel spends the quota
+    n = soft // 128 + 24
+
+    def handler(s):
+        while True:
+            k = s.recv(65536)
+            if not k:
+                return True
+            s.sendall(k)
+
+    srv = servers(handler)
+    g = forward({"connect_ports": [srv.port]}, extra={"security": {}})
+    base_pipes = pipe_fds(g.pid)
+    held = []
+    try:
+        for i in range(n):
+            s = open_tunnel(g, srv.port)
+            held.append(s)
+            msg = b"tunnel %d" % i
+            s.sendall(msg)
+            echo = b""
+            while len(echo) < len(msg):
+                k = s.recv(100)
+                assert k, "tunnel %d closed" % i
+                echo += k
+            assert echo == msg
+        pipes = pipe_fds(g.pid) - base_pipes
+        assert 0 < pipes < 4 * n, pipes  # some spliced, the last ones not
+        assert "pipe quota" in g.error_log_text()
+        # the last tunnel (buffered) and the first (spliced) move 4 MiB
+        for s in (held[-1], held[0]):
+            m = 4 * MiB
+            t = threading.Thread(target=send_pattern, args=(s, m))
+            t.start()
+            h, got, buf = hashlib.sha256(), 0, bytearray(MiB)
+            while got < m:
+                k = s.recv_into(buf, min(MiB, m - got))
+                assert k > 0
+                h.update(memoryview(buf)[:k])
+                got += k
+            t.join()
+            assert h.hexdigest() == pattern_sha256(m)
+    finally:
+        for s in held:
+            s.close()
+
+
 def test_connect_refused_502_and_closed(forward):
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
