@@ -190,19 +190,26 @@ static bool resp_pending(struct txn *t)
            (t->bo != NULL && bodyout_pending(t));
 }
 
+/* The server's body broke after the head went: logged with the server's
+ * name, the client's connection aborted (its framing cannot be kept).
+ * Returns -1, the transaction ended. */
+static int resp_broken(struct txn *t, const char *what, const char *reason)
+{
+    char name[80];
+    log_warn("upstream %s: server %s: %s", t->ups->cu->name,
+             ups_srv_name(t->ups, t->uc->srv, name, sizeof(name)), what);
+    t->reason = reason;
+    cli_abort(t);
+    return -1;
+}
+
 /* Frames the next piece of the body (chunked: the next chunk's bytes) and
  * hands it to the cache too. -1: malformed, the transaction ended. */
 static int resp_frame(struct txn *t)
 {
     struct uconn *uc = t->uc;
-    if (flow_take(&t->resf, &uc->rbuf) < 0) {
-        char name[80];
-        log_warn("upstream %s: server %s: malformed chunked body",
-                 t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
-        t->reason = "http_response_transfer_coding";
-        cli_abort(t);
-        return -1;
-    }
+    if (flow_take(&t->resf, &uc->rbuf) < 0)
+        return resp_broken(t, "malformed chunked body", "http_response_transfer_coding");
     if (t->cx != NULL && t->resf.fwd > 0)
         cglue_tee(t, buf_head(&uc->rbuf), t->resf.fwd); /* store too */
     return 0;
@@ -242,14 +249,8 @@ static int resp_read(struct txn *t)
         uc->rdhup = true;
         return 2;
     }
-    if (n <= 0) {
-        char name[80];
-        log_warn("upstream %s: server %s: response body cut short",
-                 t->ups->cu->name, ups_srv_name(t->ups, uc->srv, name, sizeof(name)));
-        t->reason = "http_response_incomplete";
-        cli_abort(t);
-        return -1;
-    }
+    if (n <= 0)
+        return resp_broken(t, "response body cut short", "http_response_incomplete");
     return 1;
 }
 

@@ -84,6 +84,29 @@ def drain_hash(s):
         n += k
 
 
+def recv_hash(s, n):
+    """Reads exactly <n> bytes (fails on an early EOF); returns their
+    sha256."""
+    h, got, buf = hashlib.sha256(), 0, bytearray(MiB)
+    while got < n:
+        k = s.recv_into(buf, min(MiB, n - got))
+        assert k > 0, "EOF after %d of %d bytes" % (got, n)
+        h.update(memoryview(buf)[:k])
+        got += k
+    return h.hexdigest()
+
+
+def echo(s, msg):
+    """Sends <msg> and reads back as many bytes: they must be the same."""
+    s.sendall(msg)
+    back = b""
+    while len(back) < len(msg):
+        k = s.recv(100)
+        assert k, "closed during the echo of %r" % msg
+        back += k
+    assert back == msg
+
+
 def send_pattern(s, n):
     mv = memoryview(BLOCK)
     left = n
@@ -317,28 +340,13 @@ def test_bulk_buffers_given_back_when_tunnels_idle(forward, servers):
     g = forward({"connect_ports": [srv.port], "splice": False})
     warm = open_tunnel(g, srv.port)  # the first one warms the allocator
     held = [warm]
-    got, buf = 0, bytearray(MiB)
-    while got < n:
-        got += warm.recv_into(buf)
+    recv_hash(warm, n)
     before = g.vm_rss_kib()
     for i in range(24):
         s = open_tunnel(g, srv.port)
-        h, got = hashlib.sha256(), 0
-        while got < n:
-            k = s.recv_into(buf, min(MiB, n - got))
-            assert k > 0
-            h.update(memoryview(buf)[:k])
-            got += k
-        assert h.hexdigest() == pattern_sha256(n)
+        assert recv_hash(s, n) == pattern_sha256(n)
         for j in range(3):
-            msg = b"ping %d %d" % (i, j)
-            s.sendall(msg)
-            echo = b""
-            while len(echo) < len(msg):
-                k = s.recv(100)
-                assert k, "closed during the echo"
-                echo += k
-            assert echo == msg
+            echo(s, b"ping %d %d" % (i, j))
         held.append(s)
     time.sleep(0.2)
     grown = g.vm_rss_kib() - before
@@ -377,14 +385,7 @@ def test_pipe_quota_spent_tunnels_copy_instead(forward, servers):
         for i in range(n):
             s = open_tunnel(g, srv.port)
             held.append(s)
-            msg = b"tunnel %d" % i
-            s.sendall(msg)
-            echo = b""
-            while len(echo) < len(msg):
-                k = s.recv(100)
-                assert k, "tunnel %d closed" % i
-                echo += k
-            assert echo == msg
+            echo(s, b"tunnel %d" % i)
         pipes = pipe_fds(g.pid) - base_pipes
         assert 0 < pipes < 4 * n, pipes  # some spliced, the last ones not
         assert "pipe quota" in g.error_log_text()
@@ -393,14 +394,9 @@ def test_pipe_quota_spent_tunnels_copy_instead(forward, servers):
             m = 4 * MiB
             t = threading.Thread(target=send_pattern, args=(s, m))
             t.start()
-            h, got, buf = hashlib.sha256(), 0, bytearray(MiB)
-            while got < m:
-                k = s.recv_into(buf, min(MiB, m - got))
-                assert k > 0
-                h.update(memoryview(buf)[:k])
-                got += k
+            got = recv_hash(s, m)
             t.join()
-            assert h.hexdigest() == pattern_sha256(m)
+            assert got == pattern_sha256(m)
     finally:
         for s in held:
             s.close()
