@@ -443,6 +443,57 @@ static int body_out(struct txn *t)
     return 1;
 }
 
+/* The head of a SEND_BODY_CHUNK packet at <p> (<avail> bytes, <plen> the
+ * packet's length): its bytes then go as the body, what pads it is
+ * skipped. Returns as take_packet. */
+static int body_chunk_head(struct txn *t, const uint8_t *p, size_t avail, int plen)
+{
+    struct ajx *aj = t->aj;
+    if (avail < AJP_HEAD + 3)
+        return 0;
+    uint32_t clen = (uint32_t)p[AJP_HEAD + 1] << 8 | p[AJP_HEAD + 2];
+    if (!t->head_sent || clen + 3 > (uint32_t)plen) {
+        bad_response(t, "body chunk");
+        return -1;
+    }
+    buf_consume(&t->uc->rbuf, AJP_HEAD + 3);
+    aj->chunk_left = clen;
+    aj->skip_left = (uint32_t)plen - 3 - clen; /* Tomcat adds a NUL */
+    if (t->resf.kind == H1_B_NONE)
+        aj->chunk_left = 0, aj->skip_left += clen; /* HEAD: drop */
+    return 1;
+}
+
+/* A whole packet other than a body chunk, <type> with payload <pl> of
+ * <plen> bytes. Returns 0, or -1 when the transaction ended. */
+static int whole_packet(struct txn *t, uint8_t type, const uint8_t *pl, int plen)
+{
+    struct ajx *aj = t->aj;
+    switch (type) {
+    case AJP_SEND_HEADERS:
+        if (t->head_sent) {
+            bad_response(t, "second SEND_HEADERS");
+            return -1;
+        }
+        return start_response(t, pl, (size_t)plen) < 0 ? -1 : 0;
+    case AJP_END_RESPONSE:
+        if (!t->head_sent) {
+            bad_response(t, "END_RESPONSE without headers");
+            return -1;
+        }
+        aj->reuse = plen >= 2 && pl[1] == 1;
+        aj->ended = true;
+        return 0;
+    case AJP_GET_BODY_CHUNK:
+        aj->ask_len = plen >= 3 ? ((size_t)pl[1] << 8 | pl[2]) : 0;
+        aj->asked++;
+        return 0;
+    default:
+        bad_response(t, "unknown packet type");
+        return -1;
+    }
+}
+
 /* One packet (or part of a body chunk) from the upstream buffer. Returns 1
  * on progress, 0 when more bytes are needed, -1 when the transaction ended
  * or is blocked on the client (then -2). */
@@ -489,21 +540,8 @@ static int take_packet(struct txn *t)
         use_request(t);
         return 1;
     }
-    if (type == AJP_SEND_BODY_CHUNK) {
-        if (avail < AJP_HEAD + 3)
-            return 0;
-        uint32_t clen = (uint32_t)p[AJP_HEAD + 1] << 8 | p[AJP_HEAD + 2];
-        if (!t->head_sent || clen + 3 > (uint32_t)plen) {
-            bad_response(t, "body chunk");
-            return -1;
-        }
-        buf_consume(&uc->rbuf, AJP_HEAD + 3);
-        aj->chunk_left = clen;
-        aj->skip_left = (uint32_t)plen - 3 - clen; /* Tomcat adds a NUL */
-        if (t->resf.kind == H1_B_NONE)
-            aj->chunk_left = 0, aj->skip_left += clen; /* HEAD: drop */
-        return 1;
-    }
+    if (type == AJP_SEND_BODY_CHUNK)
+        return body_chunk_head(t, p, avail, plen);
     if (avail < AJP_HEAD + (size_t)plen) {
         if (buf_room(&uc->rbuf) == 0 && uc->rbuf.start == 0 &&
             buf_grow(&uc->rbuf, AJP_HEAD + (size_t)plen) < 0) {
@@ -512,32 +550,8 @@ static int take_packet(struct txn *t)
         }
         return 0;
     }
-    const uint8_t *pl = p + AJP_HEAD;
-    switch (type) {
-    case AJP_SEND_HEADERS:
-        if (t->head_sent) {
-            bad_response(t, "second SEND_HEADERS");
-            return -1;
-        }
-        if (start_response(t, pl, (size_t)plen) < 0)
-            return -1;
-        break;
-    case AJP_END_RESPONSE:
-        if (!t->head_sent) {
-            bad_response(t, "END_RESPONSE without headers");
-            return -1;
-        }
-        aj->reuse = plen >= 2 && pl[1] == 1;
-        aj->ended = true;
-        break;
-    case AJP_GET_BODY_CHUNK:
-        aj->ask_len = plen >= 3 ? ((size_t)pl[1] << 8 | pl[2]) : 0;
-        aj->asked++;
-        break;
-    default:
-        bad_response(t, "unknown packet type");
+    if (whole_packet(t, type, p + AJP_HEAD, plen) < 0)
         return -1;
-    }
     buf_consume(&uc->rbuf, AJP_HEAD + (size_t)plen);
     return 1;
 }
