@@ -25,6 +25,7 @@ struct loop {
     struct timer **heap; /* 1-based */
     uint32_t nheap, capheap;
     struct defer *dhead, **dtail;
+    struct defer *running; /* what is left of the batch being run */
     void (*idle_fn)(void *);
     void *idle_arg;
     void *data;
@@ -295,34 +296,45 @@ void loop_defer(struct loop *l, struct defer *d, defer_fn *cb)
     l->dtail = &d->next_;
 }
 
+/* Unlinks <d> from the list at <pp>; returns whether it was there. */
+static bool unlink_defer(struct defer **pp, struct defer *d, struct defer ***tail)
+{
+    for (; *pp != NULL; pp = &(*pp)->next_) {
+        if (*pp == d) {
+            *pp = d->next_;
+            if (tail != NULL && *tail == &d->next_)
+                *tail = pp;
+            return true;
+        }
+    }
+    return false;
+}
+
 void loop_undefer(struct loop *l, struct defer *d)
 {
     if (!d->queued_)
         return;
-    for (struct defer **pp = &l->dhead; *pp; pp = &(*pp)->next_) {
-        if (*pp == d) {
-            *pp = d->next_;
-            if (l->dtail == &d->next_)
-                l->dtail = pp;
-            break;
-        }
-    }
+    /* queued for the next batch, or still waiting in the one being run (a
+     * callback undoing another's: its owner may be gone after it) */
+    if (!unlink_defer(&l->dhead, d, &l->dtail))
+        (void)unlink_defer(&l->running, d, NULL);
     d->queued_ = false;
+    d->next_ = NULL;
 }
 
 static void run_deferred(struct loop *l)
 {
     /* Only what was queued before we started: a callback that queues more
      * work runs it next iteration, after fresh I/O events. */
-    struct defer *d = l->dhead;
+    l->running = l->dhead;
     l->dhead = NULL;
     l->dtail = &l->dhead;
-    while (d != NULL) {
-        struct defer *next = d->next_;
+    while (l->running != NULL) {
+        struct defer *d = l->running;
+        l->running = d->next_;
         d->queued_ = false;
         d->next_ = NULL;
         d->cb(l, d);
-        d = next;
     }
 }
 

@@ -85,8 +85,8 @@ static void hc_free(void *p)
     h2_cli_free(hc->cli);
     hc->cli = NULL;
     hc->gone = true;
-    /* its deferred flush may still be in this iteration's batch (which
-     * loop_undefer cannot reach): freed after it */
+    /* this may run inside its own deferred flush (hc_run closing the
+     * connection), which still holds hc: freed after the iteration */
     loop_free_later(l, hc);
 }
 

@@ -117,6 +117,67 @@ static void test_defer_once_and_requeue(void **state)
     loop_free(l);
 }
 
+/* A callback that undoes a later entry of the same batch: that entry must
+ * not run (its owner may be gone), and queued anew it runs next time. */
+struct owner {
+    struct defer d;
+    int runs;
+    struct owner *other; /* undone by this one's callback */
+    bool requeue_other;
+};
+
+static void owner_run(struct loop *l, struct defer *d)
+{
+    struct owner *o = (struct owner *)(void *)d;
+    o->runs++;
+    if (o->other != NULL) {
+        loop_undefer(l, &o->other->d);
+        if (o->requeue_other)
+            loop_defer(l, &o->other->d, owner_run);
+        o->other = NULL;
+    }
+}
+
+static void stop_cb(struct loop *l, struct defer *d)
+{
+    (void)d;
+    loop_stop(l);
+}
+
+static void guard_stop(struct loop *l, struct timer *t)
+{
+    (void)t;
+    loop_stop(l); /* the stop entry was lost from its batch */
+}
+
+static void test_undefer_within_the_batch(void **state)
+{
+    (void)state;
+    struct loop *l = loop_new();
+    struct owner a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+    struct defer stop = { 0 };
+    struct timer guard = { 0 };
+    timer_set(l, &guard, 2000, guard_stop);
+    a.other = &b;                      /* b is undone: never runs */
+    c.other = &d, c.requeue_other = 1; /* d moves to the next batch */
+    loop_defer(l, &a.d, owner_run);
+    loop_defer(l, &b.d, owner_run);
+    loop_defer(l, &c.d, owner_run);
+    loop_defer(l, &d.d, owner_run);
+    loop_defer(l, &stop, stop_cb); /* stops after this batch's events */
+    assert_int_equal(loop_run(l), 0);
+    assert_int_equal(a.runs, 1);
+    assert_int_equal(b.runs, 0);
+    assert_int_equal(c.runs, 1);
+    assert_int_equal(d.runs, 0); /* not in this batch any more */
+    loop_defer(l, &stop, stop_cb);
+    assert_int_equal(loop_run(l), 0);
+    assert_int_equal(d.runs, 1);
+    assert_int_equal(b.runs, 0);
+    timer_cancel(l, &guard);
+    loop_free(l);
+}
+
 static int got_events;
 
 static void on_io(struct loop *l, struct ev *e, uint32_t events)
@@ -163,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_timer_reset_later_and_cancel),
         cmocka_unit_test(test_timer_reset_earlier),
         cmocka_unit_test(test_defer_once_and_requeue),
+        cmocka_unit_test(test_undefer_within_the_batch),
         cmocka_unit_test(test_io_edge),
         cmocka_unit_test(test_free_later),
     };
