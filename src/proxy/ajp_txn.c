@@ -67,21 +67,14 @@ static uint16_t port_of(const struct sockaddr *sa)
 int ajp_request(struct txn *t, const struct h1_msg *req)
 {
     const struct cfg_upstream *cu = t->ups->cu;
-    int rc = hdr_request(t, req); /* the HTTP head, by the HTTP rules */
+    struct h1_msg m; /* the HTTP head, by the HTTP rules */
+    int rc = hdr_request_fields(t, req, &m);
     if (rc < 0)
         return rc;
-    size_t max = t->c->cl->limits.header_count + 16;
-    struct h1_field *f = pool_alloc(t->pool, max * sizeof(*f));
     struct ajx *aj = pool_calloc(t->pool, sizeof(*aj));
     uint8_t *pkt = pool_alloc(t->pool, cu->ajp.packet_size);
-    if (f == NULL || aj == NULL || pkt == NULL)
+    if (aj == NULL || pkt == NULL)
         return -ENOMEM;
-    struct h1_msg m;
-    h1_msg_init(&m, f, max);
-    struct h1_limits lim = { .max_head = t->uout.head_len + 1, .max_fields = max,
-                             .max_target = t->uout.head_len + 1 };
-    if (h1_parse_request(t->uout.head, t->uout.head_len, &m, &lim) <= 0)
-        return -E2BIG;
     /* AJP frames the body itself; Tomcat reads until the empty packet */
     size_t keep = 0;
     for (size_t i = 0; i < m.nfields; i++)

@@ -46,20 +46,7 @@ static void cb_field(void *sud, const char *name, size_t nlen, const char *value
     struct txn *t = x->t;
     if (nlen == 0 || name[0] == ':')
         return; /* :status comes with head() */
-    if (trailer) {
-        if (x->ntr >= MAX_TRAILERS) {
-            x->bad_head = true;
-            return;
-        }
-        struct str n = dup(t, name, nlen), v = dup(t, value, vlen);
-        if (n.p == NULL || v.p == NULL) {
-            x->bad_head = true;
-            return;
-        }
-        x->tr[x->ntr++] = (struct h2_nv){ n.p, n.len, v.p, v.len };
-        return;
-    }
-    if (x->nf >= x->maxf) {
+    if (trailer ? x->ntr >= MAX_TRAILERS : x->nf >= x->maxf) {
         x->bad_head = true;
         return;
     }
@@ -68,7 +55,10 @@ static void cb_field(void *sud, const char *name, size_t nlen, const char *value
         x->bad_head = true;
         return;
     }
-    x->f[x->nf++] = (struct h1_field){ .name = n, .value = v };
+    if (trailer)
+        x->tr[x->ntr++] = (struct h2_nv){ n.p, n.len, v.p, v.len };
+    else
+        x->f[x->nf++] = (struct h1_field){ .name = n, .value = v };
 }
 
 static void cb_head(void *sud, int status, bool end)
@@ -223,20 +213,13 @@ static void x_free(void *p)
 
 int h2up_request(struct txn *t, const struct h1_msg *req)
 {
-    int rc = hdr_request(t, req); /* the HTTP head, by the HTTP rules */
+    struct h1_msg m; /* the HTTP head, by the HTTP rules */
+    int rc = hdr_request_fields(t, req, &m);
     if (rc < 0)
-        return rc;
+        return rc == -E2BIG ? -ENOMEM : rc;
     const struct cfg_limits *lim = &t->c->cl->limits;
-    size_t max = lim->header_count + 16;
-    struct h1_field *f = pool_alloc(t->pool, max * sizeof(*f));
     struct h2x *x = pool_calloc(t->pool, sizeof(*x));
-    if (f == NULL || x == NULL)
-        return -ENOMEM;
-    struct h1_msg m;
-    h1_msg_init(&m, f, max);
-    struct h1_limits hl = { .max_head = t->uout.head_len + 1, .max_fields = max,
-                            .max_target = t->uout.head_len + 1 };
-    if (h1_parse_request(t->uout.head, t->uout.head_len, &m, &hl) <= 0)
+    if (x == NULL)
         return -ENOMEM;
     const struct h1_field *te = h1_find(req, STR_LIT("te"));
     x->te_trailers = te != NULL && h1_list_has(te->value, STR_LIT("trailers"));

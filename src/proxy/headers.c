@@ -271,6 +271,23 @@ int hdr_request(struct txn *t, const struct h1_msg *req)
     return 0;
 }
 
+int hdr_request_fields(struct txn *t, const struct h1_msg *req, struct h1_msg *m)
+{
+    int rc = hdr_request(t, req);
+    if (rc < 0)
+        return rc;
+    size_t max = t->c->cl->limits.header_count + 16;
+    struct h1_field *f = pool_alloc(t->pool, max * sizeof(*f));
+    if (f == NULL)
+        return -ENOMEM;
+    h1_msg_init(m, f, max);
+    struct h1_limits lim = { .max_head = t->uout.head_len + 1, .max_fields = max,
+                             .max_target = t->uout.head_len + 1 };
+    if (h1_parse_request(t->uout.head, t->uout.head_len, m, &lim) <= 0)
+        return -E2BIG;
+    return 0;
+}
+
 /* The HSTS field the site adds, when the client came over TLS. */
 static const char *hsts_of(const struct txn *t)
 {

@@ -523,6 +523,10 @@ void conn_reject(struct conn *c, int status, const char *error,
 /* ---- headers.c ---- */
 /* Serializes the request head for the upstream into t->uout. 0 or -ENOMEM */
 int hdr_request(struct txn *t, const struct h1_msg *req);
+/* hdr_request, then that head parsed back into <m> (fields in the arena),
+ * for pipelines that frame it their own way (AJP, HTTP/2 upstreams).
+ * Returns 0, -ENOMEM, or -E2BIG when it does not parse back. */
+int hdr_request_fields(struct txn *t, const struct h1_msg *req, struct h1_msg *m);
 /* Serializes the response head for the client into t->cout. */
 int hdr_response(struct txn *t, const struct h1_msg *resp);
 

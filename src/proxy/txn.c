@@ -236,6 +236,18 @@ static void attach(struct txn *t, struct uconn *uc)
     uc->nreq++;
 }
 
+/* A connection to <srv> could not be started (<err>): logged, the server
+ * given back to the balancer, and another picked (retries permitting). */
+static void connect_failed(struct txn *t, unsigned srv, int err)
+{
+    char name[80];
+    log_warn("upstream %s: server %s: connect failed: %s", t->ups->cu->name,
+             ups_srv_name(t->ups, srv, name, sizeof(name)), strerror(-err));
+    t->last_err = err;
+    pick_release(t, true);
+    pick_retry(t, PF_REFUSED);
+}
+
 void txn_connect(struct txn *t)
 {
     struct worker *w = t->c->w;
@@ -252,13 +264,7 @@ void txn_connect(struct txn *t)
             int err = h2up_connect(t, (unsigned)srv);
             if (err == 0)
                 return;
-            char name[80];
-            log_warn("upstream %s: server %s: connect failed: %s", cu->name,
-                     ups_srv_name(t->ups, (unsigned)srv, name, sizeof(name)),
-                     strerror(-err));
-            t->last_err = err;
-            pick_release(t, true);
-            pick_retry(t, PF_REFUSED);
+            connect_failed(t, (unsigned)srv, err);
             continue;
         }
         struct uconn *uc = t->req.meth == H1_M_CONNECT
@@ -276,13 +282,7 @@ void txn_connect(struct txn *t)
         int err = 0;
         uc = ups_connect(t->ups, (unsigned)srv, ups_event, &err);
         if (uc == NULL) {
-            char name[80];
-            log_warn("upstream %s: server %s: connect failed: %s", cu->name,
-                     ups_srv_name(t->ups, (unsigned)srv, name, sizeof(name)),
-                     strerror(-err));
-            t->last_err = err;
-            pick_release(t, true);
-            pick_retry(t, PF_REFUSED);
+            connect_failed(t, (unsigned)srv, err);
             continue;
         }
         attach(t, uc);
